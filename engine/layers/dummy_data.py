@@ -1,0 +1,39 @@
+"""DummyData: tops filled by fillers (constant fillers are filled once)."""
+from ..errors import NetDefinitionError
+from ..fillers import fill
+from ..layer import Layer, register
+from ..proto import caffe_pb2
+
+
+@register("DummyData")
+class DummyDataLayer(Layer):
+    num_bottoms = 0
+
+    def layer_setup(self, bottom, top):
+        p = self.param.dummy_data_param
+        n = len(top)
+        shapes = [tuple(int(d) for d in s.dim) for s in p.shape]
+        if not shapes and len(p.num):
+            legacy = [p.num, p.channels, p.height, p.width]
+            pick = lambda field, i: field[i] if len(field) > 1 else field[0]  # noqa: E731
+            shapes = [tuple(int(pick(f, i)) for f in legacy) for i in range(n)]
+        if len(shapes) not in (1, n):
+            raise NetDefinitionError(f"layer '{self.name}': dummy_data_param needs 1 or {n} shapes")
+        fillers = list(p.data_filler) or [caffe_pb2.FillerParameter(type="constant", value=0)]
+        if len(fillers) not in (1, n):
+            raise NetDefinitionError(f"layer '{self.name}': dummy_data_param needs 0, 1 or {n} data_fillers")
+        self.shapes = [shapes[0] if len(shapes) == 1 else shapes[i] for i in range(n)]
+        self.fillers = [fillers[0] if len(fillers) == 1 else fillers[i] for i in range(n)]
+        self.refill = [f.type != "constant" for f in self.fillers]
+        for blob, shape, filler in zip(top, self.shapes, self.fillers):
+            blob.reshape(shape)
+            fill(blob, filler)
+
+    def reshape(self, bottom, top):
+        for blob, shape in zip(top, self.shapes):
+            blob.reshape(shape)
+
+    def forward(self, bottom, top):
+        for blob, filler, refill in zip(top, self.fillers, self.refill):
+            if refill:
+                fill(blob, filler)

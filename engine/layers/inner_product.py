@@ -1,0 +1,72 @@
+"""InnerProduct: the seed's layer. top = bottom . W^T + b, and three backward products."""
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..fillers import fill
+from ..layer import Layer, register
+from ..mathops import accumulate_matmul, accumulate_sum_rows
+
+
+@register("InnerProduct")
+class InnerProductLayer(Layer):
+    """Fully connected layer with Caffe's M_, N_, K_ (see the seed article).
+
+    M_ = bottom.count(0, axis) samples, K_ = bottom.count(axis) inputs,
+    N_ = num_output outputs; W is N_ x K_ (K_ x N_ when ``transpose``).
+    """
+
+    num_bottoms = 1
+    num_tops = 1
+
+    def layer_setup(self, bottom, top):
+        p = self.param.inner_product_param
+        self.N = int(p.num_output)
+        if self.N <= 0:
+            raise ShapeError(f"layer '{self.name}': inner_product_param.num_output must be > 0")
+        self.bias_term = p.bias_term
+        self.transpose = p.transpose
+        self.axis = bottom[0].canonical_axis(p.axis)
+        self.K = bottom[0].count(self.axis)
+        weight_shape = (self.K, self.N) if self.transpose else (self.N, self.K)
+        self.blobs = [self.new_param_blob(weight_shape)]
+        fill(self.blobs[0], p.weight_filler)
+        if self.bias_term:
+            self.blobs.append(self.new_param_blob((self.N,)))
+            fill(self.blobs[1], p.bias_filler)
+
+    def reshape(self, bottom, top):
+        K = bottom[0].count(self.axis)
+        if K != self.K:
+            raise ShapeError(
+                f"layer '{self.name}': input size K_={K} (bottom shape {bottom[0].shape}) does not "
+                f"match the weights, which expect K_={self.K}")
+        self.M = bottom[0].count(0, self.axis)
+        top[0].reshape(bottom[0].shape[:self.axis] + (self.N,))
+
+    def forward(self, bottom, top):
+        bottom_data = bottom[0].data.reshape(self.M, self.K)
+        weight = self.blobs[0].data
+        top_data = top[0].data.reshape(self.M, self.N)
+        xp = bottom[0].xp
+        xp.matmul(bottom_data, weight if self.transpose else weight.T, out=top_data)
+        if self.bias_term:
+            top_data += self.blobs[1].data
+
+    def backward(self, top, propagate_down, bottom):
+        top_diff = top[0].diff.reshape(self.M, self.N)
+        bottom_data = bottom[0].data.reshape(self.M, self.K)
+        weight = self.blobs[0]
+        if self.param_propagate_down[0]:
+            # 1. dW += delta^T . a  (N_ x M_ . M_ x K_)
+            if self.transpose:
+                accumulate_matmul(weight, bottom_data.T, top_diff)
+            else:
+                accumulate_matmul(weight, top_diff.T, bottom_data)
+        if self.bias_term and self.param_propagate_down[1]:
+            # 2. db += delta^T . 1_M
+            accumulate_sum_rows(self.blobs[1], top_diff)
+        if propagate_down[0]:
+            # 3. delta_down = delta . W  (M_ x N_ . N_ x K_)
+            bottom_diff = bottom[0].diff.reshape(self.M, self.K)
+            w = weight.data
+            bottom[0].xp.matmul(top_diff, w.T if self.transpose else w, out=bottom_diff)

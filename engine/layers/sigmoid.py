@@ -1,0 +1,24 @@
+"""Sigmoid: y = 1 / (1 + exp(-x)); dx = dy * y * (1 - y)."""
+from ..layer import Layer, register
+
+
+@register("Sigmoid")
+class SigmoidLayer(Layer):
+    num_bottoms = 1
+    num_tops = 1
+
+    def reshape(self, bottom, top):
+        top[0].reshape_like(bottom[0])
+
+    def forward(self, bottom, top):
+        xp = bottom[0].xp
+        y = top[0].data
+        xp.negative(bottom[0].data, out=y)
+        xp.exp(y, out=y)
+        y += 1
+        xp.reciprocal(y, out=y)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            bottom[0].diff[...] = top[0].diff * y * (1 - y)

@@ -1,0 +1,45 @@
+"""Learning-rate policies (Caffe's SGDSolver::GetLearningRate), in Caffe's precision."""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .errors import NetDefinitionError
+
+POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+
+
+def learning_rate(param, iteration: int, current_step: int) -> tuple[numpy.float32, int]:
+    """(rate for ``iteration``, updated current_step) for the solver's ``lr_policy``.
+
+    Computed in double from the float32 prototxt values and rounded to float32,
+    as Caffe does.
+    """
+    policy = param.lr_policy or "fixed"
+    base_lr, gamma, power = param.base_lr, param.gamma, param.power
+    if policy == "fixed":
+        rate = base_lr
+    elif policy == "step":
+        if param.stepsize <= 0:
+            raise NetDefinitionError("lr_policy 'step' needs stepsize > 0")
+        current_step = iteration // param.stepsize
+        rate = base_lr * math.pow(gamma, current_step)
+    elif policy == "exp":
+        rate = base_lr * math.pow(gamma, iteration)
+    elif policy == "inv":
+        rate = base_lr * math.pow(1.0 + gamma * iteration, -power)
+    elif policy == "multistep":
+        if current_step < len(param.stepvalue) and iteration >= param.stepvalue[current_step]:
+            current_step += 1
+        rate = base_lr * math.pow(gamma, current_step)
+    elif policy == "poly":
+        if param.max_iter <= 0:
+            raise NetDefinitionError("lr_policy 'poly' needs max_iter > 0")
+        fraction = numpy.float32(1.0) - numpy.float32(iteration) / numpy.float32(param.max_iter)
+        rate = base_lr * math.pow(float(fraction), power)
+    elif policy == "sigmoid":
+        rate = base_lr * (1.0 / (1.0 + math.exp(-gamma * (iteration - param.stepsize))))
+    else:
+        raise NetDefinitionError(f"unknown lr_policy '{policy}' (supported: {', '.join(POLICIES)})")
+    return numpy.float32(rate), current_step

@@ -1,0 +1,418 @@
+"""Net: layers wired by blob names, run forward and backward as Caffe does."""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Iterable
+
+import numpy
+
+from . import backend, layers as _layers  # noqa: F401  (registers the layer types)
+from .blob import Blob
+from .errors import NetDefinitionError, NonFiniteError, ShapeError
+from .layer import Layer, create_layer
+from .prototxt import parse_net, resolve_path
+from .proto import caffe_pb2
+from .splits import insert_splits
+
+TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
+
+
+def state_meets_rule(state: caffe_pb2.NetState, rule: caffe_pb2.NetStateRule) -> bool:
+    """Caffe's StateMeetsRule: phase, level range and stages."""
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    stages = set(state.stage)
+    return all(s in stages for s in rule.stage) and not any(s in stages for s in rule.not_stage)
+
+
+def filter_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> caffe_pb2.NetParameter:
+    """The layers of ``param`` that ``state`` includes (Caffe's FilterNet)."""
+    result = caffe_pb2.NetParameter()
+    result.CopyFrom(param)
+    del result.layer[:]
+    for layer in param.layer:
+        if layer.include and layer.exclude:
+            raise NetDefinitionError(f"layer '{layer.name}' specifies both include and exclude rules")
+        if layer.include:
+            keep = any(state_meets_rule(state, r) for r in layer.include)
+        else:
+            keep = not any(state_meets_rule(state, r) for r in layer.exclude)
+        if keep:
+            result.layer.add().CopyFrom(layer)
+    return result
+
+
+def _legacy_inputs_to_layer(param: caffe_pb2.NetParameter) -> None:
+    """Turn deprecated ``input:``/``input_shape``/``input_dim`` into an Input layer."""
+    if not param.input:
+        return
+    layer = caffe_pb2.LayerParameter(name="input", type="Input")
+    layer.top.extend(param.input)
+    if param.input_shape:
+        for shape in param.input_shape:
+            layer.input_param.shape.add().CopyFrom(shape)
+    elif param.input_dim:
+        dims = list(param.input_dim)
+        for k in range(len(param.input)):
+            layer.input_param.shape.add().dim.extend(dims[4 * k:4 * k + 4])
+    layers = [layer] + list(param.layer)
+    del param.layer[:]
+    for item in layers:
+        param.layer.add().CopyFrom(item)
+    del param.input[:], param.input_shape[:], param.input_dim[:]
+
+
+def _resolve_data_paths(param: caffe_pb2.NetParameter, relative_to: str | None) -> None:
+    for layer in param.layer:
+        if layer.HasField("hdf5_data_param") and layer.hdf5_data_param.source:
+            layer.hdf5_data_param.source = resolve_path(layer.hdf5_data_param.source, relative_to)
+
+
+class Net:
+    """A network built from a NetParameter (pycaffe's ``caffe.Net``).
+
+    ``Net(prototxt_path_or_text, phase=TRAIN, weights=None)``. ``blobs`` and
+    ``params`` are ordered dicts by blob / layer name.
+    """
+
+    def __init__(self, source, phase: int = TRAIN, weights: str | None = None, *,
+                 level: int = 0, stages: Iterable[str] = (), dtype=numpy.float32,
+                 device: str | None = None):
+        if isinstance(source, caffe_pb2.NetParameter):
+            param, self.path = source, None
+        else:
+            param, self.path = parse_net(source)
+        self.phase = phase
+        self.dtype = numpy.dtype(dtype)
+        self.device = backend.normalize_device(device or backend.current_mode())
+        if self.device == "gpu":
+            backend.cupy_module()
+        state = caffe_pb2.NetState(phase=phase, level=level)
+        state.stage.extend(stages)
+        param = filter_net(param, state)
+        _legacy_inputs_to_layer(param)
+        _resolve_data_paths(param, self.path)
+        self.param = param
+        self.name = param.name
+        self._build(insert_splits(param))
+        self.capture_layers: set[str] = set()
+        self.captured: dict[str, dict[str, object]] = {}
+        self.loss = 0.0
+        if weights:
+            self.copy_from(weights)
+
+    # -- construction --------------------------------------------------
+    def _build(self, param: caffe_pb2.NetParameter) -> None:
+        self.layers: list[Layer] = []
+        self.layer_params: list[caffe_pb2.LayerParameter] = []
+        self.blobs: "OrderedDict[str, Blob]" = OrderedDict()
+        self.bottom_names: list[list[str]] = []
+        self.top_names: list[list[str]] = []
+        self._bottoms: list[list[Blob]] = []
+        self._tops: list[list[Blob]] = []
+        self._loss_weights: list[list[float]] = []
+        self.inputs: list[str] = []
+        self.params: "OrderedDict[str, list[Blob]]" = OrderedDict()
+        self.learnable_params: list[Blob] = []
+        self.param_display_names: list[str] = []
+        self.lr_mults: list[float] = []
+        self.decay_mults: list[float] = []
+        self._param_owner: dict[str, tuple[Blob, caffe_pb2.ParamSpec]] = {}
+        available: "OrderedDict[str, None]" = OrderedDict()
+        blob_needs_backward: dict[str, bool] = {}
+        self.layer_need_backward: list[bool] = []
+        self.bottom_need_backward: list[list[bool]] = []
+        names_seen = set()
+        for layer_param in param.layer:
+            if layer_param.name in names_seen:
+                raise NetDefinitionError(f"two layers are named '{layer_param.name}'")
+            names_seen.add(layer_param.name)
+            layer = create_layer(layer_param, self.phase)
+            layer.dtype, layer.device = self.dtype, self.device
+            bottoms, need_flags = [], []
+            for j, name in enumerate(layer_param.bottom):
+                if name not in self.blobs:  # produced by a layer excluded in this phase
+                    raise NetDefinitionError(
+                        f"layer '{layer.name}' ({layer.type_name}): bottom blob '{name}' is not "
+                        f"produced by any earlier layer")
+                bottoms.append(self.blobs[name])
+                need = blob_needs_backward.get(name, False)
+                if len(layer_param.propagate_down):
+                    if len(layer_param.propagate_down) != len(layer_param.bottom):
+                        raise NetDefinitionError(
+                            f"layer '{layer.name}': propagate_down must be given once per bottom")
+                    need = bool(layer_param.propagate_down[j])
+                need_flags.append(need)
+                available.pop(name, None)
+            tops = []
+            for j, name in enumerate(layer_param.top):
+                if j < len(layer_param.bottom) and layer_param.bottom[j] == name:
+                    tops.append(self.blobs[name])  # computed in place
+                elif name in self.blobs:
+                    raise NetDefinitionError(
+                        f"layer '{layer.name}': top blob '{name}' is produced by more than one layer")
+                else:
+                    blob = Blob((), dtype=self.dtype, device=self.device)
+                    self.blobs[name] = blob
+                    tops.append(blob)
+                    if layer_param.type == "Input":
+                        self.inputs.append(name)
+                available[name] = None
+            try:
+                layer.setup(bottoms, tops)
+            except (IndexError, ValueError) as exc:
+                raise ShapeError(f"layer '{layer.name}' ({layer.type_name}): {exc}") from None
+            self._loss_weights.append(self._top_loss_weights(layer, layer_param, len(tops)))
+            need_backward = any(need_flags)
+            for j in range(len(layer.blobs)):
+                lr_mult = self._append_param(layer, layer_param, j)
+                layer.param_propagate_down[j] = lr_mult != 0
+                need_backward = need_backward or lr_mult != 0
+            for name in layer_param.top:
+                blob_needs_backward[name] = need_backward
+            self.layers.append(layer)
+            self.layer_params.append(layer_param)
+            self.bottom_names.append(list(layer_param.bottom))
+            self.top_names.append(list(layer_param.top))
+            self._bottoms.append(bottoms)
+            self._tops.append(tops)
+            self.layer_need_backward.append(need_backward)
+            self.bottom_need_backward.append(need_flags)
+            if layer.blobs:
+                self.params[layer.name] = layer.blobs
+        self.outputs = list(available)
+        self._prune_backward(param.force_backward)
+        self._layer_index = {layer.name: i for i, layer in enumerate(self.layers)}
+
+    @staticmethod
+    def _top_loss_weights(layer: Layer, layer_param, num_tops: int) -> list[float]:
+        weights = list(layer_param.loss_weight)
+        if weights and len(weights) != num_tops:
+            raise NetDefinitionError(
+                f"layer '{layer.name}': loss_weight must be given once per top ({num_tops}), "
+                f"got {len(weights)}")
+        if not weights:
+            weights = [1.0 if (layer.is_loss and j == 0) else 0.0 for j in range(num_tops)]
+        return weights
+
+    def _append_param(self, layer: Layer, layer_param, index: int) -> float:
+        spec = layer_param.param[index] if index < len(layer_param.param) else caffe_pb2.ParamSpec()
+        name = spec.name
+        self.param_display_names.append(f"{layer.name}.{index}")
+        if name and name in self._param_owner:
+            owner, owner_spec = self._param_owner[name]
+            mine = layer.blobs[index]
+            strict = spec.share_mode == caffe_pb2.ParamSpec.STRICT
+            if (strict and owner.shape != mine.shape) or owner.count() != mine.count():
+                raise ShapeError(
+                    f"layer '{layer.name}': shared parameter '{name}' has shape {mine.shape} here but "
+                    f"{owner.shape} where it was first defined")
+            if spec.HasField("lr_mult") and owner_spec.HasField("lr_mult") and spec.lr_mult != owner_spec.lr_mult:
+                raise NetDefinitionError(f"layer '{layer.name}': shared parameter '{name}' has "
+                                         f"lr_mult {spec.lr_mult} here but {owner_spec.lr_mult} at its owner")
+            layer.blobs[index] = owner
+            self.param_display_names.pop()
+            return owner_spec.lr_mult if owner_spec.HasField("lr_mult") else spec.lr_mult
+        blob = layer.blobs[index]
+        self.learnable_params.append(blob)
+        self.lr_mults.append(spec.lr_mult)
+        self.decay_mults.append(spec.decay_mult)
+        if name:
+            self._param_owner[name] = (blob, spec)
+        return spec.lr_mult
+
+    def _prune_backward(self, force_backward: bool) -> None:
+        """Caffe's analysis: skip backward where no loss depends on the layer."""
+        under_loss: set[str] = set()
+        skip_backprop: set[str] = set()
+        for i in reversed(range(len(self.layers))):
+            contributes, skip_propagate = False, True
+            for j, name in enumerate(self.top_names[i]):
+                if self._loss_weights[i][j] or name in under_loss:
+                    contributes = True
+                if name not in skip_backprop:
+                    skip_propagate = False
+                if contributes and not skip_propagate:
+                    break
+            if self.layer_need_backward[i] and skip_propagate:
+                self.layer_need_backward[i] = False
+                self.bottom_need_backward[i] = [False] * len(self.bottom_names[i])
+            if not contributes:
+                self.layer_need_backward[i] = False
+            for j, name in enumerate(self.bottom_names[i]):
+                if contributes:
+                    under_loss.add(name)
+                else:
+                    self.bottom_need_backward[i][j] = False
+                if not self.bottom_need_backward[i][j]:
+                    skip_backprop.add(name)
+        if force_backward:
+            for i, layer in enumerate(self.layers):
+                self.layer_need_backward[i] = True
+                self.bottom_need_backward[i] = [
+                    need or layer.allow_force_backward(j) for j, need in enumerate(self.bottom_need_backward[i])]
+                layer.param_propagate_down = [True] * len(layer.blobs)
+
+    # -- running -------------------------------------------------------
+    def layer_index(self, name: str) -> int:
+        try:
+            return self._layer_index[name]
+        except KeyError:
+            raise KeyError(f"no layer named '{name}' (layers: {', '.join(self._layer_index)})") from None
+
+    def bottoms_of(self, i: int) -> list[Blob]:
+        return self._bottoms[i]
+
+    def tops_of(self, i: int) -> list[Blob]:
+        return self._tops[i]
+
+    def loss_weights_of(self, i: int) -> list[float]:
+        return self._loss_weights[i]
+
+    def forward_layer(self, i: int) -> float:
+        """Run layer ``i`` forward; returns its weighted loss contribution."""
+        layer, tops = self.layers[i], self._tops[i]
+        layer.forward(self._bottoms[i], tops)
+        loss = 0.0
+        for blob, weight in zip(tops, self._loss_weights[i]):
+            if weight:
+                loss += weight * float(blob.data.sum())
+        return loss
+
+    def backward_layer(self, i: int) -> None:
+        """Run layer ``i`` backward if it needs it (top diffs of loss tops = loss weight)."""
+        if not self.layer_need_backward[i]:
+            return
+        tops = self._tops[i]
+        for blob, weight in zip(tops, self._loss_weights[i]):
+            if weight:
+                blob.diff.fill(weight)
+        self.layers[i].backward(tops, self.bottom_need_backward[i], self._bottoms[i])
+        if self.capture_layers and self.layers[i].name in self.capture_layers:
+            self._capture(i)
+
+    def _capture(self, i: int) -> None:
+        """Copy what the backward of layer ``i`` saw and sent, before later layers
+        (an in-place ReLU below, the solver) overwrite the shared arrays."""
+        store = self.captured.setdefault(self.layers[i].name, {})
+        for key, blob in (("top_diff", self._tops[i][0]), ("bottom_diff", self._bottoms[i][0])):
+            buf = store.get(key)
+            if buf is None or buf.shape != blob.diff.shape or type(buf) is not type(blob.diff):
+                store[key] = blob.diff.copy()
+            else:
+                buf[...] = blob.diff
+
+    def forward(self, start: str | None = None, end: str | None = None, **inputs) -> dict:
+        """Run forward (optionally from layer ``start`` to ``end``); inputs by blob name.
+        Returns the outputs as {name: data array}; the loss is in ``self.loss``."""
+        for name, value in inputs.items():
+            self.blobs[name].data[...] = value
+        first = self.layer_index(start) if start else 0
+        last = self.layer_index(end) if end else len(self.layers) - 1
+        loss = 0.0
+        for i in range(first, last + 1):
+            loss += self.forward_layer(i)
+        self.loss = loss
+        return {name: self.blobs[name].data for name in self.outputs}
+
+    def backward(self, start: str | None = None, end: str | None = None) -> dict:
+        """Run backward from ``start`` (default: the last layer) down to ``end``.
+        Returns the input blobs' diffs."""
+        first = self.layer_index(start) if start else len(self.layers) - 1
+        last = self.layer_index(end) if end else 0
+        for i in range(first, last - 1, -1):
+            self.backward_layer(i)
+        return {name: self.blobs[name].diff for name in self.inputs}
+
+    def forward_backward(self) -> float:
+        """Forward then backward; returns the loss."""
+        self.forward()
+        self.backward()
+        return self.loss
+
+    def clear_param_diffs(self) -> None:
+        for blob in self.learnable_params:
+            blob.clear_diff()
+
+    def update(self) -> None:
+        """data -= diff for every learnable parameter (Caffe's Net::Update)."""
+        for blob in self.learnable_params:
+            blob.data -= blob.diff
+
+    def reshape(self) -> None:
+        """Propagate new input shapes through every layer."""
+        for i, layer in enumerate(self.layers):
+            layer.reshape(self._bottoms[i], self._tops[i])
+
+    # -- weights and devices ---------------------------------------------
+    def share_weights(self, other: "Net") -> None:
+        """Use ``other``'s parameter blobs for layers of the same name (test nets)."""
+        for i, layer in enumerate(self.layers):
+            source = other.params.get(layer.name)
+            if source is None:
+                continue
+            for j, blob in enumerate(layer.blobs):
+                if j < len(source) and source[j].shape == blob.shape:
+                    layer.blobs[j] = source[j]
+            self.params[layer.name] = layer.blobs
+
+    def to(self, device: str) -> "Net":
+        """Move every blob and parameter to ``device`` ('cpu' or 'gpu') keeping values."""
+        device = backend.normalize_device(device)
+        if device == "gpu":
+            backend.cupy_module()
+        seen = set()
+        for blob in list(self.blobs.values()) + [b for bs in self.params.values() for b in bs]:
+            if id(blob) not in seen:
+                seen.add(id(blob))
+                blob.to(device)
+        for i, layer in enumerate(self.layers):
+            layer.device = device
+            for blob in layer.blobs:
+                blob.to(device)
+            if layer.type_name == "Split":
+                layer.reshape(self._bottoms[i], self._tops[i])
+        for store in self.captured.values():
+            for key in list(store):
+                store[key] = backend.to_device(store[key], device)
+        self.device = device
+        return self
+
+    def copy_from(self, path: str) -> None:
+        """Load weights from a .caffemodel or .caffemodel.h5 file, by layer name."""
+        from . import io
+        io.load_weights(self, os.fspath(path))
+
+    def save(self, path: str) -> None:
+        """Write the weights as .caffemodel (binary) or .caffemodel.h5, by suffix."""
+        from . import io
+        io.save_weights(self, os.fspath(path))
+
+    # -- diagnosis -----------------------------------------------------
+    def first_nonfinite(self, iteration: int = 0) -> NonFiniteError | None:
+        """The first layer, in forward then backward order, whose outputs hold NaN/inf."""
+        def bad(array) -> bool:
+            return not bool(backend.get_array_module(array).isfinite(array).all())
+        for i in range(len(self.layers)):
+            for name, blob in zip(self.top_names[i], self._tops[i]):
+                if bad(blob.data):
+                    return NonFiniteError(iteration, self.layers[i].name, name, "forward")
+        for i in reversed(range(len(self.layers))):
+            if not self.layer_need_backward[i]:
+                continue
+            for name, blob in zip(self.bottom_names[i], self._bottoms[i]):
+                if bad(blob.diff):
+                    return NonFiniteError(iteration, self.layers[i].name, name, "backward")
+            for j, blob in enumerate(self.layers[i].blobs):
+                if bad(blob.diff):
+                    return NonFiniteError(iteration, self.layers[i].name, f"{self.layers[i].name}.param{j}",
+                                          "backward")
+        return None
+
+    def __repr__(self) -> str:
+        return f"Net('{self.name}', {len(self.layers)} layers, phase={'TRAIN' if self.phase == TRAIN else 'TEST'})"

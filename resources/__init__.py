@@ -1,0 +1,1 @@
+"""Shipped examples, datasets and icons (package data)."""
