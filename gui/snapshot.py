@@ -1,0 +1,142 @@
+"""Qt-free copies of the engine state that the views draw.
+
+The worker thread that steps the solver calls these functions between
+iterations (or events) and hands the copies to the GUI thread, so the GUI never
+reads arrays the solver is writing. GPU arrays are copied to the host only for
+what is asked for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy
+
+from engine.backend import to_numpy
+from engine.products import describe
+
+
+@dataclass
+class InnerProductView:
+    """Everything the inspector shows for one InnerProduct layer.
+
+    Shapes (Caffe's names): ``W`` N_×K_ (K_×N_ when transposed), ``b`` / ``db`` N_,
+    ``a`` = bottom data M_×K_, ``delta`` = top diff M_×N_ (δ arriving),
+    ``delta_down`` = bottom diff M_×K_ (δ sent down). ``dW`` / ``db`` are the raw
+    gradients of the last backward (before decay, momentum and lr), ``update_W`` /
+    ``update_b`` the update ΔW the solver applied (None until one was applied).
+    """
+
+    layer: str
+    dims: dict[str, int]
+    transpose: bool
+    W: numpy.ndarray
+    b: numpy.ndarray | None
+    dW: numpy.ndarray | None = None
+    db: numpy.ndarray | None = None
+    a: numpy.ndarray | None = None
+    delta: numpy.ndarray | None = None
+    delta_down: numpy.ndarray | None = None
+    update_W: numpy.ndarray | None = None
+    update_b: numpy.ndarray | None = None
+    forward_products: list[str] = field(default_factory=list)
+    backward_products: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SolverInfo:
+    """The numbers of the update rule, for display beside the maps."""
+
+    type: str
+    iteration: int
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    regularization: str
+    clip_gradients: float
+    loss: float
+    smoothed_loss: float
+
+    def rule_text(self) -> str:
+        """The solver's update rule with the current numbers substituted."""
+        decay = (f"{self.weight_decay:g}·W" if self.regularization == "L2"
+                 else f"{self.weight_decay:g}·sign(W)")
+        if self.type == "SGD":
+            return (f"V ← {self.momentum:g}·V + {self.learning_rate:g}·(dW + {decay});   W ← W − V")
+        if self.type == "Nesterov":
+            return (f"V' ← {self.momentum:g}·V + {self.learning_rate:g}·(dW + {decay});   "
+                    f"W ← W − ((1+{self.momentum:g})·V' − {self.momentum:g}·V)")
+        return f"{self.type}: g = dW + {decay};   W ← W − rule(g), lr = {self.learning_rate:g}"
+
+
+def inner_product_layers(net) -> list[str]:
+    """Names of the net's InnerProduct layers, in order."""
+    return [layer.name for layer in net.layers if layer.type_name == "InnerProduct"]
+
+
+def prepare_for_inspection(solver) -> None:
+    """Ask the engine to keep raw gradients and the δ of every InnerProduct layer."""
+    solver.capture_gradients = True
+    solver.net.capture_layers = set(inner_product_layers(solver.net))
+
+
+def _param_indices(net) -> dict[int, int]:
+    """id(param blob) -> index into net.learnable_params / solver.raw_gradients."""
+    return {id(blob): i for i, blob in enumerate(net.learnable_params)}
+
+
+def inner_product_views(solver, names: list[str] | None = None, *, update_applied: bool = True
+                        ) -> dict[str, InnerProductView]:
+    """Host copies of W, b, dW, db, a, δ, δ_down and ΔW for the named layers.
+
+    ``update_applied`` says whether the param diffs currently hold the solver's
+    update (after a full iteration) rather than the raw gradient (mid-iteration).
+    """
+    net = solver.net
+    index_of = _param_indices(net)
+    wanted = inner_product_layers(net) if names is None else names
+    views: dict[str, InnerProductView] = {}
+    for name in wanted:
+        i = net.layer_index(name)
+        layer = net.layers[i]
+        dims, forward, backward = describe(layer)
+        weight = layer.blobs[0]
+        bias = layer.blobs[1] if len(layer.blobs) > 1 else None
+        view = InnerProductView(
+            layer=name, dims=dims, transpose=layer.transpose,
+            W=to_numpy(weight.data).copy(), b=None if bias is None else to_numpy(bias.data).copy(),
+            a=to_numpy(net.bottoms_of(i)[0].data).reshape(dims["M_"], dims["K_"]).copy(),
+            forward_products=forward, backward_products=backward)
+        raw = solver.raw_gradients
+        k = index_of.get(id(weight))
+        if raw and k is not None and k < len(raw):
+            view.dW = to_numpy(raw[k]).copy()
+            kb = index_of.get(id(bias)) if bias is not None else None
+            if kb is not None and kb < len(raw):
+                view.db = to_numpy(raw[kb]).copy()
+        captured = net.captured.get(name, {})
+        if "top_diff" in captured:
+            view.delta = to_numpy(captured["top_diff"]).reshape(dims["M_"], dims["N_"]).copy()
+        if "bottom_diff" in captured:
+            view.delta_down = to_numpy(captured["bottom_diff"]).reshape(dims["M_"], dims["K_"]).copy()
+        if update_applied and solver.iter > 0:
+            view.update_W = to_numpy(weight.diff).copy()
+            view.update_b = None if bias is None else to_numpy(bias.diff).copy()
+        views[name] = view
+    return views
+
+
+def solver_info(solver, loss: float = float("nan")) -> SolverInfo:
+    p = solver.param
+    return SolverInfo(type=solver.type_name, iteration=solver.iter, learning_rate=solver.learning_rate,
+                      momentum=p.momentum, weight_decay=p.weight_decay,
+                      regularization=p.regularization_type, clip_gradients=p.clip_gradients,
+                      loss=loss, smoothed_loss=solver.smoothed_loss)
+
+
+def stats(array: numpy.ndarray | None) -> dict[str, float]:
+    """min, max, mean |x| and L2 norm of an array (NaN-free arrays)."""
+    if array is None or array.size == 0:
+        return {"min": float("nan"), "max": float("nan"), "mean_abs": float("nan"), "l2": float("nan")}
+    flat = array.reshape(-1).astype(numpy.float64)
+    return {"min": float(flat.min()), "max": float(flat.max()), "mean_abs": float(numpy.abs(flat).mean()),
+            "l2": float(numpy.sqrt(flat @ flat))}
