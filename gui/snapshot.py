@@ -21,7 +21,8 @@ class InnerProductView:
 
     Shapes (Caffe's names): ``W`` N_×K_ (K_×N_ when transposed), ``b`` / ``db`` N_,
     ``a`` = bottom data M_×K_, ``delta`` = top diff M_×N_ (δ arriving),
-    ``delta_down`` = bottom diff M_×K_ (δ sent down). ``dW`` / ``db`` are the raw
+    ``delta_down`` = bottom diff M_×K_ (δ sent down; None where the input takes
+    no gradient, e.g. the first layer above the data). ``dW`` / ``db`` are the raw
     gradients of the last backward (before decay, momentum and lr), ``update_W`` /
     ``update_b`` the update ΔW the solver applied (None until one was applied).
     """
@@ -116,7 +117,7 @@ def inner_product_views(solver, names: list[str] | None = None, *, update_applie
         captured = net.captured.get(name, {})
         if "top_diff" in captured:
             view.delta = to_numpy(captured["top_diff"]).reshape(dims["M_"], dims["N_"]).copy()
-        if "bottom_diff" in captured:
+        if "bottom_diff" in captured and net.bottom_need_backward[i][0]:
             view.delta_down = to_numpy(captured["bottom_diff"]).reshape(dims["M_"], dims["K_"]).copy()
         if update_applied and solver.iter > 0:
             view.update_W = to_numpy(weight.diff).copy()
