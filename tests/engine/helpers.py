@@ -1,0 +1,85 @@
+"""Small helpers shared by the engine tests: build one layer, a tiny net, a solver."""
+from __future__ import annotations
+
+import numpy
+from google.protobuf import text_format
+
+import engine
+from engine.blob import Blob
+from engine.layer import create_layer
+from engine.proto import caffe_pb2
+
+
+def layer_param(spec: str, num_tops: int = 1) -> caffe_pb2.LayerParameter:
+    """A LayerParameter from prototxt text; tops named top0.. when not given."""
+    param = caffe_pb2.LayerParameter()
+    text_format.Parse(spec, param)
+    if not param.name:
+        param.name = param.type
+    if not param.top:
+        param.top.extend([f"top{k}" for k in range(num_tops)])
+    return param
+
+
+def make_layer(spec: str, bottoms, *, num_tops: int = 1, phase: int = engine.TRAIN,
+               dtype=numpy.float64):
+    """(layer, bottom blobs, top blobs) for one layer set up on ``bottoms`` (arrays)."""
+    param = layer_param(spec, num_tops)
+    layer = create_layer(param, phase)
+    layer.dtype, layer.device = numpy.dtype(dtype), "cpu"
+    bottom = []
+    for array in bottoms:
+        blob = Blob(numpy.shape(array), dtype=dtype)
+        blob.data[...] = array
+        bottom.append(blob)
+    top = [Blob((), dtype=dtype) for _ in param.top]
+    layer.setup(bottom, top)
+    return layer, bottom, top
+
+
+def run_forward(spec: str, bottoms, **kwargs):
+    """Set up one layer, run its forward, return (layer, bottom blobs, top blobs)."""
+    layer, bottom, top = make_layer(spec, bottoms, **kwargs)
+    layer.forward(bottom, top)
+    return layer, bottom, top
+
+
+# A tiny regression net: y = x . W^T + b against a target, EuclideanLoss.
+def linear_net_text(num_inputs: int = 3, num_outputs: int = 2, batch: int = 4, extra: str = "") -> str:
+    return f"""
+name: "linear"
+layer {{ name: "input" type: "Input" top: "data" top: "target"
+        input_param {{ shape {{ dim: {batch} dim: {num_inputs} }} shape {{ dim: {batch} dim: {num_outputs} }} }} }}
+layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param {{ num_output: {num_outputs} weight_filler {{ type: "gaussian" std: 0.5 }}
+                              bias_filler {{ type: "constant" value: 0.1 }} }} {extra} }}
+layer {{ name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "loss" }}
+"""
+
+
+def solver_for(net_text: str, **fields) -> engine.Solver:
+    """A solver (type, base_lr, ... as keyword arguments) over an inline net."""
+    param = caffe_pb2.SolverParameter()
+    text_format.Parse(net_text, param.net_param)
+    defaults = {"base_lr": 0.1, "lr_policy": "fixed", "random_seed": 1701, "max_iter": 100}
+    defaults.update(fields)
+    for name, value in defaults.items():
+        if isinstance(value, (list, tuple)):
+            getattr(param, name).extend(value)
+        else:
+            setattr(param, name, value)
+    return engine.get_solver(param)
+
+
+def params_numpy(net) -> list[numpy.ndarray]:
+    """Copies of every learnable parameter's data as numpy arrays."""
+    return [engine.backend.to_numpy(b.data).copy() for b in net.learnable_params]
+
+
+def relative_error(actual, expected) -> float:
+    """max |actual - expected| / max |expected| (0 for two zero arrays)."""
+    actual = numpy.asarray(actual, dtype=numpy.float64)
+    expected = numpy.asarray(expected, dtype=numpy.float64)
+    scale = float(numpy.abs(expected).max()) if expected.size else 0.0
+    diff = float(numpy.abs(actual - expected).max()) if expected.size else 0.0
+    return diff / scale if scale else diff
