@@ -7,6 +7,7 @@ what is asked for.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy
@@ -22,7 +23,8 @@ class InnerProductView:
     Shapes (Caffe's names): ``W`` N_×K_ (K_×N_ when transposed), ``b`` / ``db`` N_,
     ``a`` = bottom data M_×K_, ``delta`` = top diff M_×N_ (δ arriving),
     ``delta_down`` = bottom diff M_×K_ (δ sent down; None where the input takes
-    no gradient, e.g. the first layer above the data). ``dW`` / ``db`` are the raw
+    no gradient, e.g. the first layer above the data: then ``propagate_down`` is
+    False; ``bottom_name`` names the input blob). ``dW`` / ``db`` are the raw
     gradients of the last backward (before decay, momentum and lr), ``update_W`` /
     ``update_b`` the update ΔW the solver applied (None until one was applied).
     """
@@ -41,6 +43,8 @@ class InnerProductView:
     update_b: numpy.ndarray | None = None
     forward_products: list[str] = field(default_factory=list)
     backward_products: list[str] = field(default_factory=list)
+    bottom_name: str = ""
+    propagate_down: bool = True
 
 
 @dataclass
@@ -106,7 +110,8 @@ def inner_product_views(solver, names: list[str] | None = None, *, update_applie
             layer=name, dims=dims, transpose=layer.transpose,
             W=to_numpy(weight.data).copy(), b=None if bias is None else to_numpy(bias.data).copy(),
             a=to_numpy(net.bottoms_of(i)[0].data).reshape(dims["M_"], dims["K_"]).copy(),
-            forward_products=forward, backward_products=backward)
+            forward_products=forward, backward_products=backward,
+            bottom_name=net.bottom_names[i][0], propagate_down=bool(net.bottom_need_backward[i][0]))
         raw = solver.raw_gradients
         k = index_of.get(id(weight))
         if raw and k is not None and k < len(raw):
@@ -135,9 +140,38 @@ def solver_info(solver, loss: float = float("nan")) -> SolverInfo:
 
 
 def stats(array: numpy.ndarray | None) -> dict[str, float]:
-    """min, max, mean |x| and L2 norm of an array (NaN-free arrays)."""
+    """min, max, mean |x| and L2 norm of an array, cheap enough for every frame.
+
+    Also ``nonfinite`` (count of NaN/inf), ``first_nonfinite`` (index tuple of the
+    first one, or None) and ``finite_min`` / ``finite_max`` (over the finite
+    entries; what symmetric colour levels are computed from).
+    """
+    nan = float("nan")
     if array is None or array.size == 0:
-        return {"min": float("nan"), "max": float("nan"), "mean_abs": float("nan"), "l2": float("nan")}
-    flat = array.reshape(-1).astype(numpy.float64)
-    return {"min": float(flat.min()), "max": float(flat.max()), "mean_abs": float(numpy.abs(flat).mean()),
-            "l2": float(numpy.sqrt(flat @ flat))}
+        return {"min": nan, "max": nan, "mean_abs": nan, "l2": nan, "nonfinite": 0,
+                "first_nonfinite": None, "finite_min": nan, "finite_max": nan}
+    flat = numpy.ascontiguousarray(array).reshape(-1)
+    lo, hi = float(flat.min()), float(flat.max())
+    result = {"min": lo, "max": hi, "nonfinite": 0, "first_nonfinite": None,
+              "finite_min": lo, "finite_max": hi}
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        finite = numpy.isfinite(flat)
+        bad = numpy.flatnonzero(~finite)
+        result["nonfinite"] = int(bad.size)
+        result["first_nonfinite"] = tuple(int(i) for i in numpy.unravel_index(int(bad[0]), array.shape))
+        good = flat[finite]
+        result["finite_min"] = float(good.min()) if good.size else nan
+        result["finite_max"] = float(good.max()) if good.size else nan
+    result["mean_abs"] = float(numpy.abs(flat).sum(dtype=numpy.float64)) / flat.size
+    result["l2"] = l2_norm(flat)
+    return result
+
+
+def l2_norm(flat: numpy.ndarray) -> float:
+    """Euclidean norm, accumulated in float64 (in blocks, so no full float64 copy)."""
+    flat = numpy.asarray(flat).reshape(-1)
+    total = 0.0
+    for start in range(0, flat.size, 1 << 16):
+        block = flat[start:start + (1 << 16)].astype(numpy.float64)
+        total += float(block @ block)
+    return math.sqrt(total)

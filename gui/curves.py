@@ -1,0 +1,185 @@
+"""CurvesPanel: training loss (raw and smoothed), test scores and learning rate over iterations.
+
+Points are appended to growing numpy buffers (amortised doubling) and handed to
+the plot items as views, so appending is cheap; the caller decides how often to
+append (at most ~30 times a second).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from typing import Sequence
+
+import numpy
+import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from gui import theme
+
+TRAIN_SERIES = ("loss", "smoothed_loss", "lr")
+
+
+class _Series:
+    """A growable (x, y) buffer."""
+
+    def __init__(self, capacity: int = 1024):
+        self._x = numpy.empty(capacity, dtype=numpy.float64)
+        self._y = numpy.empty(capacity, dtype=numpy.float64)
+        self.size = 0
+
+    def extend(self, x: Sequence[float], y: Sequence[float]) -> None:
+        x = numpy.asarray(x, dtype=numpy.float64).reshape(-1)
+        y = numpy.asarray(y, dtype=numpy.float64).reshape(-1)
+        if x.size != y.size:
+            raise ValueError(f"{x.size} iterations but {y.size} values")
+        need = self.size + x.size
+        if need > self._x.size:
+            capacity = max(need, 2 * self._x.size)
+            self._x = numpy.resize(self._x, capacity)
+            self._y = numpy.resize(self._y, capacity)
+        self._x[self.size:need] = x
+        self._y[self.size:need] = y
+        self.size = need
+
+    def data(self) -> tuple[numpy.ndarray, numpy.ndarray]:
+        return self._x[:self.size], self._y[:self.size]
+
+    def clear(self) -> None:
+        self.size = 0
+
+
+def is_loss_name(key: str) -> bool:
+    """Test outputs whose name says 'loss' share the loss plot; others (accuracy, ...) get their own."""
+    return "loss" in key.lower()
+
+
+class CurvesPanel(QWidget):
+    """Three stacked plots sharing the iteration axis: loss, test scores, learning rate."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._series: dict[str, _Series] = {name: _Series() for name in TRAIN_SERIES}
+        self._test_keys: list[str] = []
+        self._items: dict[str, pg.PlotDataItem] = {}
+        self._build()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self._graphics = pg.GraphicsLayoutWidget()
+        layout.addWidget(self._graphics)
+        self.loss_plot = self._add_plot(0, "loss", "Loss")
+        self.score_plot = self._add_plot(1, "test score", "Test scores (TEST phase)")
+        self.lr_plot = self._add_plot(2, "learning rate", "Learning rate")
+        self.lr_plot.setLabel("bottom", "iteration", **{"font-size": f"{theme.LABEL_PT}pt"})
+        for plot in (self.score_plot, self.lr_plot):
+            plot.setXLink(self.loss_plot)
+        layout_item = self._graphics.ci.layout
+        for row, stretch in enumerate((3, 2, 1)):
+            layout_item.setRowStretchFactor(row, stretch)
+        self.loss_plot.addLegend(offset=(-10, 10), labelTextSize=f"{theme.STATS_PT}pt")
+        self.score_plot.addLegend(offset=(-10, 10), labelTextSize=f"{theme.STATS_PT}pt")
+        self._items["loss"] = self._curve(self.loss_plot, "loss", "training loss", width=1)
+        self._items["smoothed_loss"] = self._curve(self.loss_plot, "smoothed_loss", "smoothed loss", width=3)
+        self._items["lr"] = self._curve(self.lr_plot, "lr", None, width=2)
+
+    def _add_plot(self, row: int, y_label: str, title: str) -> pg.PlotItem:
+        plot = self._graphics.addPlot(row=row, col=0)
+        plot.setTitle(title, size=f"{theme.TITLE_PT}pt", bold=True)
+        plot.setLabel("left", y_label, **{"font-size": f"{theme.LABEL_PT}pt"})
+        plot.showGrid(x=True, y=True, alpha=0.25)
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        for name in ("left", "bottom"):
+            plot.getAxis(name).setStyle(tickFont=theme.font(theme.TICK_PT))
+        plot.getAxis("left").setWidth(64)
+        return plot
+
+    @staticmethod
+    def _curve(plot: pg.PlotItem, key: str, name: str | None, width: int) -> pg.PlotDataItem:
+        item = plot.plot([], [], pen=pg.mkPen(theme.CURVE_COLORS[key], width=width), name=name)
+        item.setDownsampling(auto=True, method="peak")
+        item.setClipToView(True)
+        return item
+
+    # ---------------------------------------------------------------- public
+    def add_train_points(self, iterations: Sequence[int], losses: Sequence[float],
+                         smoothed: Sequence[float], lrs: Sequence[float]) -> None:
+        """Append a batch of training iterations (all four sequences have the same length)."""
+        if len(iterations) == 0:
+            return
+        for key, values in (("loss", losses), ("smoothed_loss", smoothed), ("lr", lrs)):
+            self._series[key].extend(iterations, values)
+            self._items[key].setData(*self._series[key].data())
+
+    def add_test_point(self, iteration: int, scores: dict[str, float]) -> None:
+        """Append one test pass (e.g. {'accuracy': 0.9, 'loss': 0.31}) at ``iteration``."""
+        for key, value in scores.items():
+            name = f"test_{key}"
+            if name not in self._series:
+                self._add_test_series(key)
+            self._series[name].extend([iteration], [value])
+            self._items[name].setData(*self._series[name].data())
+
+    def clear(self) -> None:
+        """Forget every point (e.g. after Reset or opening another net)."""
+        for name, series in self._series.items():
+            series.clear()
+            self._items[name].setData([], [])
+
+    def series(self, name: str) -> tuple[numpy.ndarray, numpy.ndarray]:
+        """(iterations, values) of 'loss', 'smoothed_loss', 'lr' or 'test_<output>' (copies)."""
+        if name not in self._series and f"test_{name}" in self._series:
+            name = f"test_{name}"
+        if name not in self._series:
+            raise KeyError(f"no series '{name}' (have: {', '.join(self._series)})")
+        x, y = self._series[name].data()
+        return x.copy(), y.copy()
+
+    def series_names(self) -> list[str]:
+        return list(self._series)
+
+    def to_csv(self, path: str) -> None:
+        """Write one row per iteration: iteration, loss, smoothed_loss, lr, test_<output>... (atomic)."""
+        names = list(TRAIN_SERIES) + [f"test_{k}" for k in self._test_keys]
+        rows: dict[int, dict[str, float]] = {}
+        for name in names:
+            x, y = self._series[name].data()
+            for it, value in zip(x.tolist(), y.tolist()):
+                rows.setdefault(int(it), {})[name] = value
+        folder = os.path.dirname(os.path.abspath(path))
+        handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
+        try:
+            with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(["iteration"] + names)
+                for it in sorted(rows):
+                    writer.writerow([it] + [_csv_value(rows[it].get(n)) for n in names])
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    # ---------------------------------------------------------------- private
+    def _add_test_series(self, key: str) -> None:
+        name = f"test_{key}"
+        colors = theme.CURVE_COLORS["test"]
+        color = colors[len(self._test_keys) % len(colors)]
+        self._test_keys.append(key)
+        plot = self.loss_plot if is_loss_name(key) else self.score_plot
+        item = plot.plot([], [], pen=pg.mkPen(color, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
+                         symbol="o", symbolSize=8, symbolBrush=color, symbolPen=pg.mkPen("w"),
+                         name=f"test {key}")
+        self._series[name] = _Series(64)
+        self._items[name] = item
+
+
+def _csv_value(value: float | None) -> str:
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "nan"
+    return repr(float(value))

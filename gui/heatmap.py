@@ -1,0 +1,262 @@
+"""HeatmapView: one matrix drawn as written, on a diverging colour map centred on zero.
+
+Rows go down, columns go right (``imageAxisOrder='row-major'``); pixel (i, j) is
+centred on the integer coordinates (j, i) so the axis ticks name rows and
+columns. Levels are symmetric, (-m, m) with m = max |x|, either recomputed for
+every frame or locked. The image item, colour bar and labels are created once
+and reused, so a refresh only hands a new array to the ImageItem.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+
+from gui import theme
+from gui.snapshot import stats as array_stats
+
+Meaning = Callable[[int, int, float], str]
+
+
+def symmetric_bound(lo: float, hi: float) -> float:
+    """m = max(|lo|, |hi|), with a positive fallback for an all-zero or empty matrix."""
+    m = max(abs(lo), abs(hi))
+    return m if math.isfinite(m) and m > 0 else 1.0
+
+
+def nice_step(length: int, labels: int = 8) -> int:
+    """An integer tick step (1, 2, 5, 10, 20, 50, ...) giving at most ``labels`` ticks."""
+    step = 1
+    while length / step > labels:
+        for factor in (2, 2.5, 2):
+            step = int(step * factor)
+            if length / step <= labels:
+                break
+    return step
+
+
+def _as_display(array: numpy.ndarray) -> numpy.ndarray:
+    """The 2-D float array the ImageItem draws (1-D becomes one column, N×1)."""
+    if array.dtype not in (numpy.float32, numpy.float64):
+        array = array.astype(numpy.float32)
+    if array.ndim == 1:
+        return array.reshape(-1, 1)
+    if array.ndim == 2:
+        return array
+    return array.reshape(array.shape[0], -1)
+
+
+class HeatmapView(QWidget):
+    """A titled heatmap with colour bar, axis labels, hover read-out and statistics."""
+
+    def __init__(self, title: str = "", *, compact: bool = False, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._compact = compact
+        self._locked = False
+        self._levels: tuple[float, float] | None = None
+        self._shape: tuple[int, ...] | None = None
+        self._display_shape: tuple[int, int] | None = None
+        self._labels = ("", "")
+        self._meaning: Meaning | None = None
+        self._stats_text = ""
+        self._build(title)
+
+    # ----------------------------------------------------------------- building
+    def _build(self, title: str) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(1)
+        self._title = QLabel(title)
+        self._title.setFont(theme.font(theme.COMPACT_TITLE_PT if self._compact else theme.TITLE_PT, bold=True))
+        layout.addWidget(self._title)
+
+        self._graphics = pg.GraphicsLayoutWidget()
+        self._graphics.ci.setContentsMargins(0, 0, 0, 0)
+        self._plot = self._graphics.addPlot()
+        self._plot.hideButtons()
+        self._plot.setMenuEnabled(False)
+        self._plot.invertY(True)
+        self._plot.getViewBox().setBackgroundColor(theme.NAN_COLOR)
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._plot.addItem(self._image)
+        tick_font = theme.font(theme.COMPACT_TICK_PT if self._compact else theme.TICK_PT)
+        for name in ("left", "bottom"):
+            self._plot.getAxis(name).setStyle(tickFont=tick_font)
+        self._bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=theme.DIVERGING, interactive=False,
+                                    width=10 if self._compact else 14)
+        self._bar.setImageItem(self._image, insert_in=self._plot)
+        self._bar.getAxis("right").setStyle(tickFont=tick_font)
+        self._plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+        self._placeholder = QLabel()
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setWordWrap(True)
+        self._placeholder.setFont(theme.font(theme.LABEL_PT))
+        self._placeholder.setStyleSheet(
+            f"background: {theme.PLACEHOLDER_BG}; color: {theme.MUTED_COLOR}; border: 1px dashed #bbb;")
+        self._stack = QStackedWidget()
+        self._stack.addWidget(self._graphics)
+        self._stack.addWidget(self._placeholder)
+        self._stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        layout.addWidget(self._stack, 1)
+
+        self._hover = QLabel(" ")
+        self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
+        self._hover.setStyleSheet(f"color: {theme.MUTED_COLOR};")
+        self._stats = QLabel(" ")
+        self._stats.setFont(theme.mono_font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
+        self._stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for label in (self._hover, self._stats):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self._hover)
+        layout.addWidget(self._stats)
+        self.setMinimumSize(120 if self._compact else 180, 110 if self._compact else 170)
+
+    # ------------------------------------------------------------------ public
+    def set_title(self, title: str) -> None:
+        self._title.setText(title)
+
+    def title(self) -> str:
+        return self._title.text()
+
+    def set_matrix(self, array: numpy.ndarray, *, row_label: str, col_label: str,
+                   meaning: Meaning | None = None, extra_stats: str = "") -> None:
+        """Show ``array`` (1-D is drawn as one column); ``meaning(row, col, value)`` names a cell."""
+        array = numpy.asarray(array)
+        display = _as_display(array)
+        summary = array_stats(display)
+        levels = self._levels if (self._locked and self._levels is not None) else None
+        if levels is None:
+            m = symmetric_bound(summary["finite_min"], summary["finite_max"])
+            levels = (-m, m)
+        self._image.setImage(display, autoLevels=False, levels=levels)
+        if levels != self._levels:
+            self._levels = levels
+            self._bar.setLevels(levels)
+        if display.shape != self._display_shape:
+            self._reshape(display.shape)
+        self._shape = array.shape
+        if (row_label, col_label) != self._labels:
+            self._set_axis_labels(row_label, col_label)
+        self._meaning = meaning
+        self._stats_text = self._format_stats(summary, extra_stats)
+        self._stats.setText(self._stats_text)
+        if self._stack.currentIndex() != 0:
+            self._stack.setCurrentIndex(0)
+
+    def set_placeholder(self, text: str) -> None:
+        """Show ``text`` instead of a matrix (e.g. before the first backward)."""
+        self._placeholder.setText(text)
+        self._stack.setCurrentIndex(1)
+        self._shape = None
+        self._stats_text = ""
+        self._stats.setText(" ")
+        self._hover.setText(" ")
+
+    def is_placeholder(self) -> bool:
+        return self._stack.currentIndex() == 1
+
+    def placeholder_text(self) -> str:
+        return self._placeholder.text() if self.is_placeholder() else ""
+
+    def image_array(self) -> numpy.ndarray:
+        """The array the ImageItem draws, in the shape it was given (empty while a placeholder shows)."""
+        if self._shape is None or self._image.image is None:
+            return numpy.empty((0,), dtype=numpy.float32)
+        return self._image.image.reshape(self._shape)
+
+    def levels(self) -> tuple[float, float]:
+        """The colour levels (-m, m) in use."""
+        return self._levels if self._levels is not None else (-1.0, 1.0)
+
+    def set_locked(self, on: bool) -> None:
+        """Locked: keep the current levels for later frames; unlocked: recompute per frame."""
+        self._locked = bool(on)
+
+    def reset_levels(self) -> None:
+        """Forget the levels, so the next matrix sets them even when locked (e.g. another layer)."""
+        self._levels = None
+
+    def is_locked(self) -> bool:
+        return self._locked
+
+    def stats_text(self) -> str:
+        return self._stats_text
+
+    def axis_labels(self) -> tuple[str, str]:
+        """(row label, column label) as shown on the left and bottom axes."""
+        return self._labels
+
+    def hover_text(self, row: int, col: int) -> str:
+        """Row, column, value and meaning of one displayed cell ('' outside the matrix)."""
+        if self._shape is None or self._display_shape is None:
+            return ""
+        rows, cols = self._display_shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            return ""
+        value = float(self._image.image[row, col])
+        text = f"row {row}, col {col}:  {value:.6g}"
+        if self._meaning is not None:
+            text += f"  —  {self._meaning(row, col, value)}"
+        return text
+
+    def hover_label_text(self) -> str:
+        """What the hover line under the map shows now."""
+        return self._hover.text().strip()
+
+    def cell_scene_pos(self, row: int, col: int):
+        """Scene position of the centre of a cell (for tests and for pointing at a cell)."""
+        from PySide6.QtCore import QPointF
+        return self._image.mapToScene(QPointF(col + 0.5, row + 0.5))
+
+    def image_item(self) -> pg.ImageItem:
+        return self._image
+
+    # ---------------------------------------------------------------- private
+    def _reshape(self, shape: tuple[int, int]) -> None:
+        rows, cols = shape
+        self._display_shape = shape
+        self._image.setRect(QRectF(-0.5, -0.5, cols, rows))
+        self._plot.setRange(xRange=(-0.5, cols - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
+        self._plot.getViewBox().setLimits(xMin=-0.5, xMax=cols - 0.5, yMin=-0.5, yMax=rows - 0.5)
+        for axis, length in (("left", rows), ("bottom", cols)):
+            step = nice_step(length, 6 if self._compact else 8)
+            self._plot.getAxis(axis).setTicks([[(i, str(i)) for i in range(0, length, step)], []])
+
+    def _set_axis_labels(self, row_label: str, col_label: str) -> None:
+        self._labels = (row_label, col_label)
+        if self._compact:
+            self._plot.setLabel("left", "")
+            self._plot.setLabel("bottom", "")
+            self._plot.getAxis("left").setLabel(None)
+            self._plot.getAxis("bottom").setLabel(None)
+            self._plot.getAxis("left").setToolTip(row_label)
+            self._plot.getAxis("bottom").setToolTip(col_label)
+            return
+        style = {"font-size": f"{theme.LABEL_PT}pt", "color": theme.TEXT_COLOR}
+        self._plot.setLabel("left", row_label, **style)
+        self._plot.setLabel("bottom", col_label, **style)
+
+    def _format_stats(self, summary: dict, extra: str) -> str:
+        f = theme.format_number
+        text = (f"min {f(summary['min'])}  max {f(summary['max'])}\n"
+                f"mean|x| {f(summary['mean_abs'])}  ‖x‖₂ {f(summary['l2'])}")
+        if self._compact:
+            text = f"min {f(summary['min'])} max {f(summary['max'])}  ‖x‖₂ {f(summary['l2'])}"
+        if summary.get("nonfinite"):
+            text += f"\n⚠ {summary['nonfinite']} non-finite (first at {summary['first_nonfinite']})"
+        if extra:
+            text += ("  " if self._compact else "\n") + extra
+        return text
+
+    def _on_mouse_moved(self, scene_pos) -> None:
+        if self._shape is None or not self._image.sceneBoundingRect().contains(scene_pos):
+            if self._hover.text() != " ":
+                self._hover.setText(" ")
+            return
+        point = self._image.mapFromScene(scene_pos)
+        self._hover.setText(self.hover_text(int(math.floor(point.y())), int(math.floor(point.x()))))

@@ -1,0 +1,408 @@
+"""InspectorPanel: the InnerProduct inspector (one layer in detail, or every layer in a grid).
+
+It only draws host copies made by ``gui.snapshot`` (in the worker thread); a
+refresh hands new arrays to heatmaps that already exist, so ``set_views`` is
+cheap enough to call 30 times a second.
+"""
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
+                               QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
+
+from gui import theme
+from gui.heatmap import HeatmapView
+from gui.snapshot import InnerProductView, SolverInfo, l2_norm
+
+#: Every map of the single-layer mode, and where it sits (row, column) in the grid of maps.
+MAP_POSITIONS = {"W": (0, 0), "dW": (0, 1), "update": (0, 2), "db": (0, 3),
+                 "a": (1, 0), "delta": (1, 1), "delta_down": (1, 2)}
+#: The maps of one row of the compact grid mode.
+GRID_MAPS = ("W", "dW", "update", "db", "delta")
+
+
+# ------------------------------------------------------------------- what a map shows
+def _axis_names(view: InnerProductView) -> dict[str, str]:
+    d = view.dims
+    return {"sample": f"sample (M_={d.get('M_', '?')})",
+            "output": f"output neuron (N_={d.get('N_', '?')})",
+            "input": f"input (K_={d.get('K_', '?')})"}
+
+
+def _weight_meaning(view: InnerProductView, what: str):
+    """Meaning of cell (r, c) of a weight-shaped map (N×K, or K×N when transposed)."""
+    if view.transpose:
+        return lambda r, c, v: f"{what} from input {r} to output {c}"
+    return lambda r, c, v: f"{what} from input {c} to output {r}"
+
+
+def map_content(view: InnerProductView, which: str):
+    """(array or None, row label, column label, meaning, placeholder text) for one map."""
+    names = _axis_names(view)
+    w_rows, w_cols = (names["input"], names["output"]) if view.transpose else (names["output"], names["input"])
+    no_backward = "appears after the layer's first backward pass (Step event or Step iteration)"
+    if which == "W":
+        return view.W, w_rows, w_cols, _weight_meaning(view, "weight"), ""
+    if which == "dW":
+        return view.dW, w_rows, w_cols, _weight_meaning(view, "∂loss/∂w of the weight"), f"dW {no_backward}"
+    if which == "update":
+        return (view.update_W, w_rows, w_cols, _weight_meaning(view, "update V of the weight"),
+                "The update V appears after the update stage of the first iteration")
+    if which == "db":
+        text = "No bias (bias_term: false)" if view.b is None else f"db {no_backward}"
+        return view.db, names["output"], "bias", (lambda r, c, v: f"∂loss/∂b of output {r}"), text
+    if which == "a":
+        return (view.a, names["sample"], names["input"],
+                (lambda r, c, v: f"input {c} of sample {r}"), "a appears after the first forward pass")
+    if which == "delta":
+        return (view.delta, names["sample"], names["output"],
+                (lambda r, c, v: f"δ of sample {r} at output {c}"), f"δ {no_backward}")
+    if which == "delta_down":
+        if not view.propagate_down:
+            text = (f"No gradient flows into the data layer:\nδ_down is not computed for {view.layer} "
+                    f"(its input '{view.bottom_name}' needs no gradient)")
+        else:
+            text = f"δ_down {no_backward}"
+        return (view.delta_down, names["sample"], names["input"],
+                (lambda r, c, v: f"δ sent down to input {c} of sample {r}"), text)
+    raise KeyError(f"unknown map '{which}' (expected one of {', '.join(MAP_POSITIONS)})")
+
+
+def update_ratio_text(view: InnerProductView) -> str:
+    """'‖V‖/‖W‖ = …' once an update was applied, else ''."""
+    if view.update_W is None:
+        return ""
+    w = l2_norm(view.W)
+    ratio = l2_norm(view.update_W) / w if w > 0 else float("inf")
+    return f"‖V‖/‖W‖ = {theme.format_number(ratio)}"
+
+
+def dims_text(view: InnerProductView) -> str:
+    d = view.dims
+    return (f"M_ = {d.get('M_', '?')} samples   N_ = {d.get('N_', '?')} outputs   "
+            f"K_ = {d.get('K_', '?')} inputs" + ("   (transpose)" if view.transpose else ""))
+
+
+def side_html(view: InnerProductView | None, info: SolverInfo | None) -> str:
+    """Rich text of the products with live shapes and the update rule."""
+    parts = []
+    mono = "font-family: monospace;"
+    if view is not None:
+        parts.append(f"<p style='font-size:{theme.TITLE_PT}pt'><b>{html.escape(view.layer)}</b></p>")
+        parts.append(f"<p>{html.escape(dims_text(view))}</p>")
+        parts.append("<p><b>Forward</b></p>")
+        parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.forward_products]
+        parts.append("<p><b>Backward (three products)</b></p>")
+        parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.backward_products]
+    if info is not None:
+        parts.append(f"<p><b>Update rule</b> ({html.escape(info.type)}, iteration {info.iteration})</p>")
+        rule = html.escape(info.rule_text()).replace(";   ", "<br>")
+        parts.append(f"<p style='{mono}'>{rule}</p>")
+        parts.append(f"<p>lr = {info.learning_rate:g}   momentum = {info.momentum:g}<br>"
+                     f"weight decay = {info.weight_decay:g} ({html.escape(info.regularization)})</p>")
+    return "".join(parts)
+
+
+def _atomic_grab(widget: QWidget, path: str) -> None:
+    """Render ``widget`` to a PNG at ``path`` via a temp file in the same folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    os.close(handle)
+    try:
+        if not widget.grab().save(tmp, "PNG"):
+            raise OSError(f"could not write PNG {path}")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------- panel
+class InspectorPanel(QWidget):
+    """Heatmaps of W, dW, V, db, a, δ, δ_down for the selected InnerProduct layer (or all, in grid mode)."""
+
+    layerSelected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._views: dict[str, InnerProductView] = {}
+        self._info: SolverInfo | None = None
+        self._selected: str | None = None
+        self._grid_mode = False
+        self._locked = False
+        self._side_cache = ""
+        self._grid_layers: tuple[str, ...] = ()
+        self._grid_maps: dict[tuple[str, str], HeatmapView] = {}
+        self._grid_titles: dict[str, QLabel] = {}
+        self._build()
+
+    # -------------------------------------------------------------- building
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addLayout(self._build_header())
+        self._pages = QStackedWidget()
+        self._pages.addWidget(self._build_single_page())
+        self._pages.addWidget(self._build_grid_page())
+        outer.addWidget(self._pages, 1)
+
+    def _build_header(self) -> QHBoxLayout:
+        header = QHBoxLayout()
+        label = QLabel("InnerProduct layer:")
+        label.setFont(theme.font(theme.LABEL_PT, bold=True))
+        self._combo = QComboBox()
+        self._combo.setFont(theme.font(theme.LABEL_PT))
+        self._combo.setMinimumContentsLength(8)
+        self._combo.currentTextChanged.connect(self._on_combo)
+        self._grid_box = QCheckBox("All layers (grid)")
+        self._grid_box.toggled.connect(self.set_grid_mode)
+        self._lock_box = QCheckBox("Lock colour range")
+        self._lock_box.setToolTip("Keep the current colour levels instead of rescaling every frame")
+        self._lock_box.toggled.connect(self.set_locked_range)
+        for box in (self._grid_box, self._lock_box):
+            box.setFont(theme.font(theme.LABEL_PT))
+        self._dims = QLabel("")
+        self._dims.setFont(theme.font(theme.LABEL_PT))
+        self._dims.setStyleSheet(f"color: {theme.MUTED_COLOR};")
+        for w in (label, self._combo, self._dims):
+            header.addWidget(w)
+        header.addStretch(1)
+        header.addWidget(self._grid_box)
+        header.addWidget(self._lock_box)
+        return header
+
+    def _build_single_page(self) -> QWidget:
+        page = QWidget()
+        row = QHBoxLayout(page)
+        row.setContentsMargins(0, 0, 0, 0)
+        maps = QGridLayout()
+        maps.setSpacing(6)
+        self._maps: dict[str, HeatmapView] = {}
+        for which, (r, c) in MAP_POSITIONS.items():
+            view = HeatmapView(theme.MAP_TITLES[which])
+            self._maps[which] = view
+            maps.addWidget(view, r, c)
+        for c, stretch in enumerate((3, 3, 3, 2)):
+            maps.setColumnStretch(c, stretch)
+        self._empty = QLabel("")
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty.setFont(theme.font(theme.LABEL_PT))
+        maps.addWidget(self._empty, 1, 3)
+        row.addLayout(maps, 1)
+        self._side = QLabel("")
+        self._side.setWordWrap(True)
+        self._side.setTextFormat(Qt.TextFormat.RichText)
+        self._side.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._side.setFont(theme.font(theme.FORMULA_PT))
+        self._side.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        frame = QFrame()
+        frame.setFrameShape(QFrame.Shape.StyledPanel)
+        frame.setMinimumWidth(300)
+        frame.setMaximumWidth(440)
+        side_layout = QVBoxLayout(frame)
+        side_layout.addWidget(self._side)
+        side_layout.addStretch(1)
+        row.addWidget(frame)
+        return page
+
+    def _build_grid_page(self) -> QWidget:
+        self._grid_scroll = QScrollArea()
+        self._grid_scroll.setWidgetResizable(True)
+        self._grid_host = QWidget()
+        self._grid = QGridLayout(self._grid_host)
+        self._grid.setSpacing(4)
+        self._grid_scroll.setWidget(self._grid_host)
+        return self._grid_scroll
+
+    def _rebuild_grid(self, layers: tuple[str, ...]) -> None:
+        """(Re)create the compact heatmaps when the set of layers changes."""
+        for view in self._grid_maps.values():
+            view.setParent(None)
+            view.deleteLater()
+        for label in self._grid_titles.values():
+            label.setParent(None)
+            label.deleteLater()
+        self._grid_maps.clear()
+        self._grid_titles.clear()
+        for r, name in enumerate(layers):
+            title = QLabel(f"<a href='{html.escape(name)}'>{html.escape(name)}</a>")
+            title.setFont(theme.font(theme.TITLE_PT, bold=True))
+            title.setToolTip(f"Inspect {name} in detail")
+            title.linkActivated.connect(self._open_from_grid)
+            title.setMinimumWidth(80)
+            self._grid.addWidget(title, r, 0)
+            self._grid_titles[name] = title
+            for c, which in enumerate(GRID_MAPS, start=1):
+                view = HeatmapView(theme.MAP_TITLES[which].split("  ")[0], compact=True)
+                view.set_locked(self._locked)
+                view.setMinimumHeight(170)
+                self._grid.addWidget(view, r, c)
+                self._grid_maps[(name, which)] = view
+        for c, stretch in enumerate((0, 3, 3, 3, 1, 3)):
+            self._grid.setColumnStretch(c, stretch)
+        self._grid_layers = layers
+
+    # ---------------------------------------------------------------- public
+    def set_views(self, views: dict[str, InnerProductView], info: SolverInfo | None) -> None:
+        """Show new snapshots; only the visible maps are redrawn."""
+        self._views = views
+        self._info = info
+        names = tuple(views)
+        if names != tuple(self._combo.itemText(i) for i in range(self._combo.count())):
+            self._set_layer_names(names)
+        if self._grid_mode:
+            self._refresh_grid()
+        else:
+            self._refresh_single()
+
+    def select_layer(self, name: str) -> None:
+        """Inspect layer ``name`` (names that are not InnerProduct layers are ignored)."""
+        if self._views and name not in self._views:
+            return
+        changed = name != self._selected
+        self._selected = name
+        if self._combo.currentText() != name and self._combo.findText(name) >= 0:
+            self._combo.blockSignals(True)
+            self._combo.setCurrentText(name)
+            self._combo.blockSignals(False)
+        if changed:
+            for view in self._maps.values():
+                view.reset_levels()
+            self._refresh_single()
+            self.layerSelected.emit(name)
+
+    def selected_layer(self) -> str | None:
+        return self._selected
+
+    def set_grid_mode(self, on: bool) -> None:
+        """Grid mode: every InnerProduct layer at once, compact."""
+        on = bool(on)
+        if self._grid_box.isChecked() != on:
+            self._grid_box.blockSignals(True)
+            self._grid_box.setChecked(on)
+            self._grid_box.blockSignals(False)
+        if on == self._grid_mode:
+            return
+        self._grid_mode = on
+        self._pages.setCurrentIndex(1 if on else 0)
+        self._combo.setEnabled(not on)
+        if on:
+            self._refresh_grid()
+        else:
+            self._refresh_single()
+
+    def grid_mode(self) -> bool:
+        return self._grid_mode
+
+    def set_locked_range(self, on: bool) -> None:
+        """Locked: every map keeps its current colour levels; unlocked: levels follow each frame."""
+        on = bool(on)
+        if self._lock_box.isChecked() != on:
+            self._lock_box.blockSignals(True)
+            self._lock_box.setChecked(on)
+            self._lock_box.blockSignals(False)
+        self._locked = on
+        for view in list(self._maps.values()) + list(self._grid_maps.values()):
+            view.set_locked(on)
+
+    def locked_range(self) -> bool:
+        return self._locked
+
+    def heatmap(self, name: str, which: str) -> HeatmapView:
+        """The map ``which`` of layer ``name`` that is on screen (grid cell in grid mode)."""
+        if which not in MAP_POSITIONS:
+            raise KeyError(f"unknown map '{which}' (expected one of {', '.join(MAP_POSITIONS)})")
+        if self._grid_mode and (name, which) in self._grid_maps:
+            return self._grid_maps[(name, which)]
+        if not self._grid_mode and name == self._selected:
+            return self._maps[which]
+        raise KeyError(f"map '{which}' of layer '{name}' is not on screen "
+                       f"({'grid mode' if self._grid_mode else f'selected: {self._selected}'})")
+
+    def visible_heatmaps(self) -> dict[tuple[str, str], HeatmapView]:
+        """(layer, map) -> heatmap for everything on screen now."""
+        if self._grid_mode:
+            return dict(self._grid_maps)
+        if self._selected is None:
+            return {}
+        return {(self._selected, which): view for which, view in self._maps.items()}
+
+    def export_png(self, folder: str) -> list[str]:
+        """Write one PNG per map on screen (``<layer>_<map>.png``), atomically; return the paths."""
+        os.makedirs(folder, exist_ok=True)
+        paths = []
+        for (layer, which), view in self.visible_heatmaps().items():
+            if view.is_placeholder():
+                continue
+            path = os.path.join(folder, f"{layer}_{which}.png")
+            _atomic_grab(view, path)
+            paths.append(path)
+        return paths
+
+    # ---------------------------------------------------------------- private
+    def _set_layer_names(self, names: tuple[str, ...]) -> None:
+        self._combo.blockSignals(True)
+        self._combo.clear()
+        self._combo.addItems(list(names))
+        self._combo.blockSignals(False)
+        if self._selected in names:
+            self._combo.blockSignals(True)
+            self._combo.setCurrentText(self._selected)
+            self._combo.blockSignals(False)
+        elif names:
+            self._selected = None
+            self.select_layer(names[0])
+        self._empty.setText("" if names else "This net has no InnerProduct layer.")
+
+    def _on_combo(self, name: str) -> None:
+        if name:
+            self.select_layer(name)
+
+    def _open_from_grid(self, name: str) -> None:
+        self.set_grid_mode(False)
+        self.select_layer(name)
+
+    def _refresh_single(self) -> None:
+        view = self._views.get(self._selected) if self._selected else None
+        if view is None:
+            self._dims.setText("")
+            return
+        text = dims_text(view)
+        if self._dims.text() != text:
+            self._dims.setText(text)
+        for which, heatmap in self._maps.items():
+            self._show(heatmap, view, which)
+        self._set_side(side_html(view, self._info))
+
+    def _refresh_grid(self) -> None:
+        layers = tuple(self._views)
+        if layers != self._grid_layers:
+            self._rebuild_grid(layers)
+        for (name, which), heatmap in self._grid_maps.items():
+            self._show(heatmap, self._views[name], which)
+        for name, label in self._grid_titles.items():
+            d = self._views[name].dims
+            label.setToolTip(f"Inspect {name} in detail — {dims_text(self._views[name])}")
+            label.setText(f"<a href='{html.escape(name)}'>{html.escape(name)}</a><br>"
+                          f"<span style='font-size:{theme.STATS_PT}pt; font-weight:normal'>"
+                          f"{d.get('N_')}×{d.get('K_')}<br>M_={d.get('M_')}</span>")
+
+    @staticmethod
+    def _show(heatmap: HeatmapView, view: InnerProductView, which: str) -> None:
+        array, rows, cols, meaning, placeholder = map_content(view, which)
+        if array is None:
+            if heatmap.placeholder_text() != placeholder:
+                heatmap.set_placeholder(placeholder)
+            return
+        extra = update_ratio_text(view) if which == "W" else ""
+        heatmap.set_matrix(array, row_label=rows, col_label=cols, meaning=meaning, extra_stats=extra)
+
+    def _set_side(self, text: str) -> None:
+        if text != self._side_cache:
+            self._side_cache = text
+            self._side.setText(text)
