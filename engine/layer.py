@@ -104,5 +104,10 @@ class Layer:
             raise NetDefinitionError(
                 f"layer '{self.name}' ({self.type_name}) needs at least {self.min_tops} top blob(s)")
 
+    def bottom_name(self, index: int) -> str:
+        """The prototxt name of bottom ``index`` (for error messages)."""
+        names = self.param.bottom
+        return f"'{names[index]}'" if index < len(names) else f"bottom {index}"
+
     def new_param_blob(self, shape) -> Blob:
         return Blob(shape, dtype=self.dtype, device=self.device)

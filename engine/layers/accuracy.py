@@ -26,8 +26,9 @@ class AccuracyLayer(Layer):
             raise ShapeError(f"layer '{self.name}': top_k {self.top_k} exceeds the "
                              f"{self.num_classes} classes of bottom {bottom[0].shape}")
         if bottom[1].count() != self.outer * self.inner:
-            raise ShapeError(f"layer '{self.name}': {self.outer * self.inner} labels expected, "
-                             f"label blob has shape {bottom[1].shape}")
+            raise ShapeError(f"layer '{self.name}': {self.outer * self.inner} labels expected for scores "
+                             f"{self.bottom_name(0)} of shape {bottom[0].shape}, label blob "
+                             f"{self.bottom_name(1)} has shape {bottom[1].shape}")
         top[0].reshape(())
         if len(top) > 1:
             top[1].reshape((self.num_classes,))

@@ -13,7 +13,7 @@ class EuclideanLossLayer(Layer):
         if bottom[0].count(1) != bottom[1].count(1) or bottom[0].shape[0] != bottom[1].shape[0]:
             raise ShapeError(
                 f"layer '{self.name}': the two inputs must have the same size, got "
-                f"{bottom[0].shape} and {bottom[1].shape}")
+                f"{self.bottom_name(0)} {bottom[0].shape} and {self.bottom_name(1)} {bottom[1].shape}")
         top[0].reshape(())
         self.difference = None
 

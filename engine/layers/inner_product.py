@@ -38,7 +38,8 @@ class InnerProductLayer(Layer):
         K = bottom[0].count(self.axis)
         if K != self.K:
             raise ShapeError(
-                f"layer '{self.name}': input size K_={K} (bottom shape {bottom[0].shape}) does not "
+                f"layer '{self.name}': input size K_={K} (bottom {self.bottom_name(0)} of shape "
+                f"{bottom[0].shape}) does not "
                 f"match the weights, which expect K_={self.K}")
         self.M = bottom[0].count(0, self.axis)
         top[0].reshape(bottom[0].shape[:self.axis] + (self.N,))

@@ -53,7 +53,8 @@ class SoftmaxWithLossLayer(Layer):
         if bottom[1].count() != self.outer * self.inner:
             raise ShapeError(
                 f"layer '{self.name}': {self.outer * self.inner} labels expected for predictions of "
-                f"shape {bottom[0].shape}, but the label blob has shape {bottom[1].shape}")
+                f"shape {bottom[0].shape} ({self.bottom_name(0)}), but the label blob {self.bottom_name(1)} "
+                f"has shape {bottom[1].shape}")
         top[0].reshape(())
         if len(top) > 1:
             top[1].reshape_like(bottom[0])

@@ -1,0 +1,229 @@
+"""Bad input: every error names the file, line, layer, blob or value at fault."""
+import numpy
+import pytest
+
+import engine
+from engine import events
+
+from tests.engine.helpers import linear_net_text, solver_for
+
+INPUT = 'layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 4 dim: 3 } } }\n'
+
+
+def test_syntax_error_names_file_line_and_column(tmp_path):
+    path = tmp_path / "broken.prototxt"
+    path.write_text('name: "x"\n'
+                    'layer {\n'
+                    '  name: "a"\n'
+                    '  type: "Input" top: "d" ]\n'
+                    '}\n')
+    with pytest.raises(engine.PrototxtError) as info:
+        engine.Net(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}:4:")
+    column = int(message.split(":")[2])
+    assert column == len('  type: "Input" top: "d" ]')   # the ']' (1-based)
+
+
+def test_syntax_error_in_text_says_which_text():
+    with pytest.raises(engine.PrototxtError, match=r"<net text>:2:\d+"):
+        engine.Net('name: "x"\nlayer { name: "a" type: }')
+
+
+def test_unknown_field_is_named(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text('layer {\n  name: "a" type: "Input"\n  num_outptu: 3\n}\n')
+    with pytest.raises(engine.PrototxtError) as info:
+        engine.Net(str(path))
+    assert "num_outptu" in str(info.value) and f"{path}:3:3" in str(info.value)
+
+
+def test_unknown_solver_field_is_named():
+    with pytest.raises(engine.PrototxtError, match="base_rate"):
+        engine.get_solver('base_rate: 0.1\nnet: "x.prototxt"')
+
+
+def test_missing_prototxt_file():
+    with pytest.raises(engine.PrototxtError, match="cannot read prototxt 'no/such/net.prototxt'"):
+        engine.Net("no/such/net.prototxt")
+
+
+def test_unknown_layer_type_lists_the_supported_types():
+    with pytest.raises(engine.NetDefinitionError) as info:
+        engine.Net(INPUT + 'layer { name: "fc" type: "FullyConnected" bottom: "data" top: "fc" }')
+    message = str(info.value)
+    assert "'fc'" in message and "unknown layer type 'FullyConnected'" in message
+    for name in ("InnerProduct", "ReLU", "SoftmaxWithLoss", "HDF5Data", "Input"):
+        assert name in message
+    assert set(engine.supported_types()) <= set(message.replace(",", " ").split())
+
+
+def test_data_layer_says_lmdb_is_unsupported_and_points_to_hdf5():
+    with pytest.raises(engine.NetDefinitionError) as info:
+        engine.Net('layer { name: "mnist" type: "Data" top: "data" top: "label" }')
+    message = str(info.value)
+    assert "LMDB" in message and "HDF5Data" in message and "'mnist'" in message
+
+
+def test_undefined_bottom_names_the_blob_and_layer():
+    with pytest.raises(engine.NetDefinitionError) as info:
+        engine.Net(INPUT + 'layer { name: "relu" type: "ReLU" bottom: "dta" top: "r" }')
+    message = str(info.value)
+    assert "'relu'" in message and "'dta'" in message and "data" in message
+
+
+def test_bottom_from_a_layer_excluded_in_this_phase():
+    text = ('layer { name: "in" type: "Input" top: "data" include { phase: TEST } '
+            'input_param { shape { dim: 1 dim: 2 } } }\n'
+            'layer { name: "relu" type: "ReLU" bottom: "data" top: "r" }')
+    with pytest.raises(engine.NetDefinitionError, match="'data'"):
+        engine.Net(text, engine.TRAIN)
+
+
+def test_euclidean_shape_mismatch_names_layer_blobs_and_shapes():
+    text = ('layer { name: "in" type: "Input" top: "pred" top: "truth" '
+            'input_param { shape { dim: 2 dim: 3 } shape { dim: 3 dim: 3 } } }\n'
+            'layer { name: "l2" type: "EuclideanLoss" bottom: "pred" bottom: "truth" top: "loss" }')
+    with pytest.raises(engine.ShapeError) as info:
+        engine.Net(text)
+    message = str(info.value)
+    for part in ("'l2'", "'pred'", "'truth'", "(2, 3)", "(3, 3)"):
+        assert part in message, message
+
+
+def test_inner_product_input_size_mismatch_names_layer_blob_and_shape():
+    net = engine.Net(linear_net_text())
+    net.blobs["data"].reshape(4, 5)
+    with pytest.raises(engine.ShapeError) as info:
+        net.reshape()
+    message = str(info.value)
+    for part in ("'ip'", "'data'", "(4, 5)", "K_=5", "K_=3"):
+        assert part in message, message
+
+
+def test_label_count_mismatch_names_layer_blob_and_shapes():
+    text = ('layer { name: "in" type: "Input" top: "scores" top: "label" '
+            'input_param { shape { dim: 4 dim: 3 } shape { dim: 5 } } }\n'
+            'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "label" top: "loss" }')
+    with pytest.raises(engine.ShapeError) as info:
+        engine.Net(text)
+    message = str(info.value)
+    for part in ("'loss'", "'label'", "(5,)", "(4, 3)"):
+        assert part in message, message
+
+
+def _classifier(labels, ignore=""):
+    net = engine.Net('layer { name: "in" type: "Input" top: "scores" top: "label" '
+                     'input_param { shape { dim: 3 dim: 4 } shape { dim: 3 } } }\n'
+                     f'layer {{ name: "xent" type: "SoftmaxWithLoss" bottom: "scores" bottom: "label" '
+                     f'top: "loss" {ignore} }}')
+    net.blobs["label"].data[...] = labels
+    return net
+
+
+@pytest.mark.parametrize("bad", [4, -1, 7, 1.5])
+def test_label_out_of_range_names_the_value(bad):
+    net = _classifier([0, bad, 2])
+    with pytest.raises(engine.LabelError) as info:
+        net.forward()
+    message = str(info.value)
+    assert f"label {bad:g}" in message and "'xent'" in message and "[0, 3]" in message
+
+
+def test_ignore_label_is_not_out_of_range():
+    net = _classifier([0, 9, 2], ignore="loss_param { ignore_label: 9 }")
+    net.forward()
+    assert numpy.isfinite(net.loss)
+
+
+def test_accuracy_label_out_of_range():
+    net = engine.Net('layer { name: "in" type: "Input" top: "scores" top: "label" '
+                     'input_param { shape { dim: 2 dim: 3 } shape { dim: 2 } } }\n'
+                     'layer { name: "acc" type: "Accuracy" bottom: "scores" bottom: "label" top: "a" }')
+    net.blobs["label"].data[...] = [0, 3]
+    with pytest.raises(engine.LabelError, match="label 3"):
+        net.forward()
+
+
+# -- non-finite values ----------------------------------------------------------------
+def _spiral(examples_dir):
+    solver = engine.get_solver(str(examples_dir / "spiral_mlp" / "solver.prototxt"))
+    solver.param.test_initialization = False
+    return solver
+
+
+def test_nan_weight_raises_nonfinite_naming_iteration_layer_and_blob(examples_dir):
+    solver = _spiral(examples_dir)
+    solver.step(2)
+    solver.net.params["ip2"][0].data[0, 0] = numpy.nan
+    with pytest.raises(engine.NonFiniteError) as info:
+        solver.step(1)
+    error = info.value
+    assert (error.iteration, error.layer, error.blob, error.phase) == (2, "ip2", "ip2", "forward")
+    assert "iteration 2" in str(error) and "'ip2'" in str(error)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_huge_learning_rate_raises_nonfinite(examples_dir):
+    solver = _spiral(examples_dir)
+    solver.param.base_lr = 1e30
+    solver.learning_rate = 1e30
+    with pytest.raises(engine.NonFiniteError) as info:
+        solver.step(5)
+    assert info.value.iteration == 1 and info.value.layer == "ip2"
+    assert solver.iter == 1                       # the bad iteration did not update
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_stepthrough_yields_a_nonfinite_event_instead_of_raising(examples_dir):
+    solver = _spiral(examples_dir)
+    solver.net.params["ip3"][1].data[1] = numpy.inf
+    weights = [b.data.copy() for b in solver.net.learnable_params]
+    seen = list(solver.iteration_events())
+    last = seen[-1]
+    assert last.kind == events.NONFINITE
+    assert last.layer == "ip3" and last.detail["blob"] == "ip3" and last.detail["phase"] == "forward"
+    assert isinstance(last.detail["error"], engine.NonFiniteError)
+    assert "iteration 0" in last.detail["message"]
+    assert [e.kind for e in seen[:-1]] == [events.FORWARD] * 5   # data, ip1, relu1, ip2, relu2
+    assert solver.iter == 0
+    for before, blob in zip(weights, solver.net.learnable_params):
+        numpy.testing.assert_array_equal(before, blob.data)
+
+
+def _overflowing_gradient_solver():
+    """A finite loss whose gradient overflows float32: loss weight 3e38, residual 1.2."""
+    text = linear_net_text(num_inputs=1, num_outputs=1, batch=1).replace(
+        'top: "loss" }', 'top: "loss" loss_weight: 3e38 }')
+    solver = solver_for(text, base_lr=0.1)
+    solver.net.params["ip"][0].data[...] = 1.0
+    solver.net.params["ip"][1].data[...] = 0.0
+    solver.net.blobs["data"].data[...] = 1.2
+    solver.net.blobs["target"].data[...] = 0.0
+    return solver
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nonfinite_gradient_names_the_backward_layer_and_blob():
+    solver = _overflowing_gradient_solver()
+    with pytest.raises(engine.NonFiniteError) as info:
+        solver.step(1)
+    error = info.value
+    assert (error.iteration, error.layer, error.blob, error.phase) == (0, "loss", "ip", "backward")
+    assert "backward of layer 'loss'" in str(error)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_stepthrough_stops_at_a_nonfinite_gradient():
+    solver = _overflowing_gradient_solver()
+    last = list(solver.iteration_events())[-1]
+    assert last.kind == events.NONFINITE
+    assert (last.layer, last.detail["blob"], last.detail["phase"]) == ("loss", "ip", "backward")
+
+
+def test_gpu_unavailable_is_a_device_error_with_a_reason():
+    ok, _ = engine.gpu_status()
+    if ok:
+        pytest.skip("a GPU is present: asking for it does not fail here")
+    with pytest.raises(engine.DeviceError, match="GPU requested but unavailable: (cupy|.*CUDA)"):
+        engine.Net(linear_net_text(), device="gpu")
