@@ -36,3 +36,25 @@ def _inner_product(layer):
         backward.append(f"db [{N}] += δᵀ [{N}×{M}] · 1 [{M}]")
     backward.append(f"δ_down [{M}×{K}] = δ [{M}×{N}] · {w}")
     return dims, forward, backward
+
+
+@describer("Convolution")
+def _convolution(layer):
+    """Caffe's per-image GEMMs after im2col: M_ = Co/group, K_ = C/group·kh·kw, N_ = Ho·Wo."""
+    n, c, g = layer.num, layer.channels, layer.group
+    (kh, kw), (ho, wo) = layer.kernel, layer.output_shape
+    M, K, P = layer.num_output // g, layer.kernel_dim, layer.out_spatial_dim
+    dims = {"N": n, "C": c, "group": g, "kh": kh, "kw": kw, "Ho": ho, "Wo": wo,
+            "M_": M, "N_": P, "K_": K}
+    per = f"per image (×{n})" + (f", per group (×{g})" if g > 1 else "")
+    summed = f"summed over the {n} images" + (f", per group (×{g})" if g > 1 else "")
+    rows = c * kh * kw
+    forward = [f"im2col: a [{c}×{layer.input_shape[0]}×{layer.input_shape[1]}] → col [{rows}×{P}] {per}",
+               f"top [{M}×{P}] = W [{M}×{K}] · col [{K}×{P}]"
+               + (f" + b [{M}] · 1ᵀ [{P}]" if layer.bias_term else "") + f" {per}"]
+    backward = [f"dW [{M}×{K}] += δ [{M}×{P}] · colᵀ [{P}×{K}] {summed}"]
+    if layer.bias_term:
+        backward.append(f"db [{layer.num_output}] += δ [{layer.num_output}×{P}] · 1 [{P}] summed over the {n} images")
+    backward.append(f"δ_col [{K}×{P}] = Wᵀ [{K}×{M}] · δ [{M}×{P}] {per}; "
+                    f"col2im → δ_down [{c}×{layer.input_shape[0]}×{layer.input_shape[1]}]")
+    return dims, forward, backward

@@ -1,0 +1,184 @@
+"""Convolution: im2col, then the InnerProduct's three products per image.
+
+Per image ``n`` and group ``g`` (Caffe's BaseConvolutionLayer):
+
+- forward     ``top[n] (Co/G x Ho*Wo) = W (Co/G x K) . col[n] (K x Ho*Wo) + b``
+- weight grad ``dW (Co/G x K) += delta[n] (Co/G x Ho*Wo) . col[n]^T``, summed over n
+- bias grad   ``db += delta[n] . 1``, summed over n and pixels
+- data grad   ``dcol[n] = W^T . delta[n]``, then col2im onto ``bottom_diff[n]``
+
+with ``K = C/G * kh * kw``. The columns of all images sit side by side
+(see :mod:`engine.im2col`), so each sum over n is a single GEMM.
+"""
+from __future__ import annotations
+
+from ..errors import NetDefinitionError, ShapeError
+from ..fillers import fill
+from ..im2col import col2im, conv_output_size, im2col
+from ..layer import Layer, register
+
+
+def _spatial_pair(param, repeated: str, prefix: str, default: int | None) -> tuple[int, int]:
+    """Read a repeated field (``kernel_size``, ``stride``, ``pad``: one value or one per
+    spatial axis) or its ``<prefix>_h``/``<prefix>_w`` form, as (h, w)."""
+    values = [int(v) for v in getattr(param, repeated)]
+    has_hw = f"{prefix}_h" in param.DESCRIPTOR.fields_by_name
+    if has_hw and (param.HasField(f"{prefix}_h") or param.HasField(f"{prefix}_w")):
+        if values:
+            raise NetDefinitionError(f"give either {repeated} or {prefix}_h/{prefix}_w, not both")
+        return int(getattr(param, f"{prefix}_h")), int(getattr(param, f"{prefix}_w"))
+    if not values:
+        if default is None:
+            raise NetDefinitionError(f"{repeated} (or {prefix}_h and {prefix}_w) is required")
+        return default, default
+    if len(values) in (1, 2):
+        return values[0], values[-1]
+    raise NetDefinitionError(
+        f"{repeated} must be given once or once per spatial dimension (2), got {len(values)} values")
+
+
+@register("Convolution")
+class ConvolutionLayer(Layer):
+    """2-D convolution with Caffe's parameters and weight layout ``[Co, C/group, kh, kw]``.
+
+    Attributes set in reshape (read by the step-through): ``num`` (N),
+    ``channels`` (C), ``input_shape`` (H, W), ``num_output`` (Co), ``group``, ``kernel_dim``
+    (K = C/group*kh*kw), ``out_spatial_dim`` (Ho*Wo), ``output_shape`` (Ho, Wo),
+    ``col_shape`` (Caffe's per-image col buffer: ``[C*kh*kw, Ho*Wo]``).
+    """
+
+    num_bottoms = None
+    num_tops = None
+
+    def layer_setup(self, bottom, top):
+        p = self.param.convolution_param
+        if len(bottom) != len(top) or not bottom:
+            raise NetDefinitionError(
+                f"layer '{self.name}' (Convolution): needs one top per bottom, got "
+                f"{len(bottom)} bottom(s) and {len(top)} top(s)")
+        if bottom[0].num_axes != 4 or bottom[0].canonical_axis(p.axis) != 1:
+            raise ShapeError(
+                f"layer '{self.name}' (Convolution): only 2-D convolution of N x C x H x W blobs "
+                f"(axis 1) is supported; bottom shape is {bottom[0].shape}, axis {p.axis}")
+        try:
+            self.kernel = _spatial_pair(p, "kernel_size", "kernel", None)
+            self.stride = _spatial_pair(p, "stride", "stride", 1)
+            self.pad = _spatial_pair(p, "pad", "pad", 0)
+            self.dilation = _spatial_pair(p, "dilation", "dilation", 1)
+        except NetDefinitionError as exc:
+            raise NetDefinitionError(f"layer '{self.name}' (Convolution): {exc}") from None
+        for what, pair, low in (("kernel size", self.kernel, 1), ("stride", self.stride, 1),
+                                ("dilation", self.dilation, 1)):
+            if min(pair) < low:
+                raise NetDefinitionError(
+                    f"layer '{self.name}' (Convolution): {what} must be > 0, got {pair}")
+        self.num_output = int(p.num_output)
+        self.group = int(p.group)
+        self.channels = bottom[0].shape[1]
+        if self.num_output <= 0:
+            raise NetDefinitionError(
+                f"layer '{self.name}' (Convolution): convolution_param.num_output must be > 0")
+        if self.group <= 0 or self.channels % self.group or self.num_output % self.group:
+            raise NetDefinitionError(
+                f"layer '{self.name}' (Convolution): group {self.group} must divide both the "
+                f"input channels ({self.channels}) and num_output ({self.num_output})")
+        self.bias_term = bool(p.bias_term)
+        self.kernel_dim = self.channels // self.group * self.kernel[0] * self.kernel[1]
+        self.blobs = [self.new_param_blob((self.num_output, self.channels // self.group) + self.kernel)]
+        fill(self.blobs[0], p.weight_filler)
+        if self.bias_term:
+            self.blobs.append(self.new_param_blob((self.num_output,)))
+            fill(self.blobs[1], p.bias_filler)
+        self._cols: list = [None] * len(bottom)
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        for blob in bottom[1:]:
+            if blob.shape != shape:
+                raise ShapeError(f"layer '{self.name}' (Convolution): all bottoms must have one shape, "
+                                 f"got {shape} and {blob.shape}")
+        if len(shape) != 4 or shape[1] != self.channels:
+            raise ShapeError(f"layer '{self.name}' (Convolution): bottom shape {shape} does not match "
+                             f"the weights, which expect N x {self.channels} x H x W")
+        self.num = shape[0]
+        self.input_shape = shape[2:]
+        self.output_shape = tuple(
+            conv_output_size(shape[2 + d], self.kernel[d], self.stride[d], self.pad[d], self.dilation[d])
+            for d in range(2))
+        if min(self.output_shape) <= 0:
+            raise ShapeError(
+                f"layer '{self.name}' (Convolution): kernel {self.kernel} (dilation {self.dilation}) "
+                f"does not fit the {shape[2]}x{shape[3]} input with pad {self.pad}")
+        self.out_spatial_dim = self.output_shape[0] * self.output_shape[1]
+        self.col_shape = (self.kernel_dim * self.group, self.out_spatial_dim)
+        for blob in top:
+            blob.reshape((self.num, self.num_output) + self.output_shape)
+
+    # -- the matrices -------------------------------------------------------
+    def _weights(self, array):
+        """W (or dW) as G x Co/G x K."""
+        return array.reshape(self.group, self.num_output // self.group, self.kernel_dim)
+
+    def _columns(self, col):
+        """The col buffer as G x K x (N * Ho*Wo)."""
+        return col.reshape(self.group, self.kernel_dim, self.num * self.out_spatial_dim)
+
+    def _by_channel(self, images, xp):
+        """N x Co x Ho x Wo -> G x Co/G x (N * Ho*Wo) (a copy)."""
+        moved = xp.ascontiguousarray(images.transpose(1, 0, 2, 3))
+        return moved.reshape(self.group, self.num_output // self.group, self.num * self.out_spatial_dim)
+
+    def forward(self, bottom, top):
+        xp = bottom[0].xp
+        weight = self._weights(self.blobs[0].data)
+        for k, (b, t) in enumerate(zip(bottom, top)):
+            col = im2col(b.data, self.kernel, self.stride, self.pad, self.dilation, out=self._buffer(k, b))
+            self._cols[k] = col
+            product = xp.matmul(weight, self._columns(col))  # G x Co/G x N*P
+            per_image = product.reshape((self.num_output, self.num) + self.output_shape)
+            t.data[...] = per_image.transpose(1, 0, 2, 3)
+            if self.bias_term:
+                t.data += self.blobs[1].data.reshape(1, -1, 1, 1)
+
+    def _buffer(self, k: int, blob):
+        """Reuse the col buffer of bottom ``k`` while its shape and device stay the same."""
+        shape = (self.channels,) + self.kernel + (self.num,) + self.output_shape
+        col = self._cols[k]
+        if col is not None and col.shape == shape and type(col) is type(blob.data) and col.dtype == blob.dtype:
+            return col
+        return None
+
+    def backward(self, top, propagate_down, bottom):
+        xp = bottom[0].xp
+        weight_blob = self.blobs[0]
+        for k, (t, b) in enumerate(zip(top, bottom)):
+            if self.bias_term and self.param_propagate_down[1]:
+                self._accumulate_bias(t.diff)
+            if not (self.param_propagate_down[0] or propagate_down[k]):
+                continue
+            delta = self._by_channel(t.diff, xp)
+            col = self._cols[k]
+            if col is None or col.shape[3] != self.num:
+                col = im2col(b.data, self.kernel, self.stride, self.pad, self.dilation)
+            if self.param_propagate_down[0]:
+                # dW += delta . col^T, summed over the images (one GEMM per group)
+                grad = xp.matmul(delta, self._columns(col).transpose(0, 2, 1))
+                self._accumulate(weight_blob, grad)
+            if propagate_down[k]:
+                # dcol = W^T . delta, then col2im onto the bottom diff
+                weight_t = self._weights(weight_blob.data).transpose(0, 2, 1)
+                dcol = xp.matmul(weight_t, delta).reshape(col.shape)
+                col2im(dcol, b.shape, self.kernel, self.stride, self.pad, self.dilation, out=b.diff)
+
+    @staticmethod
+    def _accumulate(blob, grad) -> None:
+        target = blob.diff.reshape(grad.shape)
+        if blob.diff_is_clear:
+            target[...] = grad
+            blob.diff_is_clear = False
+        else:
+            target += grad
+
+    def _accumulate_bias(self, top_diff) -> None:
+        self._accumulate(self.blobs[1], top_diff.sum(axis=(0, 2, 3)))
+
