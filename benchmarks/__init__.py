@@ -1,0 +1,1 @@
+"""Speed benchmarks (never timed tests): run them all with ``python -m benchmarks``."""
