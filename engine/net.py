@@ -383,10 +383,11 @@ class Net:
         self.device = device
         return self
 
-    def copy_from(self, path: str) -> None:
-        """Load weights from a .caffemodel or .caffemodel.h5 file, by layer name."""
+    def copy_from(self, path: str):
+        """Load weights from a .caffemodel or .caffemodel.h5 file, by layer name.
+        Returns an ``engine.io.WeightsReport`` (layers copied, ignored, missing)."""
         from . import io
-        io.load_weights(self, os.fspath(path))
+        return io.load_weights(self, os.fspath(path))
 
     def save(self, path: str) -> None:
         """Write the weights as .caffemodel (binary) or .caffemodel.h5, by suffix."""

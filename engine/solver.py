@@ -276,10 +276,15 @@ class Solver:
     def solve(self) -> None:
         """Train to max_iter, then snapshot / test as Caffe's Solve does."""
         self.step(max(0, self.param.max_iter - self.iter))
-        if self.param.snapshot_after_train and self.param.snapshot_prefix and self.auto_snapshot:
+        if self.auto_snapshot and self.should_snapshot_after_train():
             self.snapshot()
         if self.test_nets and self.param.test_interval and self.iter % self.param.test_interval == 0:
             self.test_all()
+
+    def should_snapshot_after_train(self) -> bool:
+        """Caffe's Solve: snapshot at the end unless this iteration was just snapshotted."""
+        snapshot = self.param.snapshot
+        return bool(self.param.snapshot_after_train) and (not snapshot or self.iter % snapshot != 0)
 
     def iteration_events(self) -> Iterator[Event]:
         """One training iteration as a sequence of events (the step-through).

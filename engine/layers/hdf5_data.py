@@ -72,14 +72,23 @@ class HDF5DataLayer(Layer):
         if self.shuffle:
             rng.generator().shuffle(self.file_order)
         self.current_file = 0
-        self._load_file(self.filenames[self.file_order[0]])
+        self.arrays = None
+        self._load_file(self.file_order[0])
         self.current_row = 0
 
-    def _load_file(self, path: str) -> None:
-        self.arrays = load_h5_datasets(path, self.top_names)
-        rows = self.arrays[0].shape[0]
+    def _load_file(self, index: int) -> None:
+        """Load file number ``index`` of the source list (Caffe's LoadHDF5FileData)."""
+        path = self.filenames[index]
+        arrays = load_h5_datasets(path, self.top_names)
+        rows = arrays[0].shape[0]
         if rows == 0:
             raise DataError(f"HDF5 file '{path}' has no rows")
+        if getattr(self, "arrays", None) is not None:
+            for name, old, new in zip(self.top_names, self.arrays, arrays):
+                if old.shape[1:] != new.shape[1:]:
+                    raise DataError(f"layer '{self.name}': dataset '{name}' has rows of shape {new.shape[1:]} "
+                                    f"in '{path}' but {old.shape[1:]} in '{self.loaded_path}'")
+        self.arrays, self.loaded_index, self.loaded_path = arrays, int(index), path
         self.row_order = numpy.arange(rows)
         if self.shuffle:
             rng.generator().shuffle(self.row_order)
@@ -97,7 +106,7 @@ class HDF5DataLayer(Layer):
                     self.current_file = 0
                     if self.shuffle:
                         rng.generator().shuffle(self.file_order)
-                self._load_file(self.filenames[self.file_order[self.current_file]])
+                self._load_file(self.file_order[self.current_file])
             self.current_row = 0
             if self.shuffle:
                 rng.generator().shuffle(self.row_order)
@@ -107,13 +116,33 @@ class HDF5DataLayer(Layer):
         for i in range(self.batch_size):
             row = self.row_order[self.current_row]
             for batch, array in zip(batches, self.arrays):
-                if array.shape[1:] != batch.shape[1:]:
-                    raise DataError(f"layer '{self.name}': files in '{self.param.hdf5_data_param.source}' "
-                                    f"disagree on the shape of rows: {array.shape[1:]} vs {batch.shape[1:]}")
                 batch[i] = array[row]
             self._next_row()
         for blob, batch in zip(top, batches):
             blob.data[...] = backend.to_device(batch, blob.device)
+
+    # -- position, for snapshots --------------------------------------------
+    def state(self) -> dict:
+        """Where the next row comes from: file, row and both shuffle orders."""
+        return {"current_file": self.current_file, "current_row": self.current_row,
+                "file_order": self.file_order.copy(), "row_order": self.row_order.copy()}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from a :meth:`state` (reloads the file it points into)."""
+        file_order = numpy.asarray(state["file_order"], dtype=numpy.intp).reshape(-1)
+        current_file, current_row = int(state["current_file"]), int(state["current_row"])
+        if len(file_order) != len(self.filenames) or not 0 <= current_file < len(file_order):
+            raise DataError(f"layer '{self.name}': the saved position is for {len(file_order)} file(s) but "
+                            f"'{self.param.hdf5_data_param.source}' lists {len(self.filenames)}")
+        self.file_order = file_order
+        if int(file_order[current_file]) != self.loaded_index:
+            self._load_file(file_order[current_file])
+        row_order = numpy.asarray(state["row_order"], dtype=numpy.intp).reshape(-1)
+        rows = self.arrays[0].shape[0]
+        if len(row_order) != rows or not 0 <= current_row < rows:
+            raise DataError(f"layer '{self.name}': the saved position (row {current_row} of {len(row_order)}) "
+                            f"does not fit '{self.loaded_path}', which has {rows} rows")
+        self.current_file, self.current_row, self.row_order = current_file, current_row, row_order
 
     def backward(self, top, propagate_down, bottom):
         pass

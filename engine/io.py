@@ -1,0 +1,702 @@
+"""Caffe's files: trained weights (.caffemodel, .caffemodel.h5) and solver
+snapshots (.solverstate, .solverstate.h5), in Caffe's own layouts.
+
+Weights
+    ``.caffemodel``: a binary NetParameter whose layers carry their parameter
+    blobs (BlobProto: ``shape`` + ``data``, or ``double_data`` for float64
+    nets); old V1 files (``layers`` instead of ``layer``) are read too.
+    ``.caffemodel.h5``: group ``data/<layer name>/<i>`` holds the i-th
+    parameter blob (only the owner of a shared parameter stores it).
+    Loading is by layer name, as Caffe's CopyTrainedLayersFrom: layers of the
+    file that the net lacks are ignored, layers of the net that the file lacks
+    keep their values; both lists come back in a :class:`WeightsReport`.
+
+Solver state
+    ``.solverstate``: a binary SolverState (``iter``, ``learned_net``,
+    ``history``, ``current_step``). ``.solverstate.h5``: datasets ``iter``,
+    ``learned_net``, ``current_step`` and group ``history/<i>`` (AdaDelta and
+    Adam: all first histories, then all second ones).
+
+    For a bit-exact resume the engine also stores what Caffe does not: the
+    random stream, each data layer's position (file, row, shuffle order) and
+    the smoothed-loss window. They live in an HDF5 group ``backprop_studio``:
+    in the .h5 state directly; in the binary state as the bytes of a small
+    in-memory HDF5 file in SolverState field number 10000, which Caffe's
+    protobuf reader skips as an unknown field. Standard fields are never
+    changed, so Caffe reads our files; files from Caffe (without the group)
+    restore as Caffe restores them (data layers restart at row 0).
+
+Every file is written atomically (see :mod:`engine.atomic`).
+"""
+from __future__ import annotations
+
+import io as _stdio
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy
+from google.protobuf.message import DecodeError
+
+from . import backend, rng
+from .atomic import atomic_path, write_bytes
+from .errors import DataError, NetDefinitionError, ShapeError
+from .proto import caffe_pb2
+
+EXTRA_GROUP = "backprop_studio"
+EXTRA_FIELD_NUMBER = 10000
+EXTRA_VERSION = 1
+_V1_LAYERS_FIELD = 2          # NetParameter.layers (V1LayerParameter), read-only support
+_V1_NAME_FIELD, _V1_BLOBS_FIELD = 4, 6
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+def _h5py():
+    import h5py  # imported here: only file work pays for it
+    return h5py
+
+
+def is_hdf5_name(path: str) -> bool:
+    """True for names Caffe treats as HDF5 (``.h5``; ``.hdf5`` accepted too)."""
+    return path.endswith(".h5") or path.endswith(".hdf5")
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise DataError(f"{what} '{path}' does not exist") from None
+    except OSError as exc:
+        raise DataError(f"{what} '{path}' cannot be read: {exc.strerror}") from None
+
+
+def _open_h5(path: str, what: str):
+    h5py = _h5py()
+    if not os.path.exists(path):
+        raise DataError(f"{what} '{path}' does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        reason = str(exc).split("(")[0].strip() or "unreadable"
+        raise DataError(f"{what} '{path}' is corrupt, truncated or not HDF5 ({reason})") from None
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(int(d)) for d in shape) + ")"
+
+
+def _owned_blobs(net):
+    """(layer, j, blob, owner) for every parameter blob; owner is False for the
+    second and later users of a shared parameter."""
+    seen: set[int] = set()
+    for layer in net.layers:
+        for j, blob in enumerate(layer.blobs):
+            yield layer, j, blob, id(blob) not in seen
+            seen.add(id(blob))
+
+
+# ---------------------------------------------------------------------------
+# BlobProto <-> arrays
+# ---------------------------------------------------------------------------
+def blob_to_proto(proto: caffe_pb2.BlobProto, array, diff=None) -> caffe_pb2.BlobProto:
+    """Fill ``proto`` as Caffe's Blob::ToProto does (float -> data, double -> double_data)."""
+    array = backend.to_numpy(array)
+    proto.Clear()
+    proto.shape.dim.extend(int(d) for d in array.shape)
+    flat = array.reshape(-1)
+    if array.dtype == numpy.float64:
+        proto.double_data.extend(flat.tolist())
+        if diff is not None:
+            proto.double_diff.extend(backend.to_numpy(diff).reshape(-1).tolist())
+    else:
+        proto.data.extend(flat.astype(numpy.float32).tolist())
+        if diff is not None:
+            proto.diff.extend(backend.to_numpy(diff).reshape(-1).astype(numpy.float32).tolist())
+    return proto
+
+
+def proto_shape(proto: caffe_pb2.BlobProto) -> tuple[int, ...] | None:
+    """The blob's shape, or None for the legacy num/channels/height/width form."""
+    if proto.HasField("shape"):
+        return tuple(int(d) for d in proto.shape.dim)
+    if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
+        return None
+    return (len(proto.data) or len(proto.double_data),) if (proto.data or proto.double_data) else ()
+
+
+def _legacy_shape(proto: caffe_pb2.BlobProto) -> tuple[int, int, int, int]:
+    return (proto.num, proto.channels, proto.height, proto.width)
+
+
+def shape_matches(proto: caffe_pb2.BlobProto, shape: tuple[int, ...]) -> bool:
+    """Caffe's Blob::ShapeEquals: legacy 4-D shapes compare with leading 1s."""
+    found = proto_shape(proto)
+    if found is not None:
+        return found == tuple(shape)
+    if len(shape) > 4:
+        return False
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    return padded == _legacy_shape(proto)
+
+
+def proto_values(proto: caffe_pb2.BlobProto, count: int, where: str) -> numpy.ndarray:
+    """The blob's values as a flat array; DataError when the count is wrong."""
+    if len(proto.double_data):
+        values = numpy.array(proto.double_data, dtype=numpy.float64)
+    else:
+        values = numpy.array(proto.data, dtype=numpy.float32)
+    if values.size != count:
+        raise DataError(f"{where} holds {values.size} values but its shape needs {count} "
+                        f"(the file is corrupt or truncated)")
+    return values
+
+
+def _describe_proto_shape(proto: caffe_pb2.BlobProto) -> str:
+    shape = proto_shape(proto)
+    return _shape_text(shape if shape is not None else _legacy_shape(proto))
+
+
+# ---------------------------------------------------------------------------
+# weights
+# ---------------------------------------------------------------------------
+@dataclass
+class WeightsReport:
+    """What :func:`load_weights` did."""
+
+    path: str
+    copied: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)   # with parameters in the file, not in the net
+    missing: list[str] = field(default_factory=list)   # learnable layers of the net not in the file
+
+    def lines(self) -> list[str]:
+        """Human-readable notes, Caffe's wording where it has one."""
+        out = [f"Ignoring source layer {name}" for name in self.ignored]
+        out += [f"Layer {name} is not in '{os.path.basename(self.path)}': it keeps its initial values"
+                for name in self.missing]
+        return out
+
+
+def load_weights(net, path: str) -> WeightsReport:
+    """Copy the parameters stored in ``path`` into ``net`` by layer name."""
+    path = os.fspath(path)
+    if is_hdf5_name(path) or (os.path.exists(path) and _h5py().is_hdf5(path)):
+        return _load_weights_h5(net, path)
+    return _load_weights_binary(net, path)
+
+
+def _learnable_layer_names(net) -> list[str]:
+    return [layer.name for layer in net.layers if layer.blobs]
+
+
+def _copy_into(blob, values: numpy.ndarray) -> None:
+    blob.data[...] = backend.to_device(values.reshape(blob.shape).astype(blob.dtype, copy=False), blob.device)
+
+
+def _mismatch(path: str, layer: str, j: int, file_shape: str, net_shape) -> ShapeError:
+    return ShapeError(
+        f"weights file '{path}': layer '{layer}' blob {j} has shape {file_shape} in the file but "
+        f"{_shape_text(net_shape)} in the net (rename the layer to learn it from scratch)")
+
+
+def _load_weights_h5(net, path: str) -> WeightsReport:
+    report = WeightsReport(path)
+    net_layers = {layer.name: layer for layer in net.layers}
+    owners = {(layer.name, j): owner for layer, j, _, owner in _owned_blobs(net)}
+    with _open_h5(path, "weights file") as handle:
+        if "data" not in handle:
+            raise DataError(f"weights file '{path}' is not a Caffe HDF5 model (it has no 'data' group)")
+        data = handle["data"]
+        file_layers = list(data.keys())
+        for name in net_layers:
+            if name in data and name.split("/")[0] in file_layers:
+                _copy_h5_layer(path, net_layers[name], data[name], owners, report)
+        net_names = list(net_layers)
+        report.ignored = [name for name in file_layers if name not in net_layers and
+                          not any(n.startswith(name + "/") for n in net_names) and _holds_blobs(data[name])]
+    copied = set(report.copied)
+    report.missing = [n for n in _learnable_layer_names(net) if n not in copied]
+    return report
+
+
+def _holds_blobs(group) -> bool:
+    h5py = _h5py()
+    return isinstance(group, h5py.Group) and any(isinstance(group[k], h5py.Dataset) for k in group)
+
+
+def _copy_h5_layer(path: str, layer, group, owners, report: WeightsReport) -> None:
+    h5py = _h5py()
+    if not isinstance(group, h5py.Group):
+        raise DataError(f"weights file '{path}': 'data/{layer.name}' is not a group")
+    stored = [k for k in group.keys() if isinstance(group[k], h5py.Dataset)]
+    if len(stored) > len(layer.blobs):
+        raise ShapeError(f"weights file '{path}': layer '{layer.name}' has {len(stored)} blob(s) in the "
+                         f"file but {len(layer.blobs)} in the net")
+    for j, blob in enumerate(layer.blobs):
+        key = str(j)
+        if key not in group:
+            if not owners[(layer.name, j)]:
+                continue  # a shared parameter: its owner holds it
+            raise ShapeError(f"weights file '{path}': layer '{layer.name}' has {len(stored)} blob(s) in "
+                             f"the file but {len(layer.blobs)} in the net (blob {j} is missing)")
+        dataset = group[key]
+        if tuple(dataset.shape) != blob.shape:
+            raise _mismatch(path, layer.name, j, _shape_text(dataset.shape), blob.shape)
+        try:
+            values = numpy.asarray(dataset[()])
+        except OSError as exc:
+            raise DataError(f"weights file '{path}': blob {j} of layer '{layer.name}' cannot be read "
+                            f"(corrupt or truncated): {exc}") from None
+        _copy_into(blob, values)
+    report.copied.append(layer.name)
+
+
+def _parse_net_binary(path: str) -> caffe_pb2.NetParameter:
+    data = _read_bytes(path, "weights file")
+    param = caffe_pb2.NetParameter()
+    try:
+        param.ParseFromString(data)
+    except DecodeError as exc:
+        raise DataError(f"weights file '{path}' is corrupt or truncated (not a binary Caffe "
+                        f"NetParameter: {exc})") from None
+    return param
+
+
+def _source_layers(path: str, param: caffe_pb2.NetParameter) -> list[tuple[str, list]]:
+    """(name, [BlobProto]) of every layer in the file, V2 ``layer`` and V1 ``layers``."""
+    layers = [(layer.name, list(layer.blobs)) for layer in param.layer]
+    layers += _v1_layers(path, param)
+    if not layers:
+        raise DataError(f"weights file '{path}' holds no layers (empty, or not a .caffemodel)")
+    return layers
+
+
+def _load_weights_binary(net, path: str) -> WeightsReport:
+    report = WeightsReport(path)
+    net_layers = {layer.name: layer for layer in net.layers}
+    for name, blobs in _source_layers(path, _parse_net_binary(path)):
+        layer = net_layers.get(name)
+        if layer is None:
+            if blobs:
+                report.ignored.append(name)
+            continue
+        if len(blobs) != len(layer.blobs):
+            raise ShapeError(f"weights file '{path}': layer '{name}' has {len(blobs)} blob(s) in the file "
+                             f"but {len(layer.blobs)} in the net")
+        for j, (proto, blob) in enumerate(zip(blobs, layer.blobs)):
+            if not shape_matches(proto, blob.shape):
+                raise _mismatch(path, name, j, _describe_proto_shape(proto), blob.shape)
+            _copy_into(blob, proto_values(proto, blob.count(),
+                                          f"weights file '{path}': layer '{name}' blob {j}"))
+        report.copied.append(name)
+    copied = set(report.copied)
+    report.missing = [n for n in _learnable_layer_names(net) if n not in copied]
+    return report
+
+
+def net_to_proto(net, write_diff: bool = False) -> caffe_pb2.NetParameter:
+    """Caffe's Net::ToProto: the net's layers with their parameter blobs."""
+    param = caffe_pb2.NetParameter(name=net.name)
+    for layer, layer_param in zip(net.layers, net.layer_params):
+        out = param.layer.add()
+        out.CopyFrom(layer_param)
+        del out.blobs[:]
+        for blob in layer.blobs:
+            blob_to_proto(out.blobs.add(), blob.data, blob.diff if write_diff else None)
+    return param
+
+
+def save_weights(net, path: str, write_diff: bool = False) -> None:
+    """Write ``net``'s parameters: HDF5 for a ``.h5`` name, else binary .caffemodel."""
+    path = os.fspath(path)
+    if is_hdf5_name(path):
+        _save_weights_h5(net, path, write_diff)
+    else:
+        write_bytes(path, net_to_proto(net, write_diff).SerializeToString())
+
+
+def _save_weights_h5(net, path: str, write_diff: bool) -> None:
+    h5py = _h5py()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as handle:
+            data = handle.create_group("data")
+            diff = handle.create_group("diff") if write_diff else None
+            groups: dict[str, tuple] = {}
+            for layer, j, blob, owner in _owned_blobs(net):
+                if layer.name not in groups:
+                    groups[layer.name] = (data.create_group(layer.name),
+                                          diff.create_group(layer.name) if diff is not None else None)
+                if owner:
+                    data_group, diff_group = groups[layer.name]
+                    data_group.create_dataset(str(j), data=backend.to_numpy(blob.data))
+                    if diff_group is not None:
+                        diff_group.create_dataset(str(j), data=backend.to_numpy(blob.diff))
+            for layer in net.layers:  # Caffe writes a group for every layer, learnable or not
+                if layer.name not in groups:
+                    data.create_group(layer.name)
+                    if diff is not None:
+                        diff.create_group(layer.name)
+
+
+# ---------------------------------------------------------------------------
+# V1 caffemodels (``layers`` field): decoded from the wire format
+# ---------------------------------------------------------------------------
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result, shift = 0, 0
+    while True:
+        if pos >= len(buf):
+            raise DecodeError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _wire_fields(buf: bytes):
+    """(field number, wire type, value) of a serialized message; value is bytes
+    for length-delimited fields, an int for varints, None for fixed-size ones."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _read_varint(buf, pos)
+        elif wire == 2:
+            size, pos = _read_varint(buf, pos)
+            if pos + size > len(buf):
+                raise DecodeError("truncated length-delimited field")
+            value, pos = buf[pos:pos + size], pos + size
+        elif wire in (1, 5):
+            pos, value = pos + (8 if wire == 1 else 4), None
+        else:
+            raise DecodeError(f"unsupported wire type {wire}")
+        yield number, wire, value
+
+
+def _unknown_fields(message, number: int) -> list[bytes]:
+    from google.protobuf import unknown_fields
+    return [f.data for f in unknown_fields.UnknownFieldSet(message)
+            if f.field_number == number and f.wire_type == 2]
+
+
+def _v1_layers(path: str, param: caffe_pb2.NetParameter) -> list[tuple[str, list]]:
+    layers = []
+    try:
+        for raw in _unknown_fields(param, _V1_LAYERS_FIELD):
+            name, blobs = "", []
+            for number, wire, value in _wire_fields(raw):
+                if number == _V1_NAME_FIELD and wire == 2:
+                    name = value.decode("utf-8")
+                elif number == _V1_BLOBS_FIELD and wire == 2:
+                    blobs.append(caffe_pb2.BlobProto.FromString(value))
+            layers.append((name, blobs))
+    except (DecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"weights file '{path}' is corrupt or truncated (V1 layers: {exc})") from None
+    return layers
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_bytes_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field, appended to a message's bytes."""
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+# ---------------------------------------------------------------------------
+# snapshot names
+# ---------------------------------------------------------------------------
+def snapshot_prefix(solver) -> str:
+    """The snapshot prefix as a path: relative prefixes resolve against the
+    solver file's folder (the working directory for a solver given as text).
+
+    As Caffe: no prefix -> the solver file's name without extension; a prefix
+    that is a folder -> that folder plus the solver file's stem.
+    """
+    param, path = solver.param, solver.path
+    prefix = param.snapshot_prefix
+    base = os.path.dirname(path) if path else os.getcwd()
+    stem = os.path.splitext(os.path.basename(path))[0] if path else ""
+    if not prefix:
+        if not stem:
+            raise NetDefinitionError("cannot snapshot: the solver has no snapshot_prefix")
+        prefix = stem
+    full = os.path.join(base, prefix)
+    if prefix.endswith(("/", os.sep)) or os.path.isdir(full):
+        if not stem:
+            raise NetDefinitionError(f"cannot snapshot: snapshot_prefix '{prefix}' is a folder")
+        full = os.path.join(full, stem)
+    return os.path.normpath(full)
+
+
+def snapshot_filename(solver, extension: str) -> str:
+    """``<prefix>_iter_<iter><extension>`` as Caffe's SnapshotFilename."""
+    return f"{snapshot_prefix(solver)}_iter_{solver.iter}{extension}"
+
+
+def _learned_net_text(solver, model_path: str) -> str:
+    """What goes in ``learned_net``: the model path relative to the solver's folder
+    (what Caffe writes when run from that folder), absolute if elsewhere."""
+    base = os.path.dirname(solver.path) if solver.path else os.getcwd()
+    relative = os.path.relpath(model_path, base)
+    return model_path if relative.startswith("..") else relative
+
+
+def snapshot(solver) -> list[str]:
+    """Write ``<prefix>_iter_<N>.caffemodel[.h5]`` and ``.solverstate[.h5]``; returns both paths."""
+    hdf5 = solver.param.snapshot_format == caffe_pb2.SolverParameter.HDF5
+    suffix = ".h5" if hdf5 else ""
+    model_path = snapshot_filename(solver, ".caffemodel" + suffix)
+    state_path = snapshot_filename(solver, ".solverstate" + suffix)
+    os.makedirs(os.path.dirname(model_path) or ".", exist_ok=True)
+    save_weights(solver.net, model_path, write_diff=solver.param.snapshot_diff)
+    learned = _learned_net_text(solver, model_path)
+    if hdf5:
+        _write_state_h5(solver, state_path, learned)
+    else:
+        _write_state_binary(solver, state_path, learned)
+    return [model_path, state_path]
+
+
+# ---------------------------------------------------------------------------
+# solver state: writing
+# ---------------------------------------------------------------------------
+def _write_fixed_string(group, name: str, text: str) -> None:
+    """A scalar null-terminated fixed-length string, as HDF5's H5LTmake_dataset_string."""
+    h5py = _h5py()
+    raw = text.encode("utf-8")
+    string_type = h5py.h5t.C_S1.copy()
+    string_type.set_size(len(raw) + 1)
+    string_type.set_strpad(h5py.h5t.STR_NULLTERM)
+    space = h5py.h5s.create(h5py.h5s.SCALAR)
+    dataset = h5py.h5d.create(group.id, name.encode(), string_type, space)
+    dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, numpy.array(raw + b"\0", dtype=f"S{len(raw) + 1}"))
+
+
+def _write_state_h5(solver, path: str, learned: str) -> None:
+    h5py = _h5py()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as handle:
+            handle.create_dataset("iter", data=numpy.array([solver.iter], dtype=numpy.int32))
+            _write_fixed_string(handle, "learned_net", learned)
+            handle.create_dataset("current_step", data=numpy.array([solver.current_step], dtype=numpy.int32))
+            history = handle.create_group("history")
+            for i, array in enumerate(solver.history):
+                history.create_dataset(str(i), data=backend.to_numpy(array))
+            write_extras(handle.create_group(EXTRA_GROUP), solver)
+
+
+def _write_state_binary(solver, path: str, learned: str) -> None:
+    state = caffe_pb2.SolverState(iter=solver.iter, learned_net=learned, current_step=solver.current_step)
+    for array in solver.history:
+        blob_to_proto(state.history.add(), array)
+    buffer = _stdio.BytesIO()
+    with _h5py().File(buffer, "w") as handle:
+        write_extras(handle.create_group(EXTRA_GROUP), solver)
+    payload = state.SerializeToString() + encode_bytes_field(EXTRA_FIELD_NUMBER, buffer.getvalue())
+    write_bytes(path, payload)
+
+
+def _nets(solver):
+    yield "train", solver.net
+    for k, net in enumerate(solver.test_nets):
+        yield f"test{k}", net
+
+
+def layer_state(layer) -> dict | None:
+    """The position of a data layer (its ``state()``, or its batcher's), else None."""
+    getter = getattr(layer, "state", None)
+    if callable(getter):
+        return getter()
+    batcher = getattr(layer, "batcher", None)
+    if batcher is not None and callable(getattr(batcher, "state", None)):
+        return batcher.state()
+    return None
+
+
+def set_layer_state(layer, state: dict) -> None:
+    setter = getattr(layer, "set_state", None)
+    if callable(setter):
+        setter(state)
+    else:
+        layer.batcher.set_state(state)
+
+
+def write_extras(group, solver) -> None:
+    """The engine's additions to a solver state: RNG, data positions, loss window."""
+    group.attrs["version"] = EXTRA_VERSION
+    group.attrs["rng_state"] = json.dumps(rng.get_state())
+    group.create_dataset("smoothed_loss", data=numpy.float64(solver.smoothed_loss))
+    group.create_dataset("losses", data=numpy.asarray(solver.losses, dtype=numpy.float64))
+    layers = group.create_group("data_layers")
+    for net_name, net in _nets(solver):
+        for i, layer in enumerate(net.layers):
+            state = layer_state(layer)
+            if state is None:
+                continue
+            entry = layers.create_group(f"{net_name}/{i}")
+            entry.attrs["layer"] = layer.name
+            for key, value in state.items():
+                entry.create_dataset(key, data=numpy.asarray(value))
+
+
+# ---------------------------------------------------------------------------
+# solver state: reading
+# ---------------------------------------------------------------------------
+def restore(solver, path: str) -> None:
+    """Resume ``solver`` from a .solverstate or .solverstate.h5 (Caffe's Restore)."""
+    path = os.fspath(path)
+    if is_hdf5_name(path) or (os.path.exists(path) and _h5py().is_hdf5(path)):
+        _restore_h5(solver, path)
+    else:
+        _restore_binary(solver, path)
+    from .lr_policy import learning_rate
+    solver.learning_rate = float(learning_rate(solver.param, solver.iter, solver.current_step)[0])
+
+
+def _find_learned_net(solver, state_path: str, learned: str) -> str:
+    candidates = []
+    if os.path.isabs(learned):
+        candidates.append(learned)
+    candidates.append(os.path.join(os.path.dirname(os.path.abspath(state_path)), os.path.basename(learned)))
+    if solver.path and not os.path.isabs(learned):
+        candidates.append(os.path.join(os.path.dirname(solver.path), learned))
+    candidates.append(learned)
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise DataError(f"solver state '{state_path}' names the weights '{learned}', which were not found "
+                    f"(looked at: {', '.join(dict.fromkeys(candidates))})")
+
+
+def _check_history_count(path: str, found: int, solver) -> None:
+    if found != len(solver.history):
+        raise DataError(
+            f"solver state '{path}' has {found} history blob(s) but this {solver.type_name} solver needs "
+            f"{len(solver.history)} (written for another net or solver type?)")
+
+
+def _set_history(solver, i: int, values: numpy.ndarray, shape, path: str) -> None:
+    target = solver.history[i]
+    if tuple(shape) != tuple(target.shape):
+        raise ShapeError(f"solver state '{path}': history blob {i} has shape {_shape_text(shape)} in the "
+                         f"file but the solver needs {_shape_text(target.shape)}")
+    target[...] = backend.to_device(numpy.asarray(values).reshape(target.shape).astype(target.dtype),
+                                    solver.device)
+
+
+def _read_h5_int(handle, name: str, path: str) -> int:
+    if name not in handle:
+        raise DataError(f"solver state '{path}' has no '{name}' dataset (not a Caffe .solverstate.h5)")
+    return int(numpy.asarray(handle[name][()]).reshape(-1)[0])
+
+
+def _read_h5_string(dataset) -> str:
+    value = dataset[()]
+    if isinstance(value, numpy.ndarray):
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        value = value.split(b"\0")[0].decode("utf-8")
+    return str(value)
+
+
+def _restore_h5(solver, path: str) -> None:
+    with _open_h5(path, "solver state") as handle:
+        try:
+            iteration = _read_h5_int(handle, "iter", path)
+            current_step = _read_h5_int(handle, "current_step", path)
+            if "learned_net" in handle:
+                learned = _read_h5_string(handle["learned_net"])
+                load_weights(solver.net, _find_learned_net(solver, path, learned))
+            if "history" not in handle:
+                raise DataError(f"solver state '{path}' has no 'history' group")
+            history = handle["history"]
+            _check_history_count(path, len(history), solver)
+            for i in range(len(solver.history)):
+                if str(i) not in history:
+                    raise DataError(f"solver state '{path}' lacks history blob {i}")
+                dataset = history[str(i)]
+                _set_history(solver, i, dataset[()], dataset.shape, path)
+            if EXTRA_GROUP in handle:
+                read_extras(handle[EXTRA_GROUP], solver, path)
+        except OSError as exc:
+            raise DataError(f"solver state '{path}' is corrupt or truncated: {exc}") from None
+    solver.iter, solver.current_step = iteration, current_step
+
+
+def _restore_binary(solver, path: str) -> None:
+    data = _read_bytes(path, "solver state")
+    state = caffe_pb2.SolverState()
+    try:
+        state.ParseFromString(data)
+    except DecodeError as exc:
+        raise DataError(f"solver state '{path}' is corrupt or truncated (not a binary Caffe "
+                        f"SolverState: {exc})") from None
+    if not state.HasField("iter"):
+        raise DataError(f"solver state '{path}' has no iteration count (empty or not a .solverstate)")
+    if state.HasField("learned_net"):
+        load_weights(solver.net, _find_learned_net(solver, path, state.learned_net))
+    _check_history_count(path, len(state.history), solver)
+    for i, proto in enumerate(state.history):
+        shape = proto_shape(proto)
+        if shape is None:
+            shape = _legacy_shape(proto)
+        count = int(numpy.prod(shape)) if shape else 1
+        _set_history(solver, i, proto_values(proto, count, f"solver state '{path}': history blob {i}"),
+                     shape, path)
+    extras = _unknown_fields(state, EXTRA_FIELD_NUMBER)
+    if extras:
+        try:
+            with _h5py().File(_stdio.BytesIO(extras[-1]), "r") as handle:
+                read_extras(handle[EXTRA_GROUP], solver, path)
+        except (OSError, KeyError) as exc:
+            raise DataError(f"solver state '{path}': the Backprop Studio extras are corrupt: {exc}") from None
+    solver.iter, solver.current_step = state.iter, state.current_step
+
+
+def _dataset_value(dataset):
+    value = dataset[()]
+    if isinstance(value, numpy.ndarray) and value.shape:
+        return value
+    return value.item() if hasattr(value, "item") else value
+
+
+def read_extras(group, solver, path: str) -> None:
+    """Restore what :func:`write_extras` stored (data positions first, the RNG last:
+    reloading a data file may draw from it)."""
+    layers = group.get("data_layers")
+    if layers is not None:
+        nets = dict(_nets(solver))
+        for net_name in layers:
+            net = nets.get(net_name)
+            if net is None:
+                raise DataError(f"solver state '{path}' has data positions for '{net_name}', which this "
+                                f"solver does not have")
+            for index in layers[net_name]:
+                entry = layers[net_name][index]
+                i = int(index)
+                name = entry.attrs["layer"]
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                if i >= len(net.layers) or net.layers[i].name != name:
+                    raise DataError(f"solver state '{path}': data layer '{name}' is not layer {i} of the "
+                                    f"{net_name} net (the state belongs to another net)")
+                set_layer_state(net.layers[i], {key: _dataset_value(entry[key]) for key in entry})
+    if "losses" in group:
+        solver.losses = [float(x) for x in group["losses"][()]]
+        solver.smoothed_loss = float(group["smoothed_loss"][()])
+    state = group.attrs.get("rng_state")
+    if state is not None:
+        rng.set_state(json.loads(state))
