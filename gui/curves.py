@@ -76,6 +76,12 @@ class CurvesPanel(QWidget):
         self.lr_plot.setLabel("bottom", "iteration", **{"font-size": f"{theme.LABEL_PT}pt"})
         for plot in (self.score_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
+        for plot in (self.loss_plot, self.score_plot):
+            plot.getAxis("bottom").setStyle(showValues=False)
+        self.lr_plot.enableAutoRange(y=False)
+        self.score_plot.enableAutoRange(y=False)
+        self.score_plot.setYRange(0, 1.05, padding=0)
+        self._lr_top = 0.0
         layout_item = self._graphics.ci.layout
         for row, stretch in enumerate((3, 2, 1)):
             layout_item.setRowStretchFactor(row, stretch)
@@ -94,7 +100,8 @@ class CurvesPanel(QWidget):
         plot.hideButtons()
         for name in ("left", "bottom"):
             plot.getAxis(name).setStyle(tickFont=theme.font(theme.TICK_PT))
-        plot.getAxis("left").setWidth(64)
+            plot.getAxis(name).enableAutoSIPrefix(False)
+        plot.getAxis("left").setWidth(72)
         return plot
 
     @staticmethod
@@ -108,11 +115,29 @@ class CurvesPanel(QWidget):
     def add_train_points(self, iterations: Sequence[int], losses: Sequence[float],
                          smoothed: Sequence[float], lrs: Sequence[float]) -> None:
         """Append a batch of training iterations (all four sequences have the same length)."""
+        sizes = {len(iterations), len(losses), len(smoothed), len(lrs)}
+        if len(sizes) != 1:
+            raise ValueError(f"add_train_points: sequences of different lengths {sorted(sizes)}")
         if len(iterations) == 0:
             return
         for key, values in (("loss", losses), ("smoothed_loss", smoothed), ("lr", lrs)):
             self._series[key].extend(iterations, values)
             self._items[key].setData(*self._series[key].data())
+        self._fit_lr_range(float(numpy.max(lrs)))
+
+    def _fit_lr_range(self, newest_max: float) -> None:
+        """Keep the learning-rate axis from 0 to a little above the largest rate seen."""
+        if math.isfinite(newest_max) and newest_max > self._lr_top:
+            self._lr_top = newest_max
+            self.lr_plot.setYRange(0, 1.15 * newest_max, padding=0)
+
+    def _fit_score_range(self) -> None:
+        """Scores in [0, 1] (accuracy) keep a 0..1 axis; anything else ranges automatically."""
+        values = [self._series[f"test_{k}"].data()[1] for k in self._test_keys if not is_loss_name(k)]
+        if values and all(v.size == 0 or (v.min() >= 0 and v.max() <= 1) for v in values):
+            self.score_plot.setYRange(0, 1.05, padding=0)
+        else:
+            self.score_plot.enableAutoRange(y=True)
 
     def add_test_point(self, iteration: int, scores: dict[str, float]) -> None:
         """Append one test pass (e.g. {'accuracy': 0.9, 'loss': 0.31}) at ``iteration``."""
@@ -122,12 +147,14 @@ class CurvesPanel(QWidget):
                 self._add_test_series(key)
             self._series[name].extend([iteration], [value])
             self._items[name].setData(*self._series[name].data())
+        self._fit_score_range()
 
     def clear(self) -> None:
         """Forget every point (e.g. after Reset or opening another net)."""
         for name, series in self._series.items():
             series.clear()
             self._items[name].setData([], [])
+        self._lr_top = 0.0
 
     def series(self, name: str) -> tuple[numpy.ndarray, numpy.ndarray]:
         """(iterations, values) of 'loss', 'smoothed_loss', 'lr' or 'test_<output>' (copies)."""

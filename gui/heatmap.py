@@ -14,12 +14,14 @@ from typing import Callable
 import numpy
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from gui import theme
 from gui.snapshot import stats as array_stats
 
 Meaning = Callable[[int, int, float], str]
+HOVER_HINT = "hover a cell: row, column, value, meaning"
 
 
 def symmetric_bound(lo: float, hi: float) -> float:
@@ -71,6 +73,8 @@ class HeatmapView(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(1)
         self._title = QLabel(title)
+        self._title.setTextFormat(Qt.TextFormat.RichText)
+        self._title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._title.setFont(theme.font(theme.COMPACT_TITLE_PT if self._compact else theme.TITLE_PT, bold=True))
         layout.addWidget(self._title)
 
@@ -86,10 +90,12 @@ class HeatmapView(QWidget):
         tick_font = theme.font(theme.COMPACT_TICK_PT if self._compact else theme.TICK_PT)
         for name in ("left", "bottom"):
             self._plot.getAxis(name).setStyle(tickFont=tick_font)
+            self._plot.getAxis(name).enableAutoSIPrefix(False)
         self._bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=theme.DIVERGING, interactive=False,
                                     width=10 if self._compact else 14)
         self._bar.setImageItem(self._image, insert_in=self._plot)
         self._bar.getAxis("right").setStyle(tickFont=tick_font)
+        self._bar.getAxis("right").setWidth(40 if self._compact else 52)
         self._plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         self._placeholder = QLabel()
@@ -104,7 +110,8 @@ class HeatmapView(QWidget):
         self._stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         layout.addWidget(self._stack, 1)
 
-        self._hover = QLabel(" ")
+        self._hint = "hover a cell for its value" if self._compact else HOVER_HINT
+        self._hover = QLabel(self._hint)
         self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
         self._hover.setStyleSheet(f"color: {theme.MUTED_COLOR};")
         self._stats = QLabel(" ")
@@ -121,7 +128,10 @@ class HeatmapView(QWidget):
         self._title.setText(title)
 
     def title(self) -> str:
-        return self._title.text()
+        """The title as plain text."""
+        doc = QTextDocument()
+        doc.setHtml(self._title.text())
+        return doc.toPlainText()
 
     def set_matrix(self, array: numpy.ndarray, *, row_label: str, col_label: str,
                    meaning: Meaning | None = None, extra_stats: str = "") -> None:
@@ -155,7 +165,7 @@ class HeatmapView(QWidget):
         self._shape = None
         self._stats_text = ""
         self._stats.setText(" ")
-        self._hover.setText(" ")
+        self._hover.setText(self._hint)
 
     def is_placeholder(self) -> bool:
         return self._stack.currentIndex() == 1
@@ -206,7 +216,8 @@ class HeatmapView(QWidget):
 
     def hover_label_text(self) -> str:
         """What the hover line under the map shows now."""
-        return self._hover.text().strip()
+        text = self._hover.text()
+        return "" if text == self._hint else text
 
     def cell_scene_pos(self, row: int, col: int):
         """Scene position of the centre of a cell (for tests and for pointing at a cell)."""
@@ -242,21 +253,23 @@ class HeatmapView(QWidget):
         self._plot.setLabel("bottom", col_label, **style)
 
     def _format_stats(self, summary: dict, extra: str) -> str:
+        """Statistics as short fixed lines (compact: one line)."""
         f = theme.format_number
-        text = (f"min {f(summary['min'])}  max {f(summary['max'])}\n"
-                f"mean|x| {f(summary['mean_abs'])}  ‖x‖₂ {f(summary['l2'])}")
         if self._compact:
-            text = f"min {f(summary['min'])} max {f(summary['max'])}  ‖x‖₂ {f(summary['l2'])}"
+            lines = [f"min {f(summary['min'])}  max {f(summary['max'])}", f"‖x‖₂ {f(summary['l2'])}  {extra}"]
+        else:
+            lines = [f"min {f(summary['min'])}   max {f(summary['max'])}",
+                     f"mean|x| {f(summary['mean_abs'])}   ‖x‖₂ {f(summary['l2'])}"]
+            if extra:
+                lines.append(extra)
         if summary.get("nonfinite"):
-            text += f"\n⚠ {summary['nonfinite']} non-finite (first at {summary['first_nonfinite']})"
-        if extra:
-            text += ("  " if self._compact else "\n") + extra
-        return text
+            lines.append(f"⚠ {summary['nonfinite']} non-finite, first at {list(summary['first_nonfinite'])}")
+        return "\n".join(line.rstrip() for line in lines)
 
     def _on_mouse_moved(self, scene_pos) -> None:
         if self._shape is None or not self._image.sceneBoundingRect().contains(scene_pos):
-            if self._hover.text() != " ":
-                self._hover.setText(" ")
+            if self._hover.text() != self._hint:
+                self._hover.setText(self._hint)
             return
         point = self._image.mapFromScene(scene_pos)
         self._hover.setText(self.hover_text(int(math.floor(point.y())), int(math.floor(point.x()))))

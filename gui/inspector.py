@@ -21,6 +21,11 @@ from gui.snapshot import InnerProductView, SolverInfo, l2_norm
 #: Every map of the single-layer mode, and where it sits (row, column) in the grid of maps.
 MAP_POSITIONS = {"W": (0, 0), "dW": (0, 1), "update": (0, 2), "db": (0, 3),
                  "a": (1, 0), "delta": (1, 1), "delta_down": (1, 2)}
+READING_HELP = ("How to read: red > 0, blue < 0, white = 0. Colour levels are symmetric, ±max|x| of each map "
+                "(every frame, or locked). Rows and columns are numbered from 0; hover a cell for its value "
+                "and meaning.")
+GRID_HELP = ("Rows × columns:  W, dW, V: output neuron × input  ·  db: output neuron  ·  δ: sample × output "
+             "neuron.  Hover a cell for its meaning; click a layer name to inspect it in detail.")
 #: The maps of one row of the compact grid mode.
 GRID_MAPS = ("W", "dW", "update", "db", "delta")
 
@@ -83,8 +88,8 @@ def update_ratio_text(view: InnerProductView) -> str:
 
 def dims_text(view: InnerProductView) -> str:
     d = view.dims
-    return (f"M_ = {d.get('M_', '?')} samples   N_ = {d.get('N_', '?')} outputs   "
-            f"K_ = {d.get('K_', '?')} inputs" + ("   (transpose)" if view.transpose else ""))
+    return (f"M_ = {d.get('M_', '?')} samples  ·  N_ = {d.get('N_', '?')} outputs  ·  "
+            f"K_ = {d.get('K_', '?')} inputs" + ("  ·  transposed W" if view.transpose else ""))
 
 
 def side_html(view: InnerProductView | None, info: SolverInfo | None) -> str:
@@ -93,7 +98,8 @@ def side_html(view: InnerProductView | None, info: SolverInfo | None) -> str:
     mono = "font-family: monospace;"
     if view is not None:
         parts.append(f"<p style='font-size:{theme.TITLE_PT}pt'><b>{html.escape(view.layer)}</b></p>")
-        parts.append(f"<p>{html.escape(dims_text(view))}</p>")
+        d = view.dims
+        parts.append(f"<p>M_ = {d.get('M_')} · N_ = {d.get('N_')} · K_ = {d.get('K_')}</p>")
         parts.append("<p><b>Forward</b></p>")
         parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.forward_products]
         parts.append("<p><b>Backward (three products)</b></p>")
@@ -184,14 +190,17 @@ class InspectorPanel(QWidget):
         maps.setSpacing(6)
         self._maps: dict[str, HeatmapView] = {}
         for which, (r, c) in MAP_POSITIONS.items():
-            view = HeatmapView(theme.MAP_TITLES[which])
+            view = HeatmapView(theme.map_title(which))
             self._maps[which] = view
             maps.addWidget(view, r, c)
         for c, stretch in enumerate((3, 3, 3, 2)):
             maps.setColumnStretch(c, stretch)
-        self._empty = QLabel("")
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setFont(theme.font(theme.LABEL_PT))
+        maps.setColumnMinimumWidth(3, 230)
+        self._empty = QLabel(READING_HELP)
+        self._empty.setWordWrap(True)
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._empty.setFont(theme.font(theme.STATS_PT))
+        self._empty.setStyleSheet(f"color: {theme.MUTED_COLOR}; padding-top: 24px;")
         maps.addWidget(self._empty, 1, 3)
         row.addLayout(maps, 1)
         self._side = QLabel("")
@@ -211,13 +220,22 @@ class InspectorPanel(QWidget):
         return page
 
     def _build_grid_page(self) -> QWidget:
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        help_label = QLabel(GRID_HELP)
+        help_label.setWordWrap(True)
+        help_label.setFont(theme.font(theme.STATS_PT))
+        help_label.setStyleSheet(f"color: {theme.MUTED_COLOR};")
+        column.addWidget(help_label)
         self._grid_scroll = QScrollArea()
         self._grid_scroll.setWidgetResizable(True)
         self._grid_host = QWidget()
         self._grid = QGridLayout(self._grid_host)
         self._grid.setSpacing(4)
         self._grid_scroll.setWidget(self._grid_host)
-        return self._grid_scroll
+        column.addWidget(self._grid_scroll, 1)
+        return page
 
     def _rebuild_grid(self, layers: tuple[str, ...]) -> None:
         """(Re)create the compact heatmaps when the set of layers changes."""
@@ -238,13 +256,15 @@ class InspectorPanel(QWidget):
             self._grid.addWidget(title, r, 0)
             self._grid_titles[name] = title
             for c, which in enumerate(GRID_MAPS, start=1):
-                view = HeatmapView(theme.MAP_TITLES[which].split("  ")[0], compact=True)
+                view = HeatmapView(theme.map_title(which, compact=True), compact=True)
                 view.set_locked(self._locked)
                 view.setMinimumHeight(170)
                 self._grid.addWidget(view, r, c)
                 self._grid_maps[(name, which)] = view
         for c, stretch in enumerate((0, 3, 3, 3, 1, 3)):
             self._grid.setColumnStretch(c, stretch)
+        for r in range(self._grid.rowCount()):
+            self._grid.setRowStretch(r, 1 if r < len(layers) else 0)
         self._grid_layers = layers
 
     # ---------------------------------------------------------------- public
@@ -291,6 +311,7 @@ class InspectorPanel(QWidget):
         self._grid_mode = on
         self._pages.setCurrentIndex(1 if on else 0)
         self._combo.setEnabled(not on)
+        self._dims.setVisible(not on)
         if on:
             self._refresh_grid()
         else:
@@ -357,7 +378,7 @@ class InspectorPanel(QWidget):
         elif names:
             self._selected = None
             self.select_layer(names[0])
-        self._empty.setText("" if names else "This net has no InnerProduct layer.")
+        self._empty.setText(READING_HELP if names else "This net has no InnerProduct layer.")
 
     def _on_combo(self, name: str) -> None:
         if name:

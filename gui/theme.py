@@ -49,16 +49,24 @@ CURVE_COLORS = {
     "test": [(213, 94, 0), (204, 121, 167), (230, 159, 0), (86, 180, 233), (0, 0, 0)],
 }
 
-#: Matrix names shown as map titles.
+#: Map titles: (symbol, description).
 MAP_TITLES = {
-    "W": "W  (weights)",
-    "dW": "dW  (raw gradient, this iteration)",
-    "db": "db  (bias gradient)",
-    "update": "update V  (W ← W − V)",
-    "a": "a  (bottom data, input)",
-    "delta": "δ  (top diff, arriving)",
-    "delta_down": "δ_down  (bottom diff, sent down)",
+    "W": ("W", "weights"),
+    "dW": ("dW", "raw gradient"),
+    "db": ("db", "bias gradient"),
+    "update": ("V", "update, W ← W − V"),
+    "a": ("a", "input (bottom data)"),
+    "delta": ("δ", "top diff, arriving"),
+    "delta_down": ("δ_down", "bottom diff, sent down"),
 }
+
+
+def map_title(which: str, *, compact: bool = False) -> str:
+    """Rich-text title of a map: bold symbol, muted description."""
+    symbol, description = MAP_TITLES[which]
+    if compact:
+        return f"<b>{symbol}</b>"
+    return f"<b>{symbol}</b>&nbsp;&nbsp;<span style='color:{MUTED_COLOR}; font-weight:normal'>{description}</span>"
 
 
 def font(point_size: int, *, bold: bool = False) -> QFont:

@@ -1,0 +1,36 @@
+"""Fixtures for the inspector / heatmap / curves tests: a real spiral solver, a big single-layer net."""
+from __future__ import annotations
+
+import pytest
+
+import engine
+from gui import snapshot
+
+SPIRAL = "resources/examples/spiral_mlp/solver.prototxt"
+
+#: A net whose only InnerProduct layer is 1024×1024 (DummyData input, Euclidean loss).
+BIG_SOLVER = """
+type: "SGD" base_lr: 0.01 momentum: 0.9 random_seed: 3
+net_param {
+  layer { name: "data" type: "DummyData" top: "data" top: "target"
+          dummy_data_param { shape { dim: 4 dim: 1024 } data_filler { type: "gaussian" std: 1 } } }
+  layer { name: "big" type: "InnerProduct" bottom: "data" top: "big"
+          inner_product_param { num_output: 1024 weight_filler { type: "gaussian" std: 0.01 } } }
+  layer { name: "loss" type: "EuclideanLoss" bottom: "big" bottom: "target" top: "loss" }
+}
+"""
+
+
+@pytest.fixture
+def spiral_solver(examples_dir):
+    """The spiral MLP solver, ready for inspection, not yet stepped."""
+    solver = engine.get_solver(str(examples_dir / "spiral_mlp" / "solver.prototxt"))
+    snapshot.prepare_for_inspection(solver)
+    return solver
+
+
+@pytest.fixture
+def big_solver():
+    solver = engine.get_solver(BIG_SOLVER)
+    snapshot.prepare_for_inspection(solver)
+    return solver

@@ -1,0 +1,89 @@
+"""CurvesPanel: batched appends, test points, clear, CSV export (checked against the input written here)."""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy
+import pytest
+
+from gui.curves import CurvesPanel
+
+
+@pytest.fixture
+def curves(qtbot):
+    panel = CurvesPanel()
+    qtbot.addWidget(panel)
+    panel.resize(700, 500)
+    return panel
+
+
+def _train(n, start=0):
+    it = numpy.arange(start, start + n)
+    loss = 1.0 / (1.0 + it)
+    return it, loss, loss * 0.9, numpy.where(it < 50, 0.1, 0.05)
+
+
+def test_batched_appends_accumulate(curves):
+    it, loss, smooth, lr = _train(1000)
+    for start in range(0, 1000, 7):  # batches of 7, as the GUI thread would hand them over
+        stop = start + 7
+        curves.add_train_points(it[start:stop], loss[start:stop], smooth[start:stop], lr[start:stop])
+    for name, expected in (("loss", loss), ("smoothed_loss", smooth), ("lr", lr)):
+        x, y = curves.series(name)
+        assert numpy.array_equal(x, it) and numpy.array_equal(y, expected), name
+    x, y = curves._items["loss"].getOriginalDataset()
+    assert numpy.array_equal(y, loss)  # the plot item holds the same points
+
+
+def test_test_points_get_their_own_series(curves):
+    curves.add_test_point(0, {"accuracy": 0.3, "loss": 1.2})
+    curves.add_test_point(100, {"accuracy": 0.8, "loss": 0.4})
+    x, y = curves.series("test_accuracy")
+    assert x.tolist() == [0, 100] and y.tolist() == [0.3, 0.8]
+    assert curves.series("loss")[0].size == 0  # the training loss is separate
+    assert curves.series("test_loss")[1].tolist() == [1.2, 0.4]
+    assert curves.series("accuracy")[1].tolist() == [0.3, 0.8]  # short name works too
+    with pytest.raises(KeyError):
+        curves.series("nope")
+
+
+def test_clear_forgets_everything(curves):
+    curves.add_train_points(*_train(10))
+    curves.add_test_point(5, {"accuracy": 0.5})
+    curves.clear()
+    for name in curves.series_names():
+        assert curves.series(name)[0].size == 0
+    curves.add_train_points(*_train(3, start=20))
+    assert curves.series("loss")[0].tolist() == [20, 21, 22]
+
+
+def test_csv_has_one_row_per_iteration_with_test_columns(curves, tmp_path):
+    it, loss, smooth, lr = _train(4, start=1)
+    curves.add_test_point(0, {"accuracy": 0.25, "loss": 1.5})  # test_initialization: before any training
+    curves.add_train_points(it, loss, smooth, lr)
+    curves.add_test_point(2, {"accuracy": 0.75, "loss": 0.5})
+    path = tmp_path / "curves.csv"
+    curves.to_csv(str(path))
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["iteration", "loss", "smoothed_loss", "lr", "test_accuracy", "test_loss"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
+    assert rows[1] == ["0", "", "", "", "0.25", "1.5"]
+    assert float(rows[2][1]) == pytest.approx(0.5) and float(rows[2][2]) == pytest.approx(0.45)
+    assert float(rows[2][3]) == pytest.approx(0.1) and rows[2][4:] == ["", ""]
+    assert rows[3][4:] == ["0.75", "0.5"]
+    assert os.listdir(tmp_path) == ["curves.csv"]  # the temp file was renamed, not left behind
+
+
+def test_csv_overwrites_atomically(curves, tmp_path):
+    path = tmp_path / "curves.csv"
+    path.write_text("old content\n")
+    curves.add_train_points(*_train(2))
+    curves.to_csv(str(path))
+    assert path.read_text().splitlines()[0].startswith("iteration,loss")
+
+
+def test_mismatched_lengths_are_refused(curves):
+    with pytest.raises(ValueError):
+        curves.add_train_points([1, 2, 3], [0.1, 0.2], [0.1, 0.2], [0.1, 0.1])

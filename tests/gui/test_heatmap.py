@@ -1,0 +1,133 @@
+"""HeatmapView: drawn array, symmetric levels, locking, hover read-out, placeholders, statistics."""
+from __future__ import annotations
+
+import math
+
+import numpy
+import pytest
+
+from gui.heatmap import HeatmapView, nice_step
+
+
+@pytest.fixture
+def heatmap(qtbot):
+    view = HeatmapView("W")
+    qtbot.addWidget(view)
+    view.resize(420, 360)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+def _matrix(rows=5, cols=7, seed=0, scale=1.0):
+    rng = numpy.random.default_rng(seed)
+    return (rng.standard_normal((rows, cols)) * scale).astype(numpy.float32)
+
+
+def test_image_is_the_array_as_written(heatmap):
+    m = _matrix()
+    heatmap.set_matrix(m, row_label="output neuron (N_=5)", col_label="input (K_=7)")
+    assert numpy.array_equal(heatmap.image_array(), m)
+    # Row-major: the image item holds rows × columns, not the transpose.
+    assert heatmap.image_item().image.shape == (5, 7)
+    assert heatmap.image_item().width() == 7 and heatmap.image_item().height() == 5
+    assert heatmap.axis_labels() == ("output neuron (N_=5)", "input (K_=7)")
+
+
+def test_levels_are_symmetric_around_zero(heatmap):
+    m = numpy.array([[0.5, -2.0, 1.0], [3.0, 0.0, -0.25]], dtype=numpy.float32)
+    heatmap.set_matrix(m, row_label="r", col_label="c")
+    assert heatmap.levels() == (-3.0, 3.0)
+    negative = numpy.array([[-8.0, 1.0], [2.0, 3.0]], dtype=numpy.float32)  # largest |x| is negative
+    heatmap.set_matrix(negative, row_label="r", col_label="c")
+    assert heatmap.levels() == (-8.0, 8.0)
+    lo, hi = heatmap.image_item().getLevels()
+    assert (lo, hi) == (-8.0, 8.0)
+
+
+def test_all_zero_matrix_gets_a_usable_range(heatmap):
+    heatmap.set_matrix(numpy.zeros((3, 3), numpy.float32), row_label="r", col_label="c")
+    lo, hi = heatmap.levels()
+    assert lo == -hi and hi > 0
+
+
+def test_one_dimensional_array_is_one_column(heatmap):
+    db = numpy.array([0.1, -0.2, 0.3, 0.05], dtype=numpy.float32)
+    heatmap.set_matrix(db, row_label="output neuron (N_=4)", col_label="bias")
+    assert numpy.array_equal(heatmap.image_array(), db)
+    assert heatmap.image_item().image.shape == (4, 1)
+    assert "row 2, col 0" in heatmap.hover_text(2, 0)
+
+
+def test_locked_range_keeps_levels_until_unlocked(heatmap):
+    heatmap.set_matrix(_matrix(scale=1.0), row_label="r", col_label="c")
+    first = heatmap.levels()
+    heatmap.set_locked(True)
+    bigger = _matrix(seed=1, scale=10.0)
+    heatmap.set_matrix(bigger, row_label="r", col_label="c")
+    assert heatmap.levels() == first
+    assert numpy.array_equal(heatmap.image_array(), bigger)
+    heatmap.set_locked(False)
+    heatmap.set_matrix(bigger, row_label="r", col_label="c")
+    m = float(numpy.abs(bigger).max())
+    assert heatmap.levels() == pytest.approx((-m, m))
+
+
+def test_hover_shows_row_column_value_and_meaning(heatmap, qtbot):
+    m = _matrix()
+    heatmap.set_matrix(m, row_label="r", col_label="c",
+                       meaning=lambda r, c, v: f"weight from input {c} to output {r}")
+    qtbot.wait(10)
+    scene = heatmap.image_item().scene()
+    scene.sigMouseMoved.emit(heatmap.cell_scene_pos(2, 5))
+    text = heatmap.hover_label_text()
+    assert text.startswith("row 2, col 5:")
+    assert f"{float(m[2, 5]):.6g}" in text
+    assert "weight from input 5 to output 2" in text
+    scene.sigMouseMoved.emit(heatmap.cell_scene_pos(4, 0))
+    assert heatmap.hover_label_text().startswith("row 4, col 0:")
+    assert heatmap.hover_text(5, 0) == ""  # outside the matrix
+
+
+def test_placeholder_replaces_the_image(heatmap):
+    heatmap.set_matrix(_matrix(), row_label="r", col_label="c")
+    heatmap.set_placeholder("dW appears after the first backward pass")
+    assert heatmap.is_placeholder()
+    assert heatmap.placeholder_text() == "dW appears after the first backward pass"
+    assert heatmap.image_array().size == 0 and heatmap.stats_text() == ""
+    heatmap.set_matrix(_matrix(), row_label="r", col_label="c")
+    assert not heatmap.is_placeholder()
+
+
+def test_stats_text_matches_independent_arithmetic(heatmap):
+    m = numpy.array([[3.0, -4.0], [0.0, 1.0]], dtype=numpy.float32)
+    heatmap.set_matrix(m, row_label="r", col_label="c", extra_stats="‖V‖/‖W‖ = 0.01")
+    text = heatmap.stats_text()
+    assert "min -4 " in text and "max 3" in text
+    assert "mean|x| 2 " in text  # (3 + 4 + 0 + 1) / 4
+    assert f"‖x‖₂ {math.sqrt(26):.4g}" in text
+    assert "‖V‖/‖W‖ = 0.01" in text
+
+
+def test_non_finite_values_are_located_and_do_not_break_levels(heatmap):
+    m = numpy.array([[0.5, -1.0], [numpy.nan, 2.0]], dtype=numpy.float32)
+    heatmap.set_matrix(m, row_label="r", col_label="c")
+    assert heatmap.levels() == (-2.0, 2.0)
+    assert "1 non-finite, first at [1, 0]" in heatmap.stats_text()
+
+
+def test_large_matrix_refreshes(heatmap, qtbot):
+    rng = numpy.random.default_rng(3)
+    for k in range(3):
+        m = rng.standard_normal((1024, 1024)).astype(numpy.float32) * (k + 1)
+        heatmap.set_matrix(m, row_label="r", col_label="c")
+        heatmap.image_item().render()
+    assert numpy.array_equal(heatmap.image_array(), m)
+    top = float(numpy.abs(m).max())
+    assert heatmap.levels() == pytest.approx((-top, top))
+    assert not heatmap.grab().isNull()
+
+
+@pytest.mark.parametrize("length, expected", [(2, 1), (8, 1), (16, 2), (32, 5), (1024, 200)])
+def test_nice_step(length, expected):
+    assert nice_step(length) == expected

@@ -1,0 +1,204 @@
+"""InspectorPanel on a real solver: the maps are the engine's arrays, and they fit the seed's products."""
+from __future__ import annotations
+
+import os
+
+import numpy
+import pytest
+
+from gui import snapshot
+from gui.inspector import GRID_MAPS, MAP_POSITIONS, InspectorPanel
+
+LAYERS = ("ip1", "ip2", "ip3")
+
+
+@pytest.fixture(scope="module")
+def shared_panel(qapp):
+    """One panel for the module (building ~20 plots is the slow part); each test resets its modes."""
+    widget = InspectorPanel()
+    widget.resize(1400, 800)
+    widget.show()
+    yield widget
+    widget.close()
+    widget.deleteLater()
+
+
+@pytest.fixture
+def panel(shared_panel, qtbot):
+    shared_panel.set_grid_mode(False)
+    shared_panel.set_locked_range(False)
+    qtbot.waitExposed(shared_panel)
+    return shared_panel
+
+
+def _show(panel, solver, loss=float("nan")):
+    panel.set_views(snapshot.inner_product_views(solver), snapshot.solver_info(solver, loss))
+
+
+def _engine_arrays(solver, name):
+    """The engine's own arrays for layer ``name`` (read directly, not through the snapshot)."""
+    net = solver.net
+    i = net.layer_index(name)
+    weight, bias = net.layers[i].blobs
+    k = net.learnable_params.index(weight)
+    kb = net.learnable_params.index(bias)
+    return {"W": weight.data, "db": solver.raw_gradients[kb], "dW": solver.raw_gradients[k],
+            "update": weight.diff, "a": net.bottoms_of(i)[0].data,
+            "delta": net.captured[name]["top_diff"]}
+
+
+def test_images_equal_the_engine_arrays(panel, spiral_solver):
+    loss = spiral_solver.step(3)
+    _show(panel, spiral_solver, loss)
+    for name in LAYERS:
+        panel.select_layer(name)
+        assert panel.selected_layer() == name
+        for which, expected in _engine_arrays(spiral_solver, name).items():
+            image = panel.heatmap(name, which).image_array()
+            assert numpy.array_equal(image, numpy.asarray(expected).reshape(image.shape)), (name, which)
+            lo, hi = panel.heatmap(name, which).levels()
+            assert lo == -hi and hi == pytest.approx(float(numpy.abs(image).max()))
+
+
+def test_maps_satisfy_the_three_products(panel, spiral_solver):
+    """dW = δᵀ·a, db = δᵀ·1 and δ_down = δ·W (W before this iteration's update: W + V)."""
+    spiral_solver.step(2)
+    _show(panel, spiral_solver)
+    panel.select_layer("ip2")
+    m = {which: panel.heatmap("ip2", which).image_array().astype(numpy.float64) for which in MAP_POSITIONS}
+    numpy.testing.assert_allclose(m["dW"], m["delta"].T @ m["a"], rtol=1e-4, atol=1e-7)
+    numpy.testing.assert_allclose(m["db"], m["delta"].sum(axis=0), rtol=1e-4, atol=1e-7)
+    w_used = m["W"] + m["update"]
+    numpy.testing.assert_allclose(m["delta_down"], m["delta"] @ w_used, rtol=1e-4, atol=1e-6)
+    # Shapes: W N×K, δ M×N, a M×K for ip2 (16 outputs, 16 inputs, batch 32).
+    assert m["W"].shape == (16, 16) and m["delta"].shape == (32, 16) and m["a"].shape == (32, 16)
+
+
+def test_placeholders_before_backward_and_for_the_data_layer(panel, spiral_solver):
+    _show(panel, spiral_solver)  # nothing stepped: no gradient, no update yet
+    panel.select_layer("ip2")
+    assert panel.heatmap("ip2", "dW").is_placeholder()
+    assert "first backward" in panel.heatmap("ip2", "dW").placeholder_text()
+    assert "update stage" in panel.heatmap("ip2", "update").placeholder_text()
+    assert not panel.heatmap("ip2", "W").is_placeholder()
+    spiral_solver.step(1)
+    _show(panel, spiral_solver)
+    assert not panel.heatmap("ip2", "dW").is_placeholder()
+    assert not panel.heatmap("ip2", "delta_down").is_placeholder()
+    panel.select_layer("ip1")
+    down = panel.heatmap("ip1", "delta_down")
+    assert down.is_placeholder() and "No gradient flows into the data layer" in down.placeholder_text()
+
+
+def test_labels_name_the_dimensions_and_hover_names_the_cell(panel, spiral_solver, qtbot):
+    spiral_solver.step(1)
+    _show(panel, spiral_solver)
+    panel.select_layer("ip3")
+    w = panel.heatmap("ip3", "W")
+    assert w.axis_labels() == ("output neuron (N_=3)", "input (K_=16)")
+    assert panel.heatmap("ip3", "delta").axis_labels() == ("sample (M_=32)", "output neuron (N_=3)")
+    assert panel.heatmap("ip3", "a").axis_labels() == ("sample (M_=32)", "input (K_=16)")
+    assert "weight from input 5 to output 2" in w.hover_text(2, 5)
+    w.image_item().scene().sigMouseMoved.emit(w.cell_scene_pos(2, 5))
+    assert "weight from input 5 to output 2" in w.hover_label_text()
+    assert "δ of sample 3 at output 2" in panel.heatmap("ip3", "delta").hover_text(3, 2)
+    assert "‖V‖/‖W‖" in w.stats_text()
+
+
+def test_ratio_of_update_to_weights_matches_arithmetic(panel, spiral_solver):
+    spiral_solver.step(2)
+    _show(panel, spiral_solver)
+    panel.select_layer("ip1")
+    w = panel.heatmap("ip1", "W").image_array().astype(numpy.float64)
+    v = panel.heatmap("ip1", "update").image_array().astype(numpy.float64)
+    ratio = numpy.sqrt((v * v).sum()) / numpy.sqrt((w * w).sum())
+    assert f"‖V‖/‖W‖ = {ratio:.4g}" in panel.heatmap("ip1", "W").stats_text()
+
+
+def test_side_panel_shows_products_and_rule(panel, spiral_solver):
+    spiral_solver.step(1)
+    _show(panel, spiral_solver)
+    panel.select_layer("ip2")
+    text = panel._side.text()
+    assert "dW [16×16] += δᵀ [16×32] · a [32×16]" in text
+    assert "δ_down [32×16] = δ [32×16] · W [16×16]" in text
+    assert "V ← 0.9·V + 0.1·(dW + 0.0001·W)" in text
+
+
+def test_grid_mode_shows_every_layer(panel, spiral_solver):
+    spiral_solver.step(2)
+    panel.set_grid_mode(True)
+    _show(panel, spiral_solver)
+    assert panel.grid_mode()
+    assert {name for name, _ in panel.visible_heatmaps()} == set(LAYERS)
+    for name in LAYERS:
+        arrays = _engine_arrays(spiral_solver, name)
+        for which in GRID_MAPS:
+            image = panel.heatmap(name, which).image_array()
+            assert numpy.array_equal(image, numpy.asarray(arrays[which]).reshape(image.shape)), (name, which)
+    panel.set_grid_mode(False)
+    assert set(panel.visible_heatmaps()) == {(panel.selected_layer(), w) for w in MAP_POSITIONS}
+
+
+def test_locked_range_keeps_levels_across_iterations(panel, spiral_solver):
+    spiral_solver.step(1)
+    _show(panel, spiral_solver)
+    panel.select_layer("ip2")
+    before = {w: panel.heatmap("ip2", w).levels() for w in ("W", "dW", "delta")}
+    panel.set_locked_range(True)
+    spiral_solver.step(5)
+    _show(panel, spiral_solver)
+    after = {w: panel.heatmap("ip2", w).levels() for w in ("W", "dW", "delta")}
+    assert after == before
+    panel.set_locked_range(False)
+    _show(panel, spiral_solver)
+    dW = panel.heatmap("ip2", "dW").image_array()
+    assert panel.heatmap("ip2", "dW").levels()[1] == pytest.approx(float(numpy.abs(dW).max()))
+
+
+def test_first_layer_is_selected_by_default(qtbot, spiral_solver):
+    fresh = InspectorPanel()
+    qtbot.addWidget(fresh)
+    assert fresh.selected_layer() is None
+    with qtbot.waitSignal(fresh.layerSelected) as blocker:
+        _show(fresh, spiral_solver)
+    assert blocker.args == ["ip1"] and fresh.selected_layer() == "ip1"
+
+
+def test_layer_selected_signal_and_non_inner_product_names(panel, spiral_solver, qtbot):
+    _show(panel, spiral_solver)
+    panel.select_layer("ip1")
+    with qtbot.waitSignal(panel.layerSelected) as blocker:
+        panel._combo.setCurrentText("ip3")  # as a user picking from the list
+    assert blocker.args == ["ip3"] and panel.selected_layer() == "ip3"
+    panel.select_layer("relu1")  # not an InnerProduct layer: ignored
+    assert panel.selected_layer() == "ip3"
+    with pytest.raises(KeyError):
+        panel.heatmap("ip1", "W")  # not on screen
+
+
+def test_export_png_writes_one_file_per_map(panel, spiral_solver, tmp_path):
+    spiral_solver.step(1)
+    _show(panel, spiral_solver)
+    panel.select_layer("ip1")
+    paths = panel.export_png(str(tmp_path / "maps"))
+    expected = {f"ip1_{w}.png" for w in MAP_POSITIONS if w != "delta_down"}  # δ_down is a placeholder here
+    assert {os.path.basename(p) for p in paths} == expected
+    for path in paths:
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path / "maps")) == sorted(expected)  # no temp files left
+
+
+def test_big_inner_product_layer_updates(panel, big_solver):
+    big_solver.step(1)
+    _show(panel, big_solver)
+    big_solver.step(1)
+    views = snapshot.inner_product_views(big_solver)
+    panel.set_views(views, snapshot.solver_info(big_solver))
+    w = panel.heatmap("big", "W")
+    assert w.image_array().shape == (1024, 1024)
+    assert numpy.array_equal(w.image_array(), big_solver.net.params["big"][0].data)
+    assert numpy.array_equal(panel.heatmap("big", "dW").image_array(), views["big"].dW)
+    assert "No gradient flows" in panel.heatmap("big", "delta_down").placeholder_text()
+    assert not panel.grab().isNull()
