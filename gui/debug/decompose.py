@@ -41,6 +41,7 @@ class Decomposition:
     param_index: int
     solver_type: str
     numbers: dict[str, float]
+    iteration: int = 0
     terms: list[Term] = field(default_factory=list)
     #: keys of the terms whose sum is ΔW (empty for adaptive solvers)
     pieces: list[str] = field(default_factory=list)
@@ -131,7 +132,7 @@ def decompose(pre: PreUpdate, index: int) -> Decomposition:
     local_decay = f32(p.weight_decay) * f32(pre.decay_mults[index])
     numbers = {"lr": pre.rate, "lr_mult": pre.lr_mults[index], "local lr": float(local_rate),
                "weight_decay": p.weight_decay, "decay_mult": pre.decay_mults[index]}
-    result = Decomposition(name, index, pre.solver_type, numbers)
+    result = Decomposition(name, index, pre.solver_type, numbers, pre.iteration)
     add = result.terms.append
     add(Term("dW", "raw dW", "dW = δᵀ · a  (this iteration's backward)", raw))
 

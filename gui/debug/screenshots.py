@@ -1,0 +1,124 @@
+"""Render every debugger panel offscreen to PNG, fed by a real training run.
+
+``python -m gui.debug.screenshots [OUTDIR] [--steps N]`` writes
+OUTDIR/debug_<panel>.png (default OUTDIR: docs).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+SPIRAL = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examples", "spiral_mlp",
+                      "solver.prototxt")
+
+
+def build_panels(steps: int = 300) -> dict:
+    """{name: (widget, size)} for each panel, showing the spiral MLP after ``steps`` iterations."""
+    import engine
+    from engine.layers.inner_product import InnerProductLayer
+
+    from . import breakpoints as bp
+    from .boundary import BoundaryModel, training_points
+    from .decompose import param_index, step_with_decomposition
+    from .gradcheck_task import run_check
+    from .overlays import layer_stats
+    from .rewind import History
+    from .timing import time_solver
+    from .widgets import (BoundaryView, BreakpointsPanel, DecompositionPanel, GradCheckPanel, OverlayTable,
+                          RewindBar, TimingPanel)
+
+    solver = engine.get_solver(os.path.abspath(SPIRAL))
+    history = History()
+    history.step(solver, steps)
+    panels = {}
+
+    breakpoints = BreakpointsPanel()
+    breakpoints.set_layers([layer.name for layer in solver.net.layers])
+    breakpoints.add_layer_breakpoint("ip2", bp.BACKWARD)
+    breakpoints.loss_above_box.setChecked(True)
+    breakpoints.show_stop(bp.Stop("non-finite value in 'ip2' after the forward of layer 'ip2' (iteration 300)",
+                                  "first non-finite value", steps, "ip2", "ip2", "forward"))
+    panels["breakpoints"] = (breakpoints, (420, 420))
+
+    for _ in range(3):
+        history.step_back(solver)
+    rewind = RewindBar(history, lambda: solver)
+    panels["rewind"] = (rewind, (900, 60))
+    history.step(solver, 3)
+
+    decomposition = DecompositionPanel()
+    index = param_index(solver.net, "ip2", 0)
+    found, _ = step_with_decomposition(solver, [index])
+    decomposition.set_decomposition(found[index])
+    panels["decomposition"] = (decomposition, (1100, 880))
+
+    boundary = BoundaryView()
+    model = BoundaryModel(solver.net, resolution=96)
+    points, labels = training_points(solver.net)
+    boundary.set_result(model.compute(), points, labels)
+    panels["boundary"] = (boundary, (520, 520))
+
+    hidden = BoundaryView()
+    hidden.set_result(model.compute(), points, labels)
+    hidden.show_response("relu1", 3)
+    panels["boundary_hidden_unit"] = (hidden, (520, 520))
+
+    timing = TimingPanel()
+    timing.set_report(time_solver(solver, 20))
+    panels["timing"] = (timing, (560, 340))
+
+    overlay = OverlayTable()
+    overlay.set_rows(layer_stats(solver.net))
+    panels["overlays"] = (overlay, (900, 330))
+
+    gradcheck = GradCheckPanel()
+    real_backward = InnerProductLayer.backward
+
+    def broken(self, top, propagate_down, bottom):  # a deliberately wrong dW, for the picture
+        real_backward(self, top, propagate_down, bottom)
+        if self.name == "ip2":
+            self.blobs[0].diff *= 1.5
+
+    InnerProductLayer.backward = broken
+    try:
+        report = run_check(solver.net, max_elements=64)
+    finally:
+        InnerProductLayer.backward = real_backward
+    gradcheck.set_report(report)
+    panels["gradcheck"] = (gradcheck, (760, 640))
+    return panels
+
+
+def render(outdir: str, steps: int = 300) -> list[str]:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from gui import theme  # noqa: F401  (pyqtgraph options)
+    os.makedirs(outdir, exist_ok=True)
+    paths = []
+    for name, (widget, (w, h)) in build_panels(steps).items():
+        widget.resize(w, h)
+        widget.show()
+        app.processEvents()
+        path = os.path.join(outdir, f"debug_{name}.png")
+        tmp = path + ".tmp.png"
+        widget.grab().save(tmp)
+        os.replace(tmp, path)
+        paths.append(path)
+        widget.close()
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("outdir", nargs="?", default="docs")
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    for path in render(args.outdir, args.steps):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
