@@ -75,6 +75,7 @@ class Solver:
                         for b in self.net.learnable_params]
         self.losses: list[float] = []
         self.smoothed_loss = 0.0
+        self._loss_origin = 0  # Caffe's start_iter: the iteration the losses window began at
         self.learning_rate = float(learning_rate(self.param, 0, 0)[0])
         self.check_finite = True
         self.capture_gradients = False
@@ -154,11 +155,13 @@ class Solver:
 
     def _update_smoothed_loss(self, loss: float) -> None:
         average = max(1, self.param.average_loss)
+        if not self.losses:
+            self._loss_origin = self.iter
         if len(self.losses) < average:
             self.losses.append(loss)
             self.smoothed_loss = (self.smoothed_loss * (len(self.losses) - 1) + loss) / len(self.losses)
         else:
-            index = self.iter % average
+            index = (self.iter - self._loss_origin) % average  # the oldest loss in the window
             self.smoothed_loss += (loss - self.losses[index]) / average
             self.losses[index] = loss
 

@@ -209,6 +209,18 @@ def test_average_loss_is_the_running_mean_of_the_last_losses():
     assert len(set(losses)) == 6   # the loss moved, so the window matters
 
 
+def test_average_loss_window_after_resuming_mid_run():
+    """A run resumed at iteration 5 (a Caffe solverstate has no loss window) still
+    averages the last average_loss losses (Caffe indexes by iter - start_iter)."""
+    solver = _plain_sgd(average_loss=3)
+    solver.iter = 5
+    losses = []
+    for _ in range(7):
+        losses.append(solver.step(1))
+        window = losses[-3:]
+        assert solver.smoothed_loss == pytest.approx(sum(window) / len(window), rel=1e-9), len(losses)
+
+
 def test_step_returns_the_mean_loss_over_iter_size_passes():
     solver = _memory_solver(4, iter_size=2)
     W = params_numpy(solver.net)[0].astype(numpy.float64)
