@@ -185,7 +185,7 @@ class Net:
             self.bottom_need_backward.append(need_flags)
             if layer.blobs:
                 self.params[layer.name] = layer.blobs
-        self.outputs = list(available)
+        self.outputs = sorted(available)  # Caffe keeps the remaining blobs in a std::set
         self._prune_backward(param.force_backward)
         self._layer_index = {layer.name: i for i, layer in enumerate(self.layers)}
 

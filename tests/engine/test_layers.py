@@ -405,3 +405,43 @@ def test_hdf5_single_file_wraps_around(tmp_path):
     assert net.blobs["data"].data.ravel().tolist() == [0, 1, 2]
     net.forward()
     assert net.blobs["data"].data.ravel().tolist() == [3, 4, 0]
+
+
+# -- fillers -------------------------------------------------------------------------
+def _filled_weights(filler: str, num_output=200, inputs=50):
+    engine.rng.set_seed(21)
+    layer, _, _ = make_layer(f'type: "InnerProduct" inner_product_param {{ num_output: {num_output} '
+                             f'weight_filler {{ {filler} }} bias_filler {{ type: "constant" value: 0.25 }} }}',
+                             [numpy.zeros((1, inputs))])
+    return layer.blobs[0].data, layer.blobs[1].data
+
+
+def test_constant_and_uniform_fillers():
+    weights, bias = _filled_weights('type: "constant" value: -1.5')
+    assert (weights == -1.5).all() and (bias == 0.25).all()
+    weights, _ = _filled_weights('type: "uniform" min: -0.5 max: 2')
+    assert weights.min() >= -0.5 and weights.max() <= 2
+    assert abs(weights.mean() - 0.75) < 0.05
+
+
+def test_gaussian_filler_mean_and_std():
+    weights, _ = _filled_weights('type: "gaussian" mean: 1 std: 0.2')
+    assert abs(weights.mean() - 1) < 0.01 and abs(weights.std() - 0.2) < 0.01
+
+
+@pytest.mark.parametrize("norm,fan", [("", 50), ("variance_norm: FAN_IN", 50), ("variance_norm: FAN_OUT", 200),
+                                      ("variance_norm: AVERAGE", 125)])
+def test_xavier_and_msra_scale_with_the_fan(norm, fan):
+    # W is num_output x K = 200 x 50: fan_in = count / shape[0] = 50, fan_out = count / shape[1] = 200
+    xavier, _ = _filled_weights(f'type: "xavier" {norm}')
+    bound = numpy.sqrt(3.0 / fan)
+    assert xavier.min() >= -bound and xavier.max() <= bound
+    assert xavier.max() > 0.95 * bound and xavier.min() < -0.95 * bound
+    msra, _ = _filled_weights(f'type: "msra" {norm}')
+    assert abs(msra.std() / numpy.sqrt(2.0 / fan) - 1) < 0.03
+    assert abs(msra.mean()) < 0.01
+
+
+def test_unknown_filler_is_an_error():
+    with pytest.raises(engine.NetDefinitionError, match="unknown filler type 'orthogonal'"):
+        _filled_weights('type: "orthogonal"')

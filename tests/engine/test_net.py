@@ -227,3 +227,25 @@ def test_test_net_shares_weights_with_the_train_net():
     test_net = solver.test_nets[0]
     assert test_net.params["ip"][0] is solver.net.params["ip"][0]
     assert test_net.params["ip"][1] is solver.net.params["ip"][1]
+
+
+def test_outputs_are_sorted_by_name_as_caffe_lists_them():
+    text = "\n".join([INPUT.format(extra_tops="", extra_shapes=""),
+                      _ip("zeta", "data", "zeta"), _ip("alpha", "data", "alpha"), _ip("mid", "data", "mid")])
+    assert engine.Net(text).outputs == ["alpha", "mid", "zeta"]
+
+
+def test_a_branch_no_loss_depends_on_runs_no_backward():
+    text = "\n".join([
+        INPUT.format(extra_tops='top: "target"', extra_shapes="shape { dim: 4 dim: 2 }"),
+        _ip("ip", "data", "ip"),
+        _ip("side", "data", "side"),       # an output nobody trains
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "loss" }'])
+    net = _float64(text)
+    assert net.layer_need_backward[net.layer_index("ip")]
+    assert not net.layer_need_backward[net.layer_index("side")]
+    net.forward(data=RNG.normal(size=(4, 3)), target=RNG.normal(size=(4, 2)))
+    net.backward()
+    assert net.params["ip"][0].diff.any()
+    assert not net.params["side"][0].diff.any() and not net.params["side"][1].diff.any()
+    assert "side" in net.outputs and "loss" in net.outputs

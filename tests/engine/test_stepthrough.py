@@ -131,3 +131,45 @@ def test_capture_also_works_with_step(spiral_solver_path):
     delta = solver.net.captured["ip1"]["top_diff"].astype(numpy.float64)
     a = solver.net.blobs["data"].data.astype(numpy.float64)
     numpy.testing.assert_allclose(solver.raw_gradients[0], delta.T @ a, rtol=1e-5, atol=1e-8)
+
+
+DROPOUT_NET = """
+layer { name: "data" type: "BuiltinData" top: "data" top: "label"
+        builtin_data_param { dataset: "blobs" num_points: 96 batch_size: 12 shuffle: true } }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+        inner_product_param { num_output: 8 weight_filler { type: "xavier" } } }
+layer { name: "tanh" type: "TanH" bottom: "ip1" top: "ip1" }
+layer { name: "drop" type: "Dropout" bottom: "ip1" top: "ip1" dropout_param { dropout_ratio: 0.3 } }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        inner_product_param { num_output: 3 weight_filler { type: "msra" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+
+
+@pytest.mark.parametrize("kind", ["SGD", "AdaDelta", "Adam"])
+def test_stepthrough_equals_step_with_iter_size_dropout_and_clipping(kind):
+    from tests.engine.helpers import solver_for
+
+    def make():
+        return solver_for(DROPOUT_NET, type=kind, base_lr=0.05, momentum=0.9, weight_decay=0.01,
+                          iter_size=2, clip_gradients=0.5, random_seed=9)
+    stepped = make()
+    stepped.step(3)
+    walked = make()
+    seen = []
+    for _ in range(3):
+        seen = list(walked.iteration_events())
+    for a, b in zip(params_numpy(stepped.net), params_numpy(walked.net)):
+        assert numpy.array_equal(a, b)
+    for a, b in zip(stepped.history, walked.history):
+        assert numpy.array_equal(a, b)
+    assert [e.layer for e in seen if e.kind == events.FORWARD].count("drop") == 2   # two passes
+    assert [e.layer for e in seen if e.kind == events.BACKWARD].count("ip1") == 2
+
+
+def test_a_test_event_comes_first_when_the_solver_tests(spiral_solver_path):
+    solver = engine.get_solver(spiral_solver_path)       # test_initialization defaults to true
+    first = next(iter(solver.iteration_events()))
+    assert first.kind == events.TEST
+    assert set(first.detail["scores"]) == {"accuracy", "loss"}
+    assert solver.test_scores[0][0] == 0
