@@ -65,6 +65,7 @@ class HeatmapView(QWidget):
         self._labels = ("", "")
         self._meaning: Meaning | None = None
         self._stats_text = ""
+        self._alarm = False
         self._build(title)
 
     # ----------------------------------------------------------------- building
@@ -155,6 +156,10 @@ class HeatmapView(QWidget):
         self._meaning = meaning
         self._stats_text = self._format_stats(summary, extra_stats)
         self._stats.setText(self._stats_text)
+        alarm = bool(summary.get("nonfinite"))
+        if alarm != self._alarm:
+            self._alarm = alarm
+            self._stats.setStyleSheet("color: #c00000; font-weight: bold;" if alarm else "")
         if self._stack.currentIndex() != 0:
             self._stack.setCurrentIndex(0)
 

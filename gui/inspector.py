@@ -45,33 +45,40 @@ def _weight_meaning(view: InnerProductView, what: str):
     return lambda r, c, v: f"{what} from input {c} to output {r}"
 
 
+def _waiting_text(view: InnerProductView, symbol: str) -> str:
+    """Why a gradient map is empty: before the first backward, or mid-iteration before this layer's."""
+    if view.pending_backward:
+        return f"{symbol} of this iteration is computed at {view.layer}'s backward (step on)"
+    return f"{symbol} appears after the layer's first backward pass (Step event or Step iteration)"
+
+
 def map_content(view: InnerProductView, which: str):
     """(array or None, row label, column label, meaning, placeholder text) for one map."""
     names = _axis_names(view)
     w_rows, w_cols = (names["input"], names["output"]) if view.transpose else (names["output"], names["input"])
-    no_backward = "appears after the layer's first backward pass (Step event or Step iteration)"
     if which == "W":
         return view.W, w_rows, w_cols, _weight_meaning(view, "weight"), ""
     if which == "dW":
-        return view.dW, w_rows, w_cols, _weight_meaning(view, "∂loss/∂w of the weight"), f"dW {no_backward}"
+        return (view.dW, w_rows, w_cols, _weight_meaning(view, "∂loss/∂w of the weight"),
+                _waiting_text(view, "dW"))
     if which == "update":
         return (view.update_W, w_rows, w_cols, _weight_meaning(view, "update V of the weight"),
-                "The update V appears after the update stage of the first iteration")
+                "The update V appears after the update stage of the iteration")
     if which == "db":
-        text = "No bias (bias_term: false)" if view.b is None else f"db {no_backward}"
+        text = "No bias (bias_term: false)" if view.b is None else _waiting_text(view, "db")
         return view.db, names["output"], "bias", (lambda r, c, v: f"∂loss/∂b of output {r}"), text
     if which == "a":
         return (view.a, names["sample"], names["input"],
                 (lambda r, c, v: f"input {c} of sample {r}"), "a appears after the first forward pass")
     if which == "delta":
         return (view.delta, names["sample"], names["output"],
-                (lambda r, c, v: f"δ of sample {r} at output {c}"), f"δ {no_backward}")
+                (lambda r, c, v: f"δ of sample {r} at output {c}"), _waiting_text(view, "δ"))
     if which == "delta_down":
         if not view.propagate_down:
             text = (f"No gradient flows into the data layer:\nδ_down is not computed for {view.layer} "
                     f"(its input '{view.bottom_name}' needs no gradient)")
         else:
-            text = f"δ_down {no_backward}"
+            text = _waiting_text(view, "δ_down")
         return (view.delta_down, names["sample"], names["input"],
                 (lambda r, c, v: f"δ sent down to input {c} of sample {r}"), text)
     raise KeyError(f"unknown map '{which}' (expected one of {', '.join(MAP_POSITIONS)})")
@@ -273,7 +280,8 @@ class InspectorPanel(QWidget):
         self._views = views
         self._info = info
         names = tuple(views)
-        if names != tuple(self._combo.itemText(i) for i in range(self._combo.count())):
+        listed = tuple(self._combo.itemText(i) for i in range(self._combo.count()))
+        if names != listed and not (len(names) == 1 and names[0] in listed):
             self._set_layer_names(names)
         if self._grid_mode:
             self._refresh_grid()
@@ -282,7 +290,8 @@ class InspectorPanel(QWidget):
 
     def select_layer(self, name: str) -> None:
         """Inspect layer ``name`` (names that are not InnerProduct layers are ignored)."""
-        if self._views and name not in self._views:
+        known = self.layer_names()
+        if known and name not in known:
             return
         changed = name != self._selected
         self._selected = name
@@ -296,8 +305,22 @@ class InspectorPanel(QWidget):
             self._refresh_single()
             self.layerSelected.emit(name)
 
+    def layer_names(self) -> list[str]:
+        """The InnerProduct layers the panel knows (from the last full ``set_views``)."""
+        return [self._combo.itemText(i) for i in range(self._combo.count())]
+
     def selected_layer(self) -> str | None:
         return self._selected
+
+    def needed_layers(self) -> list[str] | None:
+        """Layers whose arrays the panel draws now: None (all) in grid mode, else the selected one.
+
+        ``set_views`` accepts a dict with only these (the layer list is kept from
+        the last full dict), so the worker may copy only what is on screen.
+        """
+        if self._grid_mode or self._selected is None:
+            return None
+        return [self._selected]
 
     def set_grid_mode(self, on: bool) -> None:
         """Grid mode: every InnerProduct layer at once, compact."""
@@ -392,6 +415,9 @@ class InspectorPanel(QWidget):
         view = self._views.get(self._selected) if self._selected else None
         if view is None:
             self._dims.setText("")
+            if self._selected is not None:
+                for heatmap in self._maps.values():
+                    heatmap.set_placeholder(f"waiting for the arrays of {self._selected}…")
             return
         text = dims_text(view)
         if self._dims.text() != text:

@@ -24,7 +24,8 @@ class InnerProductView:
     ``a`` = bottom data M_×K_, ``delta`` = top diff M_×N_ (δ arriving),
     ``delta_down`` = bottom diff M_×K_ (δ sent down; None where the input takes
     no gradient, e.g. the first layer above the data: then ``propagate_down`` is
-    False; ``bottom_name`` names the input blob). ``dW`` / ``db`` are the raw
+    False; ``bottom_name`` names the input blob). ``pending_backward``: mid-iteration,
+    this layer's backward has not run yet, so dW, db, δ and δ_down are None. ``dW`` / ``db`` are the raw
     gradients of the last backward (before decay, momentum and lr), ``update_W`` /
     ``update_b`` the update ΔW the solver applied (None until one was applied).
     """
@@ -45,6 +46,7 @@ class InnerProductView:
     backward_products: list[str] = field(default_factory=list)
     bottom_name: str = ""
     propagate_down: bool = True
+    pending_backward: bool = False
 
 
 @dataclass
@@ -89,46 +91,78 @@ def _param_indices(net) -> dict[int, int]:
     return {id(blob): i for i, blob in enumerate(net.learnable_params)}
 
 
-def inner_product_views(solver, names: list[str] | None = None, *, update_applied: bool = True
-                        ) -> dict[str, InnerProductView]:
+def inner_product_views(solver, names: list[str] | None = None, *, update_applied: bool = True,
+                        last_event=None) -> dict[str, InnerProductView]:
     """Host copies of W, b, dW, db, a, δ, δ_down and ΔW for the named layers.
 
-    ``update_applied`` says whether the param diffs currently hold the solver's
-    update (after a full iteration) rather than the raw gradient (mid-iteration).
+    ``update_applied`` says whether the param diffs hold the solver's update (after
+    a full iteration; dW / db then come from the raw gradients the solver captured)
+    or this iteration's raw gradient so far (mid-iteration: forward and backward
+    stops of the step-through; dW / db are then the param diffs themselves, and no
+    update is shown). ``last_event`` (the step-through's last stop, mid-iteration)
+    tells which layers have not run their backward yet in this iteration: their
+    dW, db, δ and δ_down are left out (``pending_backward``) instead of showing the
+    previous iteration's.
     """
     net = solver.net
-    index_of = _param_indices(net)
     wanted = inner_product_layers(net) if names is None else names
-    views: dict[str, InnerProductView] = {}
-    for name in wanted:
-        i = net.layer_index(name)
-        layer = net.layers[i]
-        dims, forward, backward = describe(layer)
-        weight = layer.blobs[0]
-        bias = layer.blobs[1] if len(layer.blobs) > 1 else None
-        view = InnerProductView(
-            layer=name, dims=dims, transpose=layer.transpose,
-            W=to_numpy(weight.data).copy(), b=None if bias is None else to_numpy(bias.data).copy(),
-            a=to_numpy(net.bottoms_of(i)[0].data).reshape(dims["M_"], dims["K_"]).copy(),
-            forward_products=forward, backward_products=backward,
-            bottom_name=net.bottom_names[i][0], propagate_down=bool(net.bottom_need_backward[i][0]))
-        raw = solver.raw_gradients
-        k = index_of.get(id(weight))
-        if raw and k is not None and k < len(raw):
-            view.dW = to_numpy(raw[k]).copy()
-            kb = index_of.get(id(bias)) if bias is not None else None
-            if kb is not None and kb < len(raw):
-                view.db = to_numpy(raw[kb]).copy()
-        captured = net.captured.get(name, {})
-        if "top_diff" in captured:
-            view.delta = to_numpy(captured["top_diff"]).reshape(dims["M_"], dims["N_"]).copy()
-        if "bottom_diff" in captured and net.bottom_need_backward[i][0]:
-            view.delta_down = to_numpy(captured["bottom_diff"]).reshape(dims["M_"], dims["K_"]).copy()
-        if update_applied and solver.iter > 0:
+    pending = set() if update_applied else _pending_backward(net, last_event)
+    return {name: _layer_view(solver, name, update_applied, name in pending) for name in wanted}
+
+
+def _pending_backward(net, last_event) -> set[str]:
+    """Layers whose backward has not run yet in the current iteration (mid-iteration)."""
+    if last_event is None:
+        return set()
+    kind = getattr(last_event, "kind", None)
+    if kind == "forward":
+        return {layer.name for layer in net.layers}
+    if kind == "backward" and last_event.layer_index is not None:
+        return {layer.name for layer in net.layers[:last_event.layer_index]}
+    return set()
+
+
+def _layer_view(solver, name: str, update_applied: bool, pending: bool) -> InnerProductView:
+    net = solver.net
+    i = net.layer_index(name)
+    layer = net.layers[i]
+    dims, forward, backward = describe(layer)
+    weight = layer.blobs[0]
+    bias = layer.blobs[1] if len(layer.blobs) > 1 else None
+    view = InnerProductView(
+        layer=name, dims=dims, transpose=layer.transpose,
+        W=to_numpy(weight.data).copy(), b=None if bias is None else to_numpy(bias.data).copy(),
+        a=to_numpy(net.bottoms_of(i)[0].data).reshape(dims["M_"], dims["K_"]).copy(),
+        forward_products=forward, backward_products=backward,
+        bottom_name=net.bottom_names[i][0], propagate_down=bool(net.bottom_need_backward[i][0]),
+        pending_backward=pending)
+    if pending:
+        return view
+    if update_applied:
+        view.dW, view.db = _raw_gradients(solver, weight, bias)
+        if solver.iter > 0:
             view.update_W = to_numpy(weight.diff).copy()
             view.update_b = None if bias is None else to_numpy(bias.diff).copy()
-        views[name] = view
-    return views
+    else:
+        view.dW = to_numpy(weight.diff).copy()
+        view.db = None if bias is None else to_numpy(bias.diff).copy()
+    captured = net.captured.get(name, {})
+    if "top_diff" in captured:
+        view.delta = to_numpy(captured["top_diff"]).reshape(dims["M_"], dims["N_"]).copy()
+    if "bottom_diff" in captured and net.bottom_need_backward[i][0]:
+        view.delta_down = to_numpy(captured["bottom_diff"]).reshape(dims["M_"], dims["K_"]).copy()
+    return view
+
+
+def _raw_gradients(solver, weight, bias):
+    """(dW, db) host copies of the raw gradients the solver captured, or None where there are none."""
+    raw = solver.raw_gradients
+    index_of = _param_indices(solver.net)
+    found = []
+    for blob in (weight, bias):
+        k = index_of.get(id(blob)) if blob is not None else None
+        found.append(to_numpy(raw[k]).copy() if raw and k is not None and k < len(raw) else None)
+    return found[0], found[1]
 
 
 def solver_info(solver, loss: float = float("nan")) -> SolverInfo:

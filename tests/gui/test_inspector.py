@@ -202,3 +202,46 @@ def test_big_inner_product_layer_updates(panel, big_solver):
     assert numpy.array_equal(panel.heatmap("big", "dW").image_array(), views["big"].dW)
     assert "No gradient flows" in panel.heatmap("big", "delta_down").placeholder_text()
     assert not panel.grab().isNull()
+
+
+def test_step_through_shows_this_iterations_gradients(panel, spiral_solver):
+    """Mid-iteration: a layer whose backward ran shows the fresh dW = δᵀ·a; one still waiting shows none."""
+    spiral_solver.step(1)  # so that stale gradients of a previous iteration exist
+    events = spiral_solver.iteration_events()
+    net = spiral_solver.net
+    ip2 = net.layer_index("ip2")
+    for event in events:
+        if event.kind == "backward" and event.layer_index == ip2:
+            break
+    views = snapshot.inner_product_views(spiral_solver, update_applied=False, last_event=event)
+    panel.set_views(views, snapshot.solver_info(spiral_solver))
+    panel.select_layer("ip2")
+    delta = panel.heatmap("ip2", "delta").image_array().astype(numpy.float64)
+    a = panel.heatmap("ip2", "a").image_array().astype(numpy.float64)
+    numpy.testing.assert_allclose(panel.heatmap("ip2", "dW").image_array(), delta.T @ a, rtol=1e-4, atol=1e-7)
+    assert "update stage" in panel.heatmap("ip2", "update").placeholder_text()
+    panel.select_layer("ip1")  # below ip2: its backward comes later in this iteration
+    assert "computed at ip1's backward" in panel.heatmap("ip1", "dW").placeholder_text()
+    assert panel.heatmap("ip1", "delta").is_placeholder()
+    for _ in events:  # finish the iteration: the full view is back
+        pass
+    _show(panel, spiral_solver)
+    assert not panel.heatmap("ip1", "dW").is_placeholder()
+
+
+def test_views_of_only_the_selected_layer_are_enough(panel, spiral_solver):
+    spiral_solver.step(1)
+    _show(panel, spiral_solver)  # the full dict: the panel learns the layer names
+    panel.select_layer("ip2")
+    assert panel.needed_layers() == ["ip2"]
+    spiral_solver.step(1)
+    panel.set_views(snapshot.inner_product_views(spiral_solver, ["ip2"]), snapshot.solver_info(spiral_solver))
+    assert panel.layer_names() == list(LAYERS)
+    assert numpy.array_equal(panel.heatmap("ip2", "W").image_array(), spiral_solver.net.params["ip2"][0].data)
+    panel.select_layer("ip3")  # its arrays come with the next frame
+    assert panel.heatmap("ip3", "W").is_placeholder()
+    panel.set_views(snapshot.inner_product_views(spiral_solver, panel.needed_layers()),
+                    snapshot.solver_info(spiral_solver))
+    assert numpy.array_equal(panel.heatmap("ip3", "W").image_array(), spiral_solver.net.params["ip3"][0].data)
+    panel.set_grid_mode(True)
+    assert panel.needed_layers() is None
