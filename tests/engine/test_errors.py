@@ -227,3 +227,59 @@ def test_gpu_unavailable_is_a_device_error_with_a_reason():
         pytest.skip("a GPU is present: asking for it does not fail here")
     with pytest.raises(engine.DeviceError, match="GPU requested but unavailable: (cupy|.*CUDA)"):
         engine.Net(linear_net_text(), device="gpu")
+
+
+# -- more definitions that parse but cannot be built --------------------------------------
+@pytest.mark.parametrize("text,message", [
+    (INPUT + INPUT, "two layers are named 'in'"),
+    (INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" top: "x" }\n'
+             'layer { name: "s" type: "ReLU" bottom: "data" top: "x" }', "top blob 'x' is produced by more than one"),
+    (INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" top: "x" include { phase: TRAIN } '
+             'exclude { phase: TEST } }', "layer 'r' specifies both include and exclude"),
+    (INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" top: "x" loss_weight: 1 loss_weight: 2 }',
+     "layer 'r': loss_weight must be given once per top"),
+    (INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" top: "x" propagate_down: true '
+             'propagate_down: false }', "layer 'r': propagate_down must be given once per bottom"),
+    (INPUT + 'layer { name: "r" type: "ReLU" bottom: "data" bottom: "data" top: "x" }',
+     r"layer 'r' \(ReLU\) takes 1 bottom blob\(s\), got 2"),
+    (INPUT + 'layer { name: "d" type: "Dropout" bottom: "data" top: "data" dropout_param { dropout_ratio: 1 } }',
+     "layer 'd': dropout_ratio must be in"),
+])
+def test_bad_net_definitions(text, message):
+    with pytest.raises(engine.NetDefinitionError, match=message):
+        engine.Net(text)
+
+
+def test_unknown_solver_type():
+    with pytest.raises(engine.NetDefinitionError, match="unknown solver type 'Lion'.*SGD"):
+        engine.get_solver('type: "Lion" net_param { }')
+
+
+def test_missing_net_file_named_by_a_solver(tmp_path):
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "nowhere.prototxt"\nbase_lr: 0.1\n')
+    with pytest.raises(engine.NetDefinitionError) as info:
+        engine.get_solver(str(solver))
+    assert "nowhere.prototxt" in str(info.value) and str(solver) in str(info.value)
+
+
+def test_missing_hdf5_source_is_a_data_error(tmp_path):
+    with pytest.raises(engine.DataError, match="nolist.txt"):
+        engine.Net(f'layer {{ name: "h" type: "HDF5Data" top: "data" '
+                   f'hdf5_data_param {{ source: "{tmp_path / "nolist.txt"}" batch_size: 2 }} }}')
+
+
+def test_hdf5_file_without_the_top_dataset(tmp_path):
+    import h5py
+    with h5py.File(tmp_path / "a.h5", "w") as handle:
+        handle["images"] = numpy.zeros((3, 2), numpy.float32)
+    (tmp_path / "list.txt").write_text("a.h5\n")
+    with pytest.raises(engine.DataError, match="has no dataset 'data'.*images"):
+        engine.Net(f'layer {{ name: "h" type: "HDF5Data" top: "data" '
+                   f'hdf5_data_param {{ source: "{tmp_path / "list.txt"}" batch_size: 2 }} }}')
+
+
+def test_every_engine_error_is_an_engine_error():
+    for cls in (engine.PrototxtError, engine.NetDefinitionError, engine.ShapeError, engine.LabelError,
+                engine.DataError, engine.DeviceError, engine.NonFiniteError):
+        assert issubclass(cls, engine.EngineError)
