@@ -104,6 +104,28 @@ class PreUpdate:
                    names=list(net.param_display_names), param=solver.param)
 
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint, solver) -> "PreUpdate":
+        """The state before the iteration just finished: weights and histories from
+        ``checkpoint`` (a rewind checkpoint taken before it), this iteration's raw
+        gradients and learning rate from ``solver``."""
+        net = solver.net
+        if solver.iter != checkpoint.iteration + 1:
+            raise ValueError(f"the checkpoint is of iteration {checkpoint.iteration}, not the one before "
+                             f"{solver.iter}")
+        if len(solver.raw_gradients) != len(net.learnable_params):
+            raise RuntimeError("turn on solver.capture_gradients to take the update apart")
+        order = {}
+        for layer in net.layers:
+            for blob in layer.blobs:
+                order.setdefault(id(blob), len(order))
+        weights = [checkpoint.params[order[id(b)]] for b in net.learnable_params]
+        return cls(solver_type=solver.type_name, iteration=checkpoint.iteration, rate=float(solver.learning_rate),
+                   raw=[backend.to_numpy(g).copy() for g in solver.raw_gradients], weights=weights,
+                   history=list(checkpoint.history), lr_mults=list(net.lr_mults),
+                   decay_mults=list(net.decay_mults), names=list(net.param_display_names), param=solver.param)
+
+
 def param_index(net, layer: str, j: int = 0) -> int:
     """Index in ``net.learnable_params`` of ``layer``'s j-th parameter (W=0, b=1)."""
     blob = net.params[layer][j]

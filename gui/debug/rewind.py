@@ -15,7 +15,8 @@ and recording from a rewound position drops the states after it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy
@@ -26,11 +27,6 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 
 
 # -- one state ----------------------------------------------------------------
-def _host_copy(array) -> numpy.ndarray:
-    """A host copy (never a view) of a numpy or cupy array."""
-    return numpy.array(backend.to_numpy(array), copy=True)
-
-
 def _put(target, saved: numpy.ndarray) -> None:
     """Write ``saved`` into ``target`` (numpy or cupy) in place."""
     target[...] = backend.to_device(saved, backend.device_of(target))
@@ -71,7 +67,11 @@ def _set_data_layer_state(layer, state: dict) -> None:
 
 @dataclass
 class Checkpoint:
-    """The full training state at one moment (host copies)."""
+    """The full training state at one moment (host copies).
+
+    All arrays are views into one packed buffer (``flat``): a checkpoint is one
+    allocation and one copy, cheap enough to take after every iteration.
+    """
 
     iteration: int
     label: str
@@ -84,13 +84,32 @@ class Checkpoint:
     scalars: dict[str, Any]
     data_cursors: list[dict[int, dict]]
     rng_state: dict
-    nbytes: int = field(default=0)
+    flat: numpy.ndarray | None = None
 
-    def __post_init__(self) -> None:
-        arrays = self.params + self.param_diffs + self.history + self.raw_gradients
-        arrays += [a for pair in self.activations.values() for a in pair]
-        arrays += [a for store in self.captured.values() for a in store.values()]
-        self.nbytes = int(sum(a.nbytes for a in arrays))
+    @property
+    def nbytes(self) -> int:
+        return int(self.flat.nbytes) if self.flat is not None else 0
+
+
+def _as_host(array) -> numpy.ndarray:
+    return array if type(array) is numpy.ndarray else backend.to_numpy(array)
+
+
+def _pack(groups: list[list]) -> tuple[numpy.ndarray, list[list[numpy.ndarray]]]:
+    """Copy every array of ``groups`` into one flat buffer; the same groups as views into it."""
+    host = [[_as_host(a) for a in group] for group in groups]
+    arrays = [a for group in host for a in group]
+    dtype = numpy.result_type(*arrays) if arrays else numpy.float32
+    flat = numpy.concatenate([a.reshape(-1) for a in arrays], dtype=dtype) if arrays \
+        else numpy.empty(0, dtype)
+    views, offset = [], 0
+    for group in host:
+        out = []
+        for a in group:
+            out.append(flat[offset:offset + a.size].reshape(a.shape))
+            offset += a.size
+        views.append(out)
+    return flat, views
 
 
 def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
@@ -100,21 +119,26 @@ def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
     cursors = [{i: s for i, layer in enumerate(n.layers) if (s := _data_layer_state(layer)) is not None}
                for n in nets]
     blobs = _unique_param_blobs(net)
-    acts = {}
-    if activations:
-        acts = {name: (_host_copy(b.data), _host_copy(b.diff)) for name, b in net.blobs.items()}
+    act_names = list(net.blobs) if activations else []
+    captured_keys = [(layer, key) for layer, store in net.captured.items() for key in store]
+    flat, (params, diffs, history, raw, act_data, act_diff, captured) = _pack([
+        [b.data for b in blobs], [b.diff for b in blobs], list(solver.history), list(solver.raw_gradients),
+        [net.blobs[n].data for n in act_names], [net.blobs[n].diff for n in act_names],
+        [net.captured[layer][key] for layer, key in captured_keys]])
+    captured_store: dict[str, dict[str, numpy.ndarray]] = {}
+    for (layer, key), array in zip(captured_keys, captured):
+        captured_store.setdefault(layer, {})[key] = array
     scalars = {"iter": solver.iter, "current_step": solver.current_step,
                "learning_rate": solver.learning_rate, "losses": list(solver.losses),
                "smoothed_loss": solver.smoothed_loss, "test_scores": len(solver.test_scores),
                "loss": net.loss}
     return Checkpoint(
-        iteration=solver.iter, label=label or f"iteration {solver.iter}",
-        params=[_host_copy(b.data) for b in blobs], param_diffs=[_host_copy(b.diff) for b in blobs],
-        history=[_host_copy(h) for h in solver.history],
-        raw_gradients=[_host_copy(g) for g in solver.raw_gradients],
-        activations=acts,
-        captured={layer: {k: _host_copy(v) for k, v in store.items()} for layer, store in net.captured.items()},
-        scalars=scalars, data_cursors=cursors, rng_state=copy.deepcopy(rng.get_state()))
+        iteration=solver.iter, label=label or f"iteration {solver.iter}", params=params, param_diffs=diffs,
+        history=history, raw_gradients=raw,
+        activations={n: (d, g) for n, d, g in zip(act_names, act_data, act_diff)},
+        captured=captured_store, scalars=scalars, data_cursors=cursors,
+        rng_state=rng.get_state(),  # a fresh dict of ints: nothing shared with the generator
+        flat=flat)
 
 
 def restore(solver, checkpoint: Checkpoint) -> None:
@@ -147,30 +171,48 @@ def restore(solver, checkpoint: Checkpoint) -> None:
     for n, cursors in zip([net] + list(solver.test_nets), checkpoint.data_cursors):
         for i, state in cursors.items():
             _set_data_layer_state(n.layers[i], state)
-    rng.set_state(copy.deepcopy(checkpoint.rng_state))
+    rng.set_state(copy.deepcopy(checkpoint.rng_state))  # the generator must never hold our dict
 
 
 # -- the history ----------------------------------------------------------------
-class History:
-    """The last checkpoints with a cursor; bounded by count and by memory.
+@dataclass
+class Mark:
+    """One reachable state on the timeline: after an iteration, or after an edit.
+    ``checkpoint`` is None where the state is reached by replaying iterations
+    from the nearest earlier checkpoint (deterministic, see the module doc)."""
 
-    ``capacity`` is the most checkpoints kept (N); ``max_bytes`` bounds their
-    total size (default ~200 MB), so the effective N is the smaller of the two.
+    iteration: int
+    label: str
+    checkpoint: Checkpoint | None = None
+
+
+class History:
+    """The timeline of the last N states with a cursor (like an undo stack).
+
+    ``capacity`` is N, the most states kept; ``max_bytes`` bounds the memory of
+    their checkpoints (default ~200 MB). ``checkpoint_every`` = k keeps a full
+    checkpoint every k-th iteration only (while running fast); the states in
+    between are restored by replaying at most k − 1 iterations from the checkpoint
+    before them, which gives the same numbers bit for bit. Edits always get a
+    checkpoint of their own.
     """
 
-    def __init__(self, capacity: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES, *, activations: bool = True):
+    def __init__(self, capacity: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES, *, activations: bool = True,
+                 checkpoint_every: int = 1):
         if capacity < 2:
             raise ValueError("the rewind history needs room for at least 2 states")
         self.capacity = int(capacity)
         self.max_bytes = int(max_bytes)
         self.activations = activations
-        self.entries: list[Checkpoint] = []
+        self.checkpoint_every = max(1, int(checkpoint_every))
+        self.marks: list[Mark] = []
         self.position = -1
         self.listeners: list = []
+        self.lock = threading.RLock()  # the worker records while the GUI reads summary()
 
     # -- observing ------------------------------------------------------
     def subscribe(self, callback) -> None:
-        """``callback(history)`` runs after every change (for widgets)."""
+        """``callback(history)`` runs after every change (for widgets; maybe on the worker thread)."""
         self.listeners.append(callback)
 
     def _changed(self) -> None:
@@ -179,56 +221,87 @@ class History:
 
     # -- sizes ------------------------------------------------------------
     @property
+    def entries(self) -> list[Checkpoint]:
+        """The full checkpoints kept (oldest first)."""
+        return [m.checkpoint for m in self.marks if m.checkpoint is not None]
+
+    @property
     def memory_bytes(self) -> int:
         return sum(c.nbytes for c in self.entries)
 
     def effective_capacity(self) -> int:
-        """N after the memory bound: how many checkpoints of the current size fit."""
-        if not self.entries:
+        """N after the memory bound: how many states fit, given the checkpoint size and spacing."""
+        entries = self.entries
+        if not entries:
             return self.capacity
-        per_entry = max(1, self.entries[-1].nbytes)
-        return max(2, min(self.capacity, self.max_bytes // per_entry))
+        per_state = max(1, entries[-1].nbytes) / self.checkpoint_every
+        return max(2, min(self.capacity, int(self.max_bytes // per_state)))
 
     def set_capacity(self, capacity: int) -> None:
-        self.capacity = max(2, int(capacity))
-        self._trim()
+        with self.lock:
+            self.capacity = max(2, int(capacity))
+            self._trim()
         self._changed()
+
+    def summary(self) -> dict:
+        """A consistent read of what a widget shows (safe while another thread records)."""
+        with self.lock:
+            current = self.current
+            return {"count": len(self.marks), "position": self.position,
+                    "label": current.label if current else "", "describe": self.describe(),
+                    "can_step_back": self.can_step_back()}
 
     def describe(self) -> str:
         """'12 / 500 states, 3.4 MB' for a status line."""
-        return (f"{len(self.entries)} / {self.effective_capacity()} states, "
+        return (f"{len(self.marks)} / {self.effective_capacity()} states, "
                 f"{self.memory_bytes / 1e6:.1f} MB")
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.marks)
 
     @property
-    def current(self) -> Checkpoint | None:
-        return self.entries[self.position] if 0 <= self.position < len(self.entries) else None
+    def current(self) -> Mark | None:
+        return self.marks[self.position] if 0 <= self.position < len(self.marks) else None
 
     # -- recording ----------------------------------------------------------
-    def record(self, solver, label: str = "") -> Checkpoint:
-        """Append the solver's current state (dropping any states after the cursor)."""
-        del self.entries[self.position + 1:]
-        checkpoint = capture(solver, label, activations=self.activations)
-        self.entries.append(checkpoint)
-        self._trim()
-        self.position = len(self.entries) - 1
+    def _needs_checkpoint(self, iteration: int) -> bool:
+        if self.checkpoint_every <= 1:
+            return True
+        for mark in reversed(self.marks):
+            if mark.checkpoint is not None:
+                return iteration - mark.checkpoint.iteration >= self.checkpoint_every
+        return True
+
+    def record(self, solver, label: str = "", *, checkpoint: bool | None = None) -> Mark:
+        """Append the solver's current state (dropping any states after the cursor).
+        ``checkpoint``: force (True) or skip (False) a full copy; None: by ``checkpoint_every``."""
+        with self.lock:
+            del self.marks[self.position + 1:]
+            want = self._needs_checkpoint(solver.iter) if checkpoint is None else checkpoint
+            if not self.marks:
+                want = True  # the oldest state is always a full checkpoint
+            mark = Mark(solver.iter, label or f"iteration {solver.iter}",
+                        capture(solver, label, activations=self.activations) if want else None)
+            self.marks.append(mark)
+            self.position = len(self.marks) - 1
+            self._trim()
         self._changed()
-        return checkpoint
+        return mark
 
     def _trim(self) -> None:
         limit = self.effective_capacity()
-        extra = len(self.entries) - limit
-        if extra > 0:
-            del self.entries[:extra]
-            self.position = max(0, self.position - extra)
+        drop = max(0, len(self.marks) - limit)
+        while drop < len(self.marks) - 1 and self.marks[drop].checkpoint is None:
+            drop += 1  # the oldest kept state must be a checkpoint to replay from
+        if drop:
+            del self.marks[:drop]
+            self.position = max(0, self.position - drop)
 
     def ensure_recorded(self, solver) -> None:
         """Record the current state unless the cursor already holds it."""
         current = self.current
         if current is not None and current.iteration == solver.iter:
-            del self.entries[self.position + 1:]  # continuing from a rewound state
+            del self.marks[self.position + 1:]  # continuing from a rewound state
             return
         self.record(solver)
 
@@ -244,34 +317,43 @@ class History:
     def edit_weight(self, solver, param_index: int, index: tuple, value: float) -> None:
         """Set one weight (while paused) and record it, so Step Back undoes the edit."""
         self.ensure_recorded(solver)
+        if self.current is not None and self.current.checkpoint is None:
+            self.current.checkpoint = capture(solver, self.current.label, activations=self.activations)
         blob = solver.net.learnable_params[param_index]
         old = float(backend.to_numpy(blob.data[index]))
         blob.data[index] = value
         name = solver.net.param_display_names[param_index]
-        self.record(solver, f"edit {name}{list(index)}: {old:g} → {float(value):g}")
+        self.record(solver, f"edit {name}{list(index)}: {old:g} → {float(value):g}", checkpoint=True)
 
     # -- moving ---------------------------------------------------------------
     def can_step_back(self) -> bool:
         return self.position > 0
 
-    def step_back(self, solver) -> Checkpoint:
+    def step_back(self, solver) -> Mark:
         """Restore the state before the last iteration or edit."""
         if not self.can_step_back():
             raise IndexError("nothing to step back to: the history holds no earlier state")
         return self.goto(solver, self.position - 1)
 
-    def goto(self, solver, position: int) -> Checkpoint:
-        """Restore the checkpoint at ``position`` (the history slider); later ones are kept
+    def goto(self, solver, position: int) -> Mark:
+        """Restore the state at ``position`` (the history slider); later ones are kept
         until something new is recorded."""
-        if not 0 <= position < len(self.entries):
-            raise IndexError(f"history position {position} out of range 0..{len(self.entries) - 1}")
-        checkpoint = self.entries[position]
-        restore(solver, checkpoint)
-        self.position = position
+        if not 0 <= position < len(self.marks):
+            raise IndexError(f"history position {position} out of range 0..{len(self.marks) - 1}")
+        with self.lock:
+            base = position
+            while self.marks[base].checkpoint is None:
+                base -= 1
+            restore(solver, self.marks[base].checkpoint)
+            replay = self.marks[position].iteration - self.marks[base].iteration
+            if replay:
+                solver.step(replay)
+            self.position = position
         self._changed()
-        return checkpoint
+        return self.marks[position]
 
     def clear(self) -> None:
-        self.entries.clear()
-        self.position = -1
+        with self.lock:
+            self.marks.clear()
+            self.position = -1
         self._changed()

@@ -196,12 +196,15 @@ class RewindBar(QWidget):
     """
 
     restored = Signal(int)
+    _history_changed = Signal()  # emitted from whichever thread recorded; refresh runs on the GUI thread
 
-    def __init__(self, history: History, solver_provider: Callable, lock=None, parent=None):
+    def __init__(self, history: History, solver_provider: Callable, lock=None, parent=None, *,
+                 before_restore: Callable[[], None] | None = None):
         super().__init__(parent)
         self.history = history
         self.solver_provider = solver_provider
         self.lock = lock
+        self.before_restore = before_restore  # e.g. pause the worker and wait until it is idle
         self._updating = False
         layout = QHBoxLayout(self)
         self.back_button = QPushButton("◀ Step Back")
@@ -220,7 +223,8 @@ class RewindBar(QWidget):
         for w in (self.back_button, self.slider, self.position_label, self.capacity, self.memory_label):
             layout.addWidget(w)
         layout.setStretchFactor(self.slider, 1)
-        history.subscribe(lambda _h: self.refresh())
+        self._history_changed.connect(self.refresh)
+        history.subscribe(lambda _h: self._history_changed.emit())
         self.refresh()
 
     def _locked(self):
@@ -228,15 +232,15 @@ class RewindBar(QWidget):
 
     def refresh(self) -> None:
         self._updating = True
-        count = len(self.history)
+        s = self.history.summary()
+        count = s["count"]
         self.slider.setMaximum(max(0, count - 1))
-        self.slider.setValue(max(0, self.history.position))
+        self.slider.setValue(max(0, s["position"]))
         self.slider.setEnabled(count > 1)
-        self.back_button.setEnabled(self.history.can_step_back())
-        current = self.history.current
-        self.position_label.setText("no history yet" if current is None else
-                                    f"{self.history.position + 1}/{count}: {current.label}")
-        self.memory_label.setText(self.history.describe())
+        self.back_button.setEnabled(s["can_step_back"])
+        self.position_label.setText("no history yet" if not count else
+                                    f"{s['position'] + 1}/{count}: {s['label']}")
+        self.memory_label.setText(s["describe"])
         self._updating = False
 
     def _slider_moved(self, value: int) -> None:
@@ -244,6 +248,8 @@ class RewindBar(QWidget):
             self.goto(value)
 
     def goto(self, position: int) -> None:
+        if self.before_restore is not None:
+            self.before_restore()
         with self._locked():
             self.history.goto(self.solver_provider(), position)
         self.restored.emit(position)

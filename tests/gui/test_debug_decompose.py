@@ -77,3 +77,19 @@ def test_capture_needs_raw_gradients(tmp_path):
     solver = make_solver(tmp_path)
     with pytest.raises(RuntimeError, match="capture_gradients"):
         PreUpdate.capture(solver)
+
+
+def test_decomposition_from_the_rewind_checkpoint_matches_the_engine(tmp_path):
+    from gui.debug.rewind import History
+    solver = make_solver(tmp_path, weight_decay=0.01, clip_gradients=0.1)
+    solver.capture_gradients = True
+    history = History()
+    history.step(solver, 4)
+    before = history.marks[-2].checkpoint
+    pre = PreUpdate.from_checkpoint(before, solver)
+    for i, blob in enumerate(solver.net.learnable_params):
+        d = decompose(pre, i)
+        assert numpy.array_equal(d.update, blob.diff)
+        assert numpy.array_equal(d.w_after, blob.data)
+    with pytest.raises(ValueError, match="not the one before"):
+        PreUpdate.from_checkpoint(history.marks[0].checkpoint, solver)

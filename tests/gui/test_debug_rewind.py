@@ -120,3 +120,33 @@ def test_step_back_without_history_is_a_clear_error(tmp_path):
     history = History()
     with pytest.raises(IndexError, match="nothing to step back"):
         history.step_back(solver)
+
+
+def test_sparse_checkpoints_replay_to_the_same_numbers(tmp_path):
+    dense_solver = make_solver(tmp_path)
+    dense = History()
+    dense.step(dense_solver, 10)
+    states = {}
+    for position in (9, 7, 5, 2):
+        dense.goto(dense_solver, position)
+        states[position] = _state(dense_solver)
+    solver = make_solver(tmp_path)
+    sparse = History(checkpoint_every=4)
+    sparse.step(solver, 10)
+    assert [m.iteration for m in sparse.marks if m.checkpoint is not None] == [0, 4, 8]
+    for position in (9, 7, 5, 2):
+        sparse.goto(solver, position)
+        _assert_same_state(_state(solver), states[position])
+    sparse.step(solver, 8)  # from iteration 2 on, the same run again
+    dense.goto(dense_solver, 10)
+    _assert_same_state(_state(solver), _state(dense_solver))
+
+
+def test_sparse_trimming_keeps_a_checkpoint_first(tmp_path):
+    solver = make_solver(tmp_path)
+    history = History(capacity=6, checkpoint_every=4)
+    history.step(solver, 13)
+    assert history.marks[0].checkpoint is not None
+    assert len(history) <= 6 + 3
+    history.goto(solver, 0)
+    assert solver.iter == history.marks[0].iteration
