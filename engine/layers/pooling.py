@@ -151,21 +151,31 @@ class PoolingLayer(Layer):
         xp = bottom.xp
         padded = self._padded(bottom.data, -xp.inf)
         best = top[0].data
+        # arg: the kernel offset (i * kw + j) of each window's first maximum. Blends by
+        # arithmetic, not masks: masked writes of random patterns are several times slower.
         arg = xp.zeros(best.shape, dtype=xp.int32)
-        for index, i, j, window in self._offsets():
+        step = xp.empty_like(arg)
+        for index, _, _, window in self._offsets():
             candidate = padded[window]
             if index == 0:
                 best[...] = candidate
                 continue
             better = candidate > best  # strict: the first maximum wins
-            xp.copyto(best, candidate, where=better)
-            xp.copyto(arg, index, where=better)
-        # the flat index h * W + w of each maximum in its (unpadded) plane
+            xp.maximum(best, candidate, out=best)
+            xp.subtract(index, arg, out=step)
+            step *= better
+            arg += step
+        self.argmax_offset = arg
+        if len(top) > 1:
+            top[1].data[...] = self.mask_index()
+
+    def mask_index(self):
+        """Caffe's mask: the flat index ``h * W + w`` of each maximum in its unpadded plane."""
+        xp = get_array_module(self.argmax_offset)
+        arg = self.argmax_offset
         row = arg // self.kernel[1] + (xp.arange(self.pooled[0]) * self.stride[0] - self.pad[0])[:, None]
         col = arg % self.kernel[1] + (xp.arange(self.pooled[1]) * self.stride[1] - self.pad[1])[None, :]
-        self.argmax = row * self.width + col
-        if len(top) > 1:
-            top[1].data[...] = self.argmax
+        return row * self.width + col
 
     def _forward_ave(self, bottom, top):
         xp = bottom.xp
@@ -186,11 +196,15 @@ class PoolingLayer(Layer):
 
     def _backward_max(self, top, bottom):
         xp = bottom.xp
-        n, c, h, w = bottom.shape
-        planes = xp.arange(n * c, dtype=xp.int64).reshape(n, c, 1, 1) * (h * w)
-        targets = (planes + self.argmax).ravel()
-        sums = xp.bincount(targets, weights=top.diff.ravel(), minlength=n * c * h * w)
-        bottom.diff[...] = sums.reshape(bottom.shape)
+        top_diff, arg = top.diff, self.argmax_offset
+        padded = xp.zeros(bottom.shape[:2] + self.buffer_size, dtype=bottom.diff.dtype)
+        for index, _, _, window in self._offsets():
+            padded[window] += top_diff * (arg == index)
+        self._crop_into(padded, bottom.diff)
+
+    def _crop_into(self, padded, target) -> None:
+        target[...] = padded[:, :, self.pad[0]:self.pad[0] + self.height,
+                             self.pad[1]:self.pad[1] + self.width]
 
     def _backward_ave(self, top, bottom):
         xp = bottom.xp
@@ -198,5 +212,4 @@ class PoolingLayer(Layer):
         padded = xp.zeros(bottom.shape[:2] + self.buffer_size, dtype=bottom.diff.dtype)
         for _, _, _, window in self._offsets():
             padded[window] += share
-        bottom.diff[...] = padded[:, :, self.pad[0]:self.pad[0] + self.height,
-                                  self.pad[1]:self.pad[1] + self.width]
+        self._crop_into(padded, bottom.diff)
