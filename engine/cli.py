@@ -13,7 +13,6 @@ for bad arguments; 130 after Ctrl-C); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time as _time
@@ -48,6 +47,7 @@ class Console:
             progress = bool(isatty and isatty())
         self.progress = progress
         self._bar_shown = False
+        self._last_draw = float("-inf")
 
     def log(self, text: str = "") -> None:
         self._clear_bar()
@@ -55,8 +55,13 @@ class Console:
         self.stream.flush()
 
     def bar(self, done: int, total: int, loss: float) -> None:
+        """Redraw the bar (at most ten times a second, and always at the end)."""
         if not self.progress:
             return
+        now = _time.monotonic()
+        if done < total and now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
         width = 30
         filled = int(width * done / total) if total else width
         self.stream.write(f"\r[{'=' * filled}{' ' * (width - filled)}] {done}/{total}  loss {_fmt(loss)}")
@@ -228,8 +233,9 @@ def cmd_train(args, console: Console) -> int:
     elif args.weights:
         console.log(f"Finetuning from {args.weights}")
         _load_weights(solver.net, args.weights, console)
-        for net in solver.test_nets:
-            _load_weights(net, args.weights, Console(open(os.devnull, "w"), progress=False))
+        for net in solver.test_nets:  # as Caffe's CopyLayers: test nets too (layers only they have)
+            for path in args.weights.split(","):
+                net.copy_from(path)
     max_iter = solver.param.max_iter
     with _SigintFlag() as sigint:
         while solver.iter < max_iter and not sigint.raised:

@@ -156,6 +156,7 @@ def test_unmodified_lmdb_lenet_gives_the_unsupported_layer_error(data_dir, capsy
         engine.Net(str(data_dir / "lenet" / "lenet_train_test_lmdb.prototxt"), engine.TRAIN)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("Convolution" not in engine.supported_types(),
                     reason="LeNet needs the Convolution and Pooling layers, which are not registered yet")
 def test_lenet_in_caffes_layout_trains(lenet):
@@ -187,7 +188,7 @@ def test_ctrl_c_snapshots_before_exiting(lenet):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = process.stdout.readline()
-            if line.startswith("Iteration 30, lr"):
+            if not line or line.startswith("Iteration 30, lr"):
                 break
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
