@@ -124,7 +124,7 @@ def proto_shape(proto: caffe_pb2.BlobProto) -> tuple[int, ...] | None:
         return tuple(int(d) for d in proto.shape.dim)
     if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
         return None
-    return (len(proto.data) or len(proto.double_data),) if (proto.data or proto.double_data) else ()
+    return ()  # as Caffe: no shape at all is a 0-axis (one-value) blob
 
 
 def _legacy_shape(proto: caffe_pb2.BlobProto) -> tuple[int, int, int, int]:
