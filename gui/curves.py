@@ -80,7 +80,7 @@ class CurvesPanel(QWidget):
             plot.getAxis("bottom").setStyle(showValues=False)
         self.lr_plot.enableAutoRange(y=False)
         self.score_plot.enableAutoRange(y=False)
-        self.score_plot.setYRange(0, 1.05, padding=0)
+        self.score_plot.setYRange(0, 1, padding=0.05)
         self._lr_top = 0.0
         layout_item = self._graphics.ci.layout
         for row, stretch in enumerate((3, 2, 1)):
@@ -129,13 +129,13 @@ class CurvesPanel(QWidget):
         """Keep the learning-rate axis from 0 to a little above the largest rate seen."""
         if math.isfinite(newest_max) and newest_max > self._lr_top:
             self._lr_top = newest_max
-            self.lr_plot.setYRange(0, 1.15 * newest_max, padding=0)
+            self.lr_plot.setYRange(0, 1.1 * newest_max, padding=0.05)
 
     def _fit_score_range(self) -> None:
         """Scores in [0, 1] (accuracy) keep a 0..1 axis; anything else ranges automatically."""
         values = [self._series[f"test_{k}"].data()[1] for k in self._test_keys if not is_loss_name(k)]
         if values and all(v.size == 0 or (v.min() >= 0 and v.max() <= 1) for v in values):
-            self.score_plot.setYRange(0, 1.05, padding=0)
+            self.score_plot.setYRange(0, 1, padding=0.05)
         else:
             self.score_plot.enableAutoRange(y=True)
 
@@ -184,6 +184,7 @@ class CurvesPanel(QWidget):
                 writer.writerow(["iteration"] + names)
                 for it in sorted(rows):
                     writer.writerow([it] + [_csv_value(rows[it].get(n)) for n in names])
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

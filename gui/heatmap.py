@@ -21,7 +21,7 @@ from gui import theme
 from gui.snapshot import stats as array_stats
 
 Meaning = Callable[[int, int, float], str]
-HOVER_HINT = "hover a cell: row, column, value, meaning"
+HOVER_HINT = "hover a cell: value and meaning"
 
 
 def symmetric_bound(lo: float, hi: float) -> float:
@@ -30,15 +30,28 @@ def symmetric_bound(lo: float, hi: float) -> float:
     return m if math.isfinite(m) and m > 0 else 1.0
 
 
-def nice_step(length: int, labels: int = 8) -> int:
-    """An integer tick step (1, 2, 5, 10, 20, 50, ...) giving at most ``labels`` ticks."""
-    step = 1
-    while length / step > labels:
-        for factor in (2, 2.5, 2):
-            step = int(step * factor)
-            if length / step <= labels:
-                break
-    return step
+def _nice_at_least(x: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is >= x."""
+    step = 1.0
+    while True:
+        for factor in (1.0, 2.0, 5.0):
+            if step * factor >= x:
+                return step * factor
+        step *= 10.0
+
+
+class IndexAxis(pg.AxisItem):
+    """An axis of row / column indices: labels only at integers, no closer than fits the text."""
+
+    LABEL_PIXELS = {"bottom": 30, "top": 30, "left": 20, "right": 20}
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):
+        span = abs(maxVal - minVal)
+        if span == 0 or size <= 0:
+            return []
+        major = _nice_at_least(max(1.0, span * self.LABEL_PIXELS[self.orientation] / size))
+        minor = major / 5 if major >= 5 else 1.0
+        return [(major, 0.0), (minor, 0.0)] if minor < major else [(major, 0.0)]
 
 
 def _as_display(array: numpy.ndarray) -> numpy.ndarray:
@@ -81,7 +94,7 @@ class HeatmapView(QWidget):
 
         self._graphics = pg.GraphicsLayoutWidget()
         self._graphics.ci.setContentsMargins(0, 0, 0, 0)
-        self._plot = self._graphics.addPlot()
+        self._plot = self._graphics.addPlot(axisItems={"left": IndexAxis("left"), "bottom": IndexAxis("bottom")})
         self._plot.hideButtons()
         self._plot.setMenuEnabled(False)
         self._plot.invertY(True)
@@ -92,11 +105,12 @@ class HeatmapView(QWidget):
         for name in ("left", "bottom"):
             self._plot.getAxis(name).setStyle(tickFont=tick_font)
             self._plot.getAxis(name).enableAutoSIPrefix(False)
+            self._plot.getAxis(name).setStyle(hideOverlappingLabels=12)  # keep the "0" at the corner
         self._bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=theme.DIVERGING, interactive=False,
-                                    width=10 if self._compact else 14)
+                                    width=10 if self._compact else 12)
         self._bar.setImageItem(self._image, insert_in=self._plot)
         self._bar.getAxis("right").setStyle(tickFont=tick_font)
-        self._bar.getAxis("right").setWidth(40 if self._compact else 52)
+        self._bar.getAxis("right").setWidth(46 if self._compact else 50)
         self._plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         self._placeholder = QLabel()
@@ -237,11 +251,9 @@ class HeatmapView(QWidget):
         rows, cols = shape
         self._display_shape = shape
         self._image.setRect(QRectF(-0.5, -0.5, cols, rows))
-        self._plot.setRange(xRange=(-0.5, cols - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
+        # New limits first: the old ones would clamp the new range.
         self._plot.getViewBox().setLimits(xMin=-0.5, xMax=cols - 0.5, yMin=-0.5, yMax=rows - 0.5)
-        for axis, length in (("left", rows), ("bottom", cols)):
-            step = nice_step(length, 6 if self._compact else 8)
-            self._plot.getAxis(axis).setTicks([[(i, str(i)) for i in range(0, length, step)], []])
+        self._plot.setRange(xRange=(-0.5, cols - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
 
     def _set_axis_labels(self, row_label: str, col_label: str) -> None:
         self._labels = (row_label, col_label)
@@ -259,12 +271,13 @@ class HeatmapView(QWidget):
 
     def _format_stats(self, summary: dict, extra: str) -> str:
         """Statistics as short fixed lines (compact: one line)."""
-        f = theme.format_number
+        def f(x: float) -> str:
+            return theme.format_number(x, 3)
         if self._compact:
             lines = [f"min {f(summary['min'])}  max {f(summary['max'])}", f"‖x‖₂ {f(summary['l2'])}  {extra}"]
         else:
-            lines = [f"min {f(summary['min'])}   max {f(summary['max'])}",
-                     f"mean|x| {f(summary['mean_abs'])}   ‖x‖₂ {f(summary['l2'])}"]
+            lines = [f"min {f(summary['min'])}  max {f(summary['max'])}",
+                     f"mean|x| {f(summary['mean_abs'])}  ‖x‖₂ {f(summary['l2'])}"]
             if extra:
                 lines.append(extra)
         if summary.get("nonfinite"):

@@ -12,7 +12,7 @@ import tempfile
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
-                               QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
+                               QScrollArea, QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.heatmap import HeatmapView
@@ -26,6 +26,7 @@ READING_HELP = ("How to read: red > 0, blue < 0, white = 0. Colour levels are sy
                 "and meaning.")
 GRID_HELP = ("Rows × columns:  W, dW, V: output neuron × input  ·  db: output neuron  ·  δ: sample × output "
              "neuron.  Hover a cell for its meaning; click a layer name to inspect it in detail.")
+SIDE_WIDTH = 330  # the products and the update rule, beside the maps (the user can drag the splitter)
 #: The maps of one row of the compact grid mode.
 GRID_MAPS = ("W", "dW", "update", "db", "delta")
 
@@ -116,7 +117,12 @@ def side_html(view: InnerProductView | None, info: SolverInfo | None) -> str:
         rule = html.escape(info.rule_text()).replace(";   ", "<br>")
         parts.append(f"<p style='{mono}'>{rule}</p>")
         parts.append(f"<p>lr = {info.learning_rate:g}   momentum = {info.momentum:g}<br>"
-                     f"weight decay = {info.weight_decay:g} ({html.escape(info.regularization)})</p>")
+                     f"weight decay = {info.weight_decay:g} ({html.escape(info.regularization)})"
+                     + (f"<br>clip gradients at ‖g‖ = {info.clip_gradients:g}" if info.clip_gradients > 0 else "")
+                     + "</p>")
+        if info.loss == info.loss:  # not NaN
+            parts.append(f"<p>loss = {theme.format_number(info.loss)}   "
+                         f"(smoothed {theme.format_number(info.smoothed_loss)})</p>")
     return "".join(parts)
 
 
@@ -128,6 +134,7 @@ def _atomic_grab(widget: QWidget, path: str) -> None:
     try:
         if not widget.grab().save(tmp, "PNG"):
             raise OSError(f"could not write PNG {path}")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -202,14 +209,15 @@ class InspectorPanel(QWidget):
             maps.addWidget(view, r, c)
         for c, stretch in enumerate((3, 3, 3, 2)):
             maps.setColumnStretch(c, stretch)
-        maps.setColumnMinimumWidth(3, 230)
         self._empty = QLabel(READING_HELP)
         self._empty.setWordWrap(True)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self._empty.setFont(theme.font(theme.STATS_PT))
         self._empty.setStyleSheet(f"color: {theme.MUTED_COLOR}; padding-top: 24px;")
         maps.addWidget(self._empty, 1, 3)
-        row.addLayout(maps, 1)
+        maps_host = QWidget()
+        maps_host.setLayout(maps)
+        maps.setContentsMargins(0, 0, 0, 0)
         self._side = QLabel("")
         self._side.setWordWrap(True)
         self._side.setTextFormat(Qt.TextFormat.RichText)
@@ -217,13 +225,22 @@ class InspectorPanel(QWidget):
         self._side.setFont(theme.font(theme.FORMULA_PT))
         self._side.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         frame = QFrame()
-        frame.setFrameShape(QFrame.Shape.StyledPanel)
-        frame.setMinimumWidth(300)
-        frame.setMaximumWidth(440)
+        frame.setFrameShape(QFrame.Shape.NoFrame)
         side_layout = QVBoxLayout(frame)
         side_layout.addWidget(self._side)
         side_layout.addStretch(1)
-        row.addWidget(frame)
+        side_scroll = QScrollArea()
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setWidget(frame)
+        side_scroll.setMinimumWidth(240)
+        self._splitter = QSplitter(Qt.Orientation.Horizontal)
+        self._splitter.addWidget(maps_host)
+        self._splitter.addWidget(side_scroll)
+        self._splitter.setStretchFactor(0, 1)
+        self._splitter.setStretchFactor(1, 0)
+        self._splitter.setChildrenCollapsible(False)
+        self._splitter.setSizes([1000, SIDE_WIDTH])
+        row.addWidget(self._splitter)
         return page
 
     def _build_grid_page(self) -> QWidget:
@@ -268,7 +285,7 @@ class InspectorPanel(QWidget):
                 view.setMinimumHeight(170)
                 self._grid.addWidget(view, r, c)
                 self._grid_maps[(name, which)] = view
-        for c, stretch in enumerate((0, 3, 3, 3, 1, 3)):
+        for c, stretch in enumerate((0, 3, 3, 3, 2, 3)):
             self._grid.setColumnStretch(c, stretch)
         for r in range(self._grid.rowCount()):
             self._grid.setRowStretch(r, 1 if r < len(layers) else 0)
@@ -453,3 +470,51 @@ class InspectorPanel(QWidget):
         if text != self._side_cache:
             self._side_cache = text
             self._side.setText(text)
+
+
+def render_docs(folder: str, steps: int = 200) -> list[str]:
+    """Render the inspector (single layer, grid) and the curves for the spiral example after ``steps``
+    iterations into ``folder`` (inspector.png, inspector_grid.png, inspector_curves.png)."""
+    from PySide6.QtWidgets import QApplication
+
+    import engine
+    from gui.curves import CurvesPanel
+    from gui.snapshot import inner_product_views, prepare_for_inspection, solver_info
+
+    solver = engine.get_solver(os.path.join(os.path.dirname(__file__), "..", "resources", "examples",
+                                            "spiral_mlp", "solver.prototxt"))
+    prepare_for_inspection(solver)
+    curves = CurvesPanel()
+    loss = float("nan")
+    for _ in range(steps):
+        tests_before = len(solver.test_scores)
+        loss = solver.step(1)
+        for iteration, scores in solver.test_scores[tests_before:]:
+            curves.add_test_point(iteration, scores)
+        curves.add_train_points([solver.iter - 1], [loss], [solver.smoothed_loss], [solver.learning_rate])
+    panel = InspectorPanel()
+    paths = []
+    for name, grid, size in (("inspector.png", False, (1500, 820)), ("inspector_grid.png", True, (1500, 900))):
+        panel.set_grid_mode(grid)
+        panel.resize(*size)
+        panel.show()
+        panel.set_views(inner_product_views(solver), solver_info(solver, loss))
+        panel.select_layer("ip2")
+        QApplication.processEvents()  # lay out new widgets before rendering them
+        paths.append(os.path.join(folder, name))
+        _atomic_grab(panel, paths[-1])
+    curves.resize(1000, 560)
+    curves.show()
+    QApplication.processEvents()
+    paths.append(os.path.join(folder, "inspector_curves.png"))
+    _atomic_grab(curves, paths[-1])
+    return paths
+
+
+if __name__ == "__main__":  # python -m gui.inspector docs/  (offscreen: QT_QPA_PLATFORM=offscreen)
+    import sys
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv)
+    print("\n".join(render_docs(sys.argv[1] if len(sys.argv) > 1 else "docs")))

@@ -84,12 +84,12 @@ def mono_font(point_size: int) -> QFont:
     return f
 
 
-def format_number(x: float) -> str:
-    """A short, aligned-looking rendering of a float (4 significant digits)."""
+def format_number(x: float, digits: int = 4) -> str:
+    """A short rendering of a float with ``digits`` significant digits (exponent outside 1e-3..1e4)."""
     if x != x:
         return "nan"
     if x == 0:
         return "0"
     if 1e-3 <= abs(x) < 1e4:
-        return f"{x:.4g}"
-    return f"{x:.3e}"
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits - 1}e}"

@@ -6,7 +6,7 @@ import math
 import numpy
 import pytest
 
-from gui.heatmap import HeatmapView, nice_step
+from gui.heatmap import HeatmapView, IndexAxis
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_stats_text_matches_independent_arithmetic(heatmap):
     text = heatmap.stats_text()
     assert "min -4 " in text and "max 3" in text
     assert "mean|x| 2 " in text  # (3 + 4 + 0 + 1) / 4
-    assert f"‖x‖₂ {math.sqrt(26):.4g}" in text
+    assert f"‖x‖₂ {math.sqrt(26):.3g}" in text
     assert "‖V‖/‖W‖ = 0.01" in text
 
 
@@ -128,6 +128,23 @@ def test_large_matrix_refreshes(heatmap, qtbot):
     assert not heatmap.grab().isNull()
 
 
-@pytest.mark.parametrize("length, expected", [(2, 1), (8, 1), (16, 2), (32, 5), (1024, 200)])
-def test_nice_step(length, expected):
-    assert nice_step(length) == expected
+@pytest.mark.parametrize("length, pixels", [(2, 200), (16, 60), (16, 400), (1024, 300)])
+def test_index_axis_ticks_only_integers(qtbot, length, pixels):
+    axis = IndexAxis("bottom")
+    levels = axis.tickValues(-0.5, length - 0.5, pixels)
+    values = [v for _, level in levels for v in level]
+    assert values and all(float(v).is_integer() and 0 <= v < length for v in values)
+    major = levels[0][1]
+    assert len(major) <= pixels // 30 + 1  # labelled ticks at least 30 px apart
+    assert 0 in major
+
+
+def test_a_new_shape_shows_the_whole_matrix(heatmap):
+    """Switching from a 16×2 to a 16×16 matrix (ip1 → ip2) must widen the view to all 16 columns."""
+    heatmap.set_matrix(_matrix(16, 2), row_label="r", col_label="c")
+    heatmap.set_matrix(_matrix(16, 16), row_label="r", col_label="c")
+    (x0, x1), (y0, y1) = heatmap.image_item().getViewBox().viewRange()
+    assert (x0, x1) == pytest.approx((-0.5, 15.5)) and (y0, y1) == pytest.approx((-0.5, 15.5))
+    heatmap.set_matrix(_matrix(3, 40), row_label="r", col_label="c")
+    (x0, x1), (y0, y1) = heatmap.image_item().getViewBox().viewRange()
+    assert (x0, x1) == pytest.approx((-0.5, 39.5)) and (y0, y1) == pytest.approx((-0.5, 2.5))
