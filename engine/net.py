@@ -212,18 +212,28 @@ class Net:
                 raise ShapeError(
                     f"layer '{layer.name}': shared parameter '{name}' has shape {mine.shape} here but "
                     f"{owner.shape} where it was first defined")
-            if spec.HasField("lr_mult") and owner_spec.HasField("lr_mult") and spec.lr_mult != owner_spec.lr_mult:
-                raise NetDefinitionError(f"layer '{layer.name}': shared parameter '{name}' has "
-                                         f"lr_mult {spec.lr_mult} here but {owner_spec.lr_mult} at its owner")
+            owner_index = next(k for k, b in enumerate(self.learnable_params) if b is owner)
+            for field, values in (("lr_mult", self.lr_mults), ("decay_mult", self.decay_mults)):
+                if not spec.HasField(field):
+                    continue
+                if owner_spec.HasField(field) and getattr(spec, field) != getattr(owner_spec, field):
+                    raise NetDefinitionError(
+                        f"layer '{layer.name}': shared parameter '{name}' has {field} "
+                        f"{getattr(spec, field)} here but {getattr(owner_spec, field)} where it was set before")
+                # Caffe: the first layer that sets a shared param's multiplier sets it for all
+                setattr(owner_spec, field, getattr(spec, field))
+                values[owner_index] = getattr(spec, field)
             layer.blobs[index] = owner
             self.param_display_names.pop()
-            return owner_spec.lr_mult if owner_spec.HasField("lr_mult") else spec.lr_mult
+            return spec.lr_mult  # Caffe: this layer's own spec decides its param_propagate_down
         blob = layer.blobs[index]
         self.learnable_params.append(blob)
         self.lr_mults.append(spec.lr_mult)
         self.decay_mults.append(spec.decay_mult)
         if name:
-            self._param_owner[name] = (blob, spec)
+            owner_spec = caffe_pb2.ParamSpec()
+            owner_spec.CopyFrom(spec)
+            self._param_owner[name] = (blob, owner_spec)
         return spec.lr_mult
 
     def _prune_backward(self, force_backward: bool) -> None:

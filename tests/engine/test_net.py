@@ -249,3 +249,34 @@ def test_a_branch_no_loss_depends_on_runs_no_backward():
     assert net.params["ip"][0].diff.any()
     assert not net.params["side"][0].diff.any() and not net.params["side"][1].diff.any()
     assert "side" in net.outputs and "loss" in net.outputs
+
+
+SHARED_TWO = "\n".join([
+    INPUT.format(extra_tops='top: "target"', extra_shapes="shape { dim: 4 dim: 2 }"),
+    _ip("a", "data", "a", extra='param {{ name: "w" {first} }} param {{ name: "b" }}'),
+    _ip("b", "data", "b", extra='param {{ name: "w" {second} }} param {{ name: "b" }}'),
+    'layer { name: "la" type: "EuclideanLoss" bottom: "a" bottom: "target" top: "la" }',
+    'layer { name: "lb" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "lb" }'])
+
+
+def _shared(first="", second=""):
+    return SHARED_TWO.replace("{first}", first).replace("{second}", second).replace("{{", "{").replace("}}", "}")
+
+
+def test_a_later_layer_can_set_a_shared_params_lr_mult():
+    """Caffe: the first layer that sets lr_mult/decay_mult of a shared param sets it for every user."""
+    solver = solver_for(_shared(second="lr_mult: 0 decay_mult: 3"), base_lr=0.1)
+    net = solver.net
+    assert net.lr_mults == [0.0, 1.0] and net.decay_mults == [3.0, 1.0]
+    net.blobs["data"].data[...] = RNG.normal(size=(4, 3))
+    net.blobs["target"].data[...] = RNG.normal(size=(4, 2))
+    before = [b.data.copy() for b in net.learnable_params]
+    solver.step(2)
+    assert numpy.array_equal(before[0], net.learnable_params[0].data)      # frozen by layer b
+    assert not numpy.array_equal(before[1], net.learnable_params[1].data)
+
+
+@pytest.mark.parametrize("field", ["lr_mult", "decay_mult"])
+def test_shared_param_multiplier_mismatch_is_an_error(field):
+    with pytest.raises(engine.NetDefinitionError, match=f"shared parameter 'w' has {field} 2"):
+        engine.Net(_shared(first=f"{field}: 1", second=f"{field}: 2"))
