@@ -168,7 +168,8 @@ class Net:
             except (IndexError, ValueError) as exc:
                 raise ShapeError(f"layer '{layer.name}' ({layer.type_name}): {exc}") from None
             self._loss_weights.append(self._top_loss_weights(layer, layer_param, len(tops)))
-            need_backward = any(need_flags)
+            # Caffe: a bottom blob that needs backward makes the layer need it, propagate_down or not
+            need_backward = any(blob_needs_backward.get(name, False) for name in layer_param.bottom)
             for j in range(len(layer.blobs)):
                 lr_mult = self._append_param(layer, layer_param, j)
                 layer.param_propagate_down[j] = lr_mult != 0

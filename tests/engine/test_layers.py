@@ -329,6 +329,7 @@ def test_input_layer_shapes_tops_and_leaves_values():
 
 
 def test_dummy_data_constant_and_random_fillers():
+    engine.rng.set_seed(8)
     net = engine.Net('''layer { name: "d" type: "DummyData" top: "c" top: "u"
         dummy_data_param { shape { dim: 2 dim: 3 } shape { dim: 500 }
                            data_filler { type: "constant" value: 3 }

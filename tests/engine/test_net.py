@@ -20,6 +20,7 @@ def _ip(name, bottom, top, num_output=2, extra=""):
 
 
 def _float64(text, **kwargs):
+    engine.rng.set_seed(1234)   # the fillers draw from the engine's stream: same weights every run
     return engine.Net(text, dtype=numpy.float64, **kwargs)
 
 
@@ -55,8 +56,12 @@ def test_in_place_relu_shares_the_blob_and_masks_the_gradient():
     net = _float64(text)
     assert list(net.blobs) == ["data", "target", "ip", "loss"]
     x, t = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 2))
-    net.forward(data=x, target=t)
+    net.params["ip"][1].data[...] = [0.0, -1.0]
     W, b = net.params["ip"][0].data, net.params["ip"][1].data
+    W[0] = [1.0, 1.0, 1.0]
+    x[:, 0] = [2.0, -2.0, 1.0, -1.0]
+    x[:, 1:] = numpy.abs(x[:, 1:]) * 0.1
+    net.forward(data=x, target=t)
     z = x @ W.T + b
     assert (z > 0).any() and (z < 0).any()
     y = numpy.maximum(z, 0)
@@ -280,3 +285,24 @@ def test_a_later_layer_can_set_a_shared_params_lr_mult():
 def test_shared_param_multiplier_mismatch_is_an_error(field):
     with pytest.raises(engine.NetDefinitionError, match=f"shared parameter 'w' has {field} 2"):
         engine.Net(_shared(first=f"{field}: 1", second=f"{field}: 2"))
+
+
+def test_propagate_down_false_stops_the_gradient_at_that_bottom():
+    text = "\n".join([
+        INPUT.format(extra_tops='top: "target"', extra_shapes="shape { dim: 4 dim: 2 }"),
+        _ip("ip1", "data", "h", 3),
+        'layer { name: "act" type: "TanH" bottom: "h" top: "r" propagate_down: false }',
+        _ip("ip2", "r", "out", 2),
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "out" bottom: "target" top: "loss" }'])
+    net = _float64(text)
+    act = net.layer_index("act")
+    assert net.bottom_need_backward[act] == [False]
+    assert net.bottom_need_backward[net.layer_index("ip2")] == [True]   # as in Caffe: 'r' still gets δ
+    net.forward(data=RNG.normal(size=(4, 3)), target=RNG.normal(size=(4, 2)))
+    net.backward()
+    W2 = net.params["ip2"][0].data
+    delta = (net.blobs["out"].data - net.blobs["target"].data) / 4
+    numpy.testing.assert_allclose(net.blobs["r"].diff, delta @ W2, rtol=1e-12)
+    assert not net.blobs["h"].diff.any()
+    assert not net.params["ip1"][0].diff.any()
+    assert not net.layer_need_backward[net.layer_index("ip1")]         # pruned, as Caffe does
