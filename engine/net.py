@@ -322,7 +322,7 @@ class Net:
         """Run forward (optionally from layer ``start`` to ``end``); inputs by blob name.
         Returns the outputs as {name: data array}; the loss is in ``self.loss``."""
         for name, value in inputs.items():
-            self.blobs[name].data[...] = value
+            self._set_input(name, value)
         first = self.layer_index(start) if start else 0
         last = self.layer_index(end) if end else len(self.layers) - 1
         loss = 0.0
@@ -330,6 +330,18 @@ class Net:
             loss += self.forward_layer(i)
         self.loss = loss
         return {name: self.blobs[name].data for name in self.outputs}
+
+    def _set_input(self, name: str, value) -> None:
+        """``blobs[name].data[...] = value`` with errors that name the blob and shapes."""
+        blob = self.blobs.get(name)
+        if blob is None:
+            raise NetDefinitionError(f"forward(): the net has no blob named '{name}' "
+                                     f"(inputs: {', '.join(self.inputs) or 'none'})")
+        try:
+            blob.data[...] = value
+        except ValueError:
+            raise ShapeError(f"forward(): blob '{name}' has shape {blob.shape} but the value given has shape "
+                             f"{numpy.shape(value)} (reshape the blob and call net.reshape() first)") from None
 
     def backward(self, start: str | None = None, end: str | None = None) -> dict:
         """Run backward from ``start`` (default: the last layer) down to ``end``.

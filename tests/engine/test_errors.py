@@ -283,3 +283,12 @@ def test_every_engine_error_is_an_engine_error():
     for cls in (engine.PrototxtError, engine.NetDefinitionError, engine.ShapeError, engine.LabelError,
                 engine.DataError, engine.DeviceError, engine.NonFiniteError):
         assert issubclass(cls, engine.EngineError)
+
+
+def test_forward_with_a_wrongly_shaped_input_names_blob_and_shapes():
+    net = engine.Net(linear_net_text())
+    with pytest.raises(engine.ShapeError) as info:
+        net.forward(data=numpy.zeros((5, 3)))
+    assert "'data'" in str(info.value) and "(4, 3)" in str(info.value) and "(5, 3)" in str(info.value)
+    with pytest.raises(engine.NetDefinitionError, match="no blob named 'dat'.*inputs: data, target"):
+        net.forward(dat=numpy.zeros((4, 3)))
