@@ -42,9 +42,10 @@ class AccuracyLayer(Layer):
         if self.ignore_label is not None:
             index = xp.where(labels != self.ignore_label, index, 0)
         true_score = xp.take_along_axis(scores, index[:, None, :], axis=1)
-        # Caffe counts the label correct when fewer than top_k scores beat it.
-        higher = (scores > true_score).sum(axis=1)
-        correct = higher < self.top_k
+        # Caffe 1.0 counts every score >= the true class's (itself included) and calls the
+        # label correct when at most top_k do: a tie counts against the true class.
+        at_least = (scores >= true_score).sum(axis=1)
+        correct = at_least <= self.top_k
         valid = xp.ones_like(correct) if self.ignore_label is None else labels != self.ignore_label
         count = int(valid.sum())
         top[0].data[...] = float((correct & valid).sum()) / max(count, 1)

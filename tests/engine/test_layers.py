@@ -446,3 +446,21 @@ def test_xavier_and_msra_scale_with_the_fan(norm, fan):
 def test_unknown_filler_is_an_error():
     with pytest.raises(engine.NetDefinitionError, match="unknown filler type 'orthogonal'"):
         _filled_weights('type: "orthogonal"')
+
+
+@pytest.mark.parametrize("top_k,expected", [(1, 0.0), (2, 0.0), (3, 1.0)])
+def test_accuracy_ties_count_against_the_true_class_as_in_caffe(top_k, expected):
+    """All-equal scores (e.g. zero-initialised weights): Caffe counts every score >= the
+    true one, itself included, so a 3-way tie is right only for top_k 3."""
+    scores = numpy.zeros((4, 3))
+    labels = numpy.array([0, 1, 2, 1.0])
+    _, _, top = run_forward(f'type: "Accuracy" accuracy_param {{ top_k: {top_k} }}', [scores, labels])
+    assert float(top[0].data) == expected
+
+
+def test_accuracy_over_an_inner_axis():
+    scores = RNG.normal(size=(2, 4, 3))            # N x C x H, label per (n, h)
+    labels = RNG.integers(0, 4, size=(2, 3)).astype(float)
+    _, _, top = run_forward('type: "Accuracy"', [scores, labels])
+    hits = sum(int(numpy.argmax(scores[n, :, h]) == labels[n, h]) for n in range(2) for h in range(3))
+    assert float(top[0].data) == pytest.approx(hits / 6)
