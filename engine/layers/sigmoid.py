@@ -1,4 +1,5 @@
-"""Sigmoid: y = 1 / (1 + exp(-x)); dx = dy * y * (1 - y)."""
+"""Sigmoid: y = 1 / (1 + exp(-x)), computed as Caffe does, 0.5 * tanh(0.5 * x) + 0.5
+(no overflow for large |x|); dx = dy * y * (1 - y)."""
 from ..layer import Layer, register
 
 
@@ -13,10 +14,11 @@ class SigmoidLayer(Layer):
     def forward(self, bottom, top):
         xp = bottom[0].xp
         y = top[0].data
-        xp.negative(bottom[0].data, out=y)
-        xp.exp(y, out=y)
-        y += 1
-        xp.reciprocal(y, out=y)
+        half = y.dtype.type(0.5)
+        xp.multiply(bottom[0].data, half, out=y)
+        xp.tanh(y, out=y)
+        y *= half
+        y += half
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:

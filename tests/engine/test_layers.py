@@ -464,3 +464,12 @@ def test_accuracy_over_an_inner_axis():
     _, _, top = run_forward('type: "Accuracy"', [scores, labels])
     hits = sum(int(numpy.argmax(scores[n, :, h]) == labels[n, h]) for n in range(2) for h in range(3))
     assert float(top[0].data) == pytest.approx(hits / 6)
+
+
+def test_sigmoid_saturates_without_overflow_warnings():
+    import warnings
+    x = numpy.array([[-200.0, -90.0, 90.0, 200.0]], dtype=numpy.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, top = run_forward('type: "Sigmoid"', [x], dtype=numpy.float32)
+    numpy.testing.assert_allclose(top[0].data, [[0.0, 0.0, 1.0, 1.0]], atol=1e-30)
