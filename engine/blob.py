@@ -86,7 +86,10 @@ class Blob:
     @property
     def xp(self):
         """numpy or cupy: the module of this blob's arrays."""
-        return backend.get_array_module(self._data)
+        data = self._data
+        if type(data) is numpy.ndarray:  # the hot path: no module-name inspection
+            return numpy
+        return backend.get_array_module(data)
 
     def share_data(self, other: "Blob") -> None:
         """Use ``other``'s data array (same memory), keeping an own diff."""

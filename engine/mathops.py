@@ -1,14 +1,38 @@
 """Small array helpers shared by layers (one body for numpy and cupy)."""
 from __future__ import annotations
 
+import numpy
+
+_ndarray = numpy.ndarray
+_numpy_dot = numpy.dot
+
+
+def matmul_into(left, right, out) -> None:
+    """``out[...] = left @ right`` for 2-D arrays, with the least call overhead.
+
+    On numpy this is ``numpy.dot`` (the same BLAS gemm call as ``matmul``, bit
+    for bit, but about 1 us cheaper per call on small matrices); cupy and any
+    case ``dot`` refuses (an ``out`` it cannot write directly) go to ``matmul``.
+    """
+    if type(out) is _ndarray:
+        try:
+            _numpy_dot(left, right, out=out)
+            return
+        except ValueError:
+            pass
+    from .backend import get_array_module
+    get_array_module(out).matmul(left, right, out=out)
+
 
 def accumulate_matmul(blob, left, right) -> None:
     """``blob.diff += left @ right`` (Caffe's gemm with beta=1), without a temporary
     when the diff is known to be zero."""
-    xp = blob.xp
-    target = blob.diff.reshape(left.shape[0], right.shape[1])
+    target = blob.diff
+    rows, cols = left.shape[0], right.shape[1]
+    if target.shape != (rows, cols):
+        target = target.reshape(rows, cols)
     if blob.diff_is_clear:
-        xp.matmul(left, right, out=target)
+        matmul_into(left, right, target)
         blob.diff_is_clear = False
     else:
         target += left @ right

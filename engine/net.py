@@ -285,14 +285,21 @@ class Net:
     def loss_weights_of(self, i: int) -> list[float]:
         return self._loss_weights[i]
 
+    def _loss_tops_of(self, i: int) -> list:
+        """[(top blob, loss weight)] of layer ``i`` for its non-zero weights (bound once)."""
+        bound = self.__dict__.get("_loss_tops")
+        if bound is None or len(bound) != len(self.layers):
+            bound = self._loss_tops = [
+                [(blob, weight) for blob, weight in zip(tops, weights) if weight]
+                for tops, weights in zip(self._tops, self._loss_weights)]
+        return bound[i]
+
     def forward_layer(self, i: int) -> float:
         """Run layer ``i`` forward; returns its weighted loss contribution."""
-        layer, tops = self.layers[i], self._tops[i]
-        layer.forward(self._bottoms[i], tops)
+        self.layers[i].forward(self._bottoms[i], self._tops[i])
         loss = 0.0
-        for blob, weight in zip(tops, self._loss_weights[i]):
-            if weight:
-                loss += weight * float(blob.data.sum())
+        for blob, weight in self._loss_tops_of(i):
+            loss += weight * float(blob.data.sum())
         return loss
 
     def backward_layer(self, i: int) -> None:
@@ -300,9 +307,8 @@ class Net:
         if not self.layer_need_backward[i]:
             return
         tops = self._tops[i]
-        for blob, weight in zip(tops, self._loss_weights[i]):
-            if weight:
-                blob.diff.fill(weight)
+        for blob, weight in self._loss_tops_of(i):
+            blob.diff.fill(weight)
         self.layers[i].backward(tops, self.bottom_need_backward[i], self._bottoms[i])
         if self.capture_layers and self.layers[i].name in self.capture_layers:
             self._capture(i)
@@ -354,8 +360,13 @@ class Net:
 
     def forward_backward(self) -> float:
         """Forward then backward; returns the loss."""
-        self.forward()
-        self.backward()
+        forward_layer, backward_layer = self.forward_layer, self.backward_layer
+        loss = 0.0
+        for i in range(len(self.layers)):
+            loss += forward_layer(i)
+        self.loss = loss
+        for i in range(len(self.layers) - 1, -1, -1):
+            backward_layer(i)
         return self.loss
 
     def clear_param_diffs(self) -> None:

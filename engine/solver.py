@@ -176,8 +176,9 @@ class Solver:
     def _check_gradients_finite(self) -> None:
         total = 0.0
         for blob in self.net.learnable_params:
-            flat = blob.diff.reshape(-1)
-            total += float(flat @ flat)
+            diff = blob.diff
+            flat = diff if diff.ndim == 1 else diff.reshape(-1)
+            total += float(flat.dot(flat))  # one BLAS dot per param: NaN/inf make it non-finite
         if not math.isfinite(total):
             error = self.net.first_nonfinite(self.iter)
             if error is not None:
@@ -206,30 +207,66 @@ class Solver:
             blob = self.net.learnable_params[i]
             blob.diff *= blob.dtype.type(1.0 / self.param.iter_size)
 
+    def scratch(self, i: int):
+        """A reusable buffer shaped like param ``i`` (for the update's intermediate
+        products, so no stage allocates per step)."""
+        buffers = self.__dict__.setdefault("_scratch_buffers", [])
+        if len(buffers) <= i:
+            buffers.extend([None] * (i + 1 - len(buffers)))
+        diff = self.net.learnable_params[i].diff
+        buf = buffers[i]
+        if buf is None or buf.shape != diff.shape or type(buf) is not type(diff) or buf.dtype != diff.dtype:
+            buf = buffers[i] = backend.get_array_module(diff).empty_like(diff)
+        return buf
+
+    def _typed_constant(self, key, make):
+        """A per-solver cache of the numpy scalars the update multiplies by (they are
+        rebuilt only when a prototxt value, multiplier or dtype they come from changes)."""
+        cache = self.__dict__.setdefault("_constants", {})
+        value = cache.get(key)
+        if value is None:
+            if len(cache) > 4096:
+                cache.clear()
+            value = cache[key] = make()
+        return value
+
     def regularize(self, i: int) -> None:
         blob = self.net.learnable_params[i]
-        local_decay = numpy.float32(self.param.weight_decay) * numpy.float32(self.net.decay_mults[i])
-        if not local_decay:
+        weight_decay, decay_mult = self.param.weight_decay, self.net.decay_mults[i]
+        decay = self._typed_constant(
+            ("decay", weight_decay, decay_mult, blob.dtype),
+            lambda: blob.dtype.type(numpy.float32(weight_decay) * numpy.float32(decay_mult)))
+        if not decay:
             return
         kind = self.param.regularization_type
-        decay = blob.dtype.type(local_decay)
+        scratch = self.scratch(i)
         if kind == "L2":
-            blob.diff += decay * blob.data
+            blob.xp.multiply(blob.data, decay, out=scratch)  # diff += decay * data, no temporary
         elif kind == "L1":
-            blob.diff += decay * blob.xp.sign(blob.data)
+            blob.xp.sign(blob.data, out=scratch)
+            scratch *= decay
         else:
             raise NetDefinitionError(f"unknown regularization_type '{kind}' (use L1 or L2)")
+        blob.diff += scratch
+        blob.diff_is_clear = False
 
     def local_rate(self, i: int, rate) -> numpy.float32:
-        return numpy.float32(rate) * numpy.float32(self.net.lr_mults[i])
+        lr_mult = self.net.lr_mults[i]
+        return self._typed_constant(("rate", rate, lr_mult),
+                                    lambda: numpy.float32(rate) * numpy.float32(lr_mult))
+
+    def _typed(self, name: str, value, blob):
+        """``blob.dtype.type(value)``, cached."""
+        return self._typed_constant((name, value, blob.dtype), lambda: blob.dtype.type(value))
 
     def compute_update_value(self, i: int, rate) -> None:
         """SGD: h = m*h + local_rate*diff; diff = h."""
         blob, history = self.net.learnable_params[i], self.history[i]
-        dtype = blob.dtype.type
-        history *= dtype(self.param.momentum)
-        history += dtype(self.local_rate(i, rate)) * blob.diff
-        blob.diff[...] = history
+        history *= self._typed("momentum", self.param.momentum, blob)
+        scratch = self.scratch(i)
+        blob.xp.multiply(blob.diff, self._typed("local_rate", self.local_rate(i, rate), blob), out=scratch)
+        history += scratch
+        blob.xp.copyto(blob.diff, history)
 
     def _apply_update_values(self, rate) -> None:
         for i in range(len(self.net.learnable_params)):

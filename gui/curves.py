@@ -73,27 +73,53 @@ class CurvesPanel(QWidget):
         self.loss_plot = self._add_plot(0, "loss", "Loss")
         self.score_plot = self._add_plot(1, "test score", "Test scores (TEST phase)")
         self.lr_plot = self._add_plot(2, "learning rate", "Learning rate")
-        self.lr_plot.setLabel("bottom", "iteration", **{"font-size": f"{theme.LABEL_PT}pt"})
         for plot in (self.score_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
-        for plot in (self.loss_plot, self.score_plot):
-            plot.getAxis("bottom").setStyle(showValues=False)
+        self._horizontal: bool | None = None
+        self._arrange(horizontal=False)
         self.lr_plot.enableAutoRange(y=False)
         self.score_plot.enableAutoRange(y=False)
         self.score_plot.setYRange(0, 1, padding=0.05)
         self._lr_top = 0.0
-        layout_item = self._graphics.ci.layout
-        for row, stretch in enumerate((3, 2, 1)):
-            layout_item.setRowStretchFactor(row, stretch)
         self.loss_plot.addLegend(offset=(-10, 10), labelTextSize=f"{theme.STATS_PT}pt")
         self.score_plot.addLegend(offset=(-10, 10), labelTextSize=f"{theme.STATS_PT}pt")
         self._items["loss"] = self._curve(self.loss_plot, "loss", "training loss", width=1)
         self._items["smoothed_loss"] = self._curve(self.loss_plot, "smoothed_loss", "smoothed loss", width=3)
         self._items["lr"] = self._curve(self.lr_plot, "lr", None, width=2)
 
+    def _arrange(self, horizontal: bool) -> None:
+        """Plots side by side (a wide, short dock) or stacked (a tall one); x axes stay linked."""
+        if horizontal == self._horizontal:
+            return
+        self._horizontal = horizontal
+        ci = self._graphics.ci
+        plots = (self.loss_plot, self.score_plot, self.lr_plot)
+        for plot in plots:
+            ci.removeItem(plot)
+        stretches = (3, 2, 1) if not horizontal else (2, 1, 1)
+        for k, (plot, stretch) in enumerate(zip(plots, stretches)):
+            row, col = (0, k) if horizontal else (k, 0)
+            ci.addItem(plot, row=row, col=col)
+            last = horizontal or plot is self.lr_plot
+            plot.getAxis("bottom").setStyle(showValues=last)
+            plot.setLabel("bottom", "iteration" if last else "", **{"font-size": f"{theme.LABEL_PT}pt"})
+            if not last:
+                plot.getAxis("bottom").showLabel(False)
+        for k in range(3):
+            ci.layout.setRowStretchFactor(k, 1 if horizontal and k == 0 else (0 if horizontal else stretches[k]))
+            ci.layout.setColumnStretchFactor(k, stretches[k] if horizontal else (1 if k == 0 else 0))
+
+    def is_horizontal(self) -> bool:
+        return bool(self._horizontal)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        size = event.size()
+        self._arrange(horizontal=size.width() >= 2.2 * size.height())
+
     def _add_plot(self, row: int, y_label: str, title: str) -> pg.PlotItem:
         plot = self._graphics.addPlot(row=row, col=0)
-        plot.setTitle(title, size=f"{theme.TITLE_PT}pt", bold=True)
+        plot.setTitle(title, size=f"{theme.LABEL_PT + 1}pt", bold=True)
         plot.setLabel("left", y_label, **{"font-size": f"{theme.LABEL_PT}pt"})
         plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setMenuEnabled(False)

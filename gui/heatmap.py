@@ -15,13 +15,13 @@ import numpy
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolTip, QVBoxLayout, QWidget
 
 from gui import theme
 from gui.snapshot import stats as array_stats
 
 Meaning = Callable[[int, int, float], str]
-HOVER_HINT = "hover a cell: value and meaning"
+HOVER_HINT = "Hover a cell: row, column, value and meaning"
 
 
 def symmetric_bound(lo: float, hi: float) -> float:
@@ -79,6 +79,8 @@ class HeatmapView(QWidget):
         self._meaning: Meaning | None = None
         self._stats_text = ""
         self._alarm = False
+        self._hover_text = ""
+        self._hover_cell: tuple[int, int] | None = None
         self._build(title)
 
     # ----------------------------------------------------------------- building
@@ -90,7 +92,18 @@ class HeatmapView(QWidget):
         self._title.setTextFormat(Qt.TextFormat.RichText)
         self._title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._title.setFont(theme.font(theme.COMPACT_TITLE_PT if self._compact else theme.TITLE_PT, bold=True))
-        layout.addWidget(self._title)
+        # The hover read-out shares the title's line (and shows in full as a tooltip at the cursor).
+        self._hover = QLabel("")
+        self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
+        self._hover.setStyleSheet(f"color: {theme.TEXT_COLOR};")
+        self._hover.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        title_row = QHBoxLayout()
+        title_row.setContentsMargins(0, 0, 0, 0)
+        title_row.addWidget(self._title, 2)
+        title_row.addWidget(self._hover, 3)
+        self._hover.hide()  # shown while the mouse is over a cell; the title has the line otherwise
+        layout.addLayout(title_row)
 
         self._graphics = pg.GraphicsLayoutWidget()
         self._graphics.ci.setContentsMargins(0, 0, 0, 0)
@@ -125,17 +138,14 @@ class HeatmapView(QWidget):
         self._stack.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         layout.addWidget(self._stack, 1)
 
-        self._hint = "hover a cell for its value" if self._compact else HOVER_HINT
-        self._hover = QLabel(self._hint)
-        self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
-        self._hover.setStyleSheet(f"color: {theme.MUTED_COLOR};")
         self._stats = QLabel(" ")
         self._stats.setFont(theme.mono_font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
         self._stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for label in (self._hover, self._stats):
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        layout.addWidget(self._hover)
+        self._stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._graphics.setToolTip(HOVER_HINT)
         layout.addWidget(self._stats)
+        # Same height for 2- and 3-line statistics, so maps in one row line up.
+        self._stats.setMinimumHeight(self._stats.fontMetrics().lineSpacing() * (2 if self._compact else 3) + 2)
         self.setMinimumSize(120 if self._compact else 180, 110 if self._compact else 170)
 
     # ------------------------------------------------------------------ public
@@ -169,13 +179,16 @@ class HeatmapView(QWidget):
             self._set_axis_labels(row_label, col_label)
         self._meaning = meaning
         self._stats_text = self._format_stats(summary, extra_stats)
-        self._stats.setText(self._stats_text)
+        self._fit_stats()
         alarm = bool(summary.get("nonfinite"))
         if alarm != self._alarm:
             self._alarm = alarm
             self._stats.setStyleSheet("color: #c00000; font-weight: bold;" if alarm else "")
         if self._stack.currentIndex() != 0:
             self._stack.setCurrentIndex(0)
+        if self._hover_cell is not None:  # keep the read-out of the cell under the mouse current
+            self._hover_text = self.hover_text(*self._hover_cell)
+            self._hover.setText(self._hover_text)
 
     def set_placeholder(self, text: str) -> None:
         """Show ``text`` instead of a matrix (e.g. before the first backward)."""
@@ -184,7 +197,10 @@ class HeatmapView(QWidget):
         self._shape = None
         self._stats_text = ""
         self._stats.setText(" ")
-        self._hover.setText(self._hint)
+        self._hover.setText("")
+        self._hover.hide()
+        self._hover_text = ""
+        self._hover_cell = None
 
     def is_placeholder(self) -> bool:
         return self._stack.currentIndex() == 1
@@ -235,8 +251,7 @@ class HeatmapView(QWidget):
 
     def hover_label_text(self) -> str:
         """What the hover line under the map shows now."""
-        text = self._hover.text()
-        return "" if text == self._hint else text
+        return self._hover_text
 
     def cell_scene_pos(self, row: int, col: int):
         """Scene position of the centre of a cell (for tests and for pointing at a cell)."""
@@ -284,10 +299,36 @@ class HeatmapView(QWidget):
             lines.append(f"⚠ {summary['nonfinite']} non-finite, first at {list(summary['first_nonfinite'])}")
         return "\n".join(line.rstrip() for line in lines)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self._fit_stats()
+
+    def _fit_stats(self) -> None:
+        """Show the statistics, breaking a line at its double spaces where it is wider than the map."""
+        metrics = self._stats.fontMetrics()
+        width = self._stats.width() - 4
+        lines = []
+        for line in self._stats_text.split("\n"):
+            lines += line.split("  ") if metrics.horizontalAdvance(line) > width else [line]
+        text = "\n".join(lines) if lines else " "
+        if text != self._stats.text():
+            self._stats.setText(text)
+
     def _on_mouse_moved(self, scene_pos) -> None:
-        if self._shape is None or not self._image.sceneBoundingRect().contains(scene_pos):
-            if self._hover.text() != self._hint:
-                self._hover.setText(self._hint)
+        text = ""
+        self._hover_cell = None
+        if self._shape is not None and self._image.sceneBoundingRect().contains(scene_pos):
+            point = self._image.mapFromScene(scene_pos)
+            self._hover_cell = (int(math.floor(point.y())), int(math.floor(point.x())))
+            text = self.hover_text(*self._hover_cell)
+        if text == self._hover_text:
             return
-        point = self._image.mapFromScene(scene_pos)
-        self._hover.setText(self.hover_text(int(math.floor(point.y())), int(math.floor(point.x()))))
+        self._hover_text = text
+        self._hover.setText(text)
+        self._hover.setVisible(bool(text))
+        self._graphics.setToolTip(text or HOVER_HINT)
+        if text and self.isVisible():
+            view_pos = self._graphics.mapFromScene(scene_pos)
+            QToolTip.showText(self._graphics.viewport().mapToGlobal(view_pos), text, self._graphics)
+        elif not text:
+            QToolTip.hideText()

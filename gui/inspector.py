@@ -24,9 +24,9 @@ MAP_POSITIONS = {"W": (0, 0), "dW": (0, 1), "update": (0, 2), "db": (0, 3),
 READING_HELP = ("How to read: red > 0, blue < 0, white = 0. Colour levels are symmetric, ±max|x| of each map "
                 "(every frame, or locked). Rows and columns are numbered from 0; hover a cell for its value "
                 "and meaning.")
-GRID_HELP = ("Rows × columns:  W, dW, V: output neuron × input  ·  db: output neuron  ·  δ: sample × output "
-             "neuron.  Hover a cell for its meaning; click a layer name to inspect it in detail.")
-SIDE_WIDTH = 330  # the products and the update rule, beside the maps (the user can drag the splitter)
+GRID_HELP = ("Rows × columns:  W, dW, V: output (N_) × input (K_)  ·  db: output (N_)  ·  δ: sample (M_) × "
+             "output (N_).  Hover a cell for its meaning; click a layer name to inspect it in detail.")
+SIDE_WIDTH = 360  # most width of the products / update-rule column (a quarter of the panel, at least 240 px)
 #: The maps of one row of the compact grid mode.
 GRID_MAPS = ("W", "dW", "update", "db", "delta")
 
@@ -35,7 +35,7 @@ GRID_MAPS = ("W", "dW", "update", "db", "delta")
 def _axis_names(view: InnerProductView) -> dict[str, str]:
     d = view.dims
     return {"sample": f"sample (M_={d.get('M_', '?')})",
-            "output": f"output neuron (N_={d.get('N_', '?')})",
+            "output": f"output (N_={d.get('N_', '?')})",
             "input": f"input (K_={d.get('K_', '?')})"}
 
 
@@ -240,6 +240,8 @@ class InspectorPanel(QWidget):
         self._splitter.setStretchFactor(1, 0)
         self._splitter.setChildrenCollapsible(False)
         self._splitter.setSizes([1000, SIDE_WIDTH])
+        self._side_dragged = False
+        self._splitter.splitterMoved.connect(self._on_splitter_moved)
         row.addWidget(self._splitter)
         return page
 
@@ -406,6 +408,16 @@ class InspectorPanel(QWidget):
         return paths
 
     # ---------------------------------------------------------------- private
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        if not self._side_dragged:
+            total = max(1, event.size().width() - 8)
+            side = int(min(SIDE_WIDTH, max(240, 0.25 * total)))
+            self._splitter.setSizes([total - side, side])
+
+    def _on_splitter_moved(self, *_args) -> None:
+        self._side_dragged = True
+
     def _set_layer_names(self, names: tuple[str, ...]) -> None:
         self._combo.blockSignals(True)
         self._combo.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import ShapeError
 from ..fillers import fill
 from ..layer import Layer, register
-from ..mathops import accumulate_matmul, accumulate_sum_rows
+from ..mathops import accumulate_matmul, accumulate_sum_rows, matmul_into
 
 
 @register("InnerProduct")
@@ -44,18 +44,30 @@ class InnerProductLayer(Layer):
         self.M = bottom[0].count(0, self.axis)
         top[0].reshape(bottom[0].shape[:self.axis] + (self.N,))
 
+    _view_cache = None
+
+    def _views(self, bottom, top):
+        """(bottom data, bottom diff, top data, top diff) as 2-D M x K / M x N views,
+        made once per set of arrays (a blob's arrays change only when it is reshaped
+        or moved), so the hot path does no reshaping."""
+        bd, bf, td, tf = bottom[0].data, bottom[0].diff, top[0].data, top[0].diff
+        cache = self._view_cache
+        if cache is None or cache[0] is not bd or cache[1] is not bf or cache[2] is not td \
+                or cache[3] is not tf:
+            M, K, N = self.M, self.K, self.N
+            cache = self._view_cache = (bd, bf, td, tf, bd.reshape(M, K), bf.reshape(M, K),
+                                        td.reshape(M, N), tf.reshape(M, N))
+        return cache[4:]
+
     def forward(self, bottom, top):
-        bottom_data = bottom[0].data.reshape(self.M, self.K)
+        bottom_data, _, top_data, _ = self._views(bottom, top)
         weight = self.blobs[0].data
-        top_data = top[0].data.reshape(self.M, self.N)
-        xp = bottom[0].xp
-        xp.matmul(bottom_data, weight if self.transpose else weight.T, out=top_data)
+        matmul_into(bottom_data, weight if self.transpose else weight.T, top_data)
         if self.bias_term:
             top_data += self.blobs[1].data
 
     def backward(self, top, propagate_down, bottom):
-        top_diff = top[0].diff.reshape(self.M, self.N)
-        bottom_data = bottom[0].data.reshape(self.M, self.K)
+        bottom_data, bottom_diff, _, top_diff = self._views(bottom, top)
         weight = self.blobs[0]
         if self.param_propagate_down[0]:
             # 1. dW += delta^T . a  (N_ x M_ . M_ x K_)
@@ -68,6 +80,5 @@ class InnerProductLayer(Layer):
             accumulate_sum_rows(self.blobs[1], top_diff)
         if propagate_down[0]:
             # 3. delta_down = delta . W  (M_ x N_ . N_ x K_)
-            bottom_diff = bottom[0].diff.reshape(self.M, self.K)
             w = weight.data
-            bottom[0].xp.matmul(top_diff, w.T if self.transpose else w, out=bottom_diff)
+            matmul_into(top_diff, w.T if self.transpose else w, bottom_diff)

@@ -8,6 +8,8 @@ class SigmoidLayer(Layer):
     num_bottoms = 1
     num_tops = 1
 
+    _scratch = None
+
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
 
@@ -22,5 +24,11 @@ class SigmoidLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            y = top[0].data
-            bottom[0].diff[...] = top[0].diff * y * (1 - y)
+            xp, y, dx = bottom[0].xp, top[0].data, bottom[0].diff
+            one_minus_y = self._scratch
+            if one_minus_y is None or one_minus_y.shape != y.shape or type(one_minus_y) is not type(y) \
+                    or one_minus_y.dtype != y.dtype:
+                one_minus_y = self._scratch = xp.empty_like(y)
+            xp.subtract(1, y, out=one_minus_y)
+            xp.multiply(top[0].diff, y, out=dx)  # dy * y * (1 - y), no temporaries
+            dx *= one_minus_y

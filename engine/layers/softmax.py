@@ -1,11 +1,13 @@
 """Softmax over ``axis`` (default 1), numerically stable."""
+import numpy
+
 from ..backend import get_array_module
 from ..layer import Layer, register
 
 
 def softmax_into(x, axis: int, out) -> None:
     """out = exp(x - max) / sum(exp(x - max)) along ``axis`` (out may be x)."""
-    xp = get_array_module(x)
+    xp = numpy if type(x) is numpy.ndarray else get_array_module(x)
     xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
     xp.exp(out, out=out)
     out /= out.sum(axis=axis, keepdims=True)

@@ -83,18 +83,41 @@ class SoftmaxWithLossLayer(Layer):
     def _labels(self, bottom):
         return bottom[1].data.reshape(self.outer, self.inner)
 
+    _index_cache = None
+
+    def _row_col_index(self, xp):
+        """Cached aranges that pick one class per (outer, inner) position."""
+        cache = self._index_cache
+        if cache is None or cache[0] != (self.outer, self.inner) or cache[1] is not xp:
+            rows = xp.arange(self.outer)[:, None]
+            cols = xp.arange(self.inner)[None, :]
+            cache = self._index_cache = ((self.outer, self.inner), xp, rows, cols)
+        return cache[2], cache[3]
+
+    def _checked_index(self, labels, xp):
+        """The labels as integer indices, raising LabelError for a bad one (fast path
+        without ignore_label: range by min/max, integrality by the cast)."""
+        if self.ignore_label is None and labels.size:
+            low, high = labels.min(), labels.max()
+            if low >= 0 and high < self.num_classes:  # False for NaN too
+                index = labels.astype(xp.intp)
+                if not bool((index != labels).any()):
+                    return index
+        check_labels(self.name, labels, self.num_classes, self.ignore_label)
+        return labels.astype(xp.intp)
+
     def forward(self, bottom, top):
         xp = bottom[0].xp
         prob = self._prob(bottom, top)
         softmax_into(bottom[0].data, self.axis, prob)
         labels = self._labels(bottom)
-        check_labels(self.name, labels, self.num_classes, self.ignore_label)
+        index = self._checked_index(labels, xp)
         prob3 = prob.reshape(self.outer, self.num_classes, self.inner)
-        index = labels.astype(xp.intp)
         if self.ignore_label is not None:
             valid = labels != self.ignore_label
             index = xp.where(valid, index, 0)
-        picked = xp.take_along_axis(prob3, index[:, None, :], axis=1)[:, 0, :]
+        rows, cols = self._row_col_index(xp)
+        picked = prob3[rows, index, cols]
         log_prob = xp.log(xp.maximum(picked, picked.dtype.type(FLT_MIN)))
         if self.ignore_label is not None:
             log_prob = log_prob * valid
@@ -109,11 +132,10 @@ class SoftmaxWithLossLayer(Layer):
         xp = bottom[0].xp
         prob = self._prob_buf if len(top) == 1 else top[1].data
         diff3 = bottom[0].diff.reshape(self.outer, self.num_classes, self.inner)
-        diff3[...] = prob.reshape(diff3.shape)
+        xp.copyto(diff3, prob.reshape(diff3.shape))
         labels = self._labels(bottom)
         index = labels.astype(xp.intp)
-        rows = xp.arange(self.outer)[:, None]
-        cols = xp.arange(self.inner)[None, :]
+        rows, cols = self._row_col_index(xp)
         if self.ignore_label is None:
             diff3[rows, index, cols] -= 1
         else:

@@ -7,6 +7,8 @@ class TanHLayer(Layer):
     num_bottoms = 1
     num_tops = 1
 
+    _scratch = None
+
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
 
@@ -15,5 +17,10 @@ class TanHLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            y = top[0].data
-            bottom[0].diff[...] = top[0].diff * (1 - y * y)
+            xp, y = bottom[0].xp, top[0].data
+            slope = self._scratch
+            if slope is None or slope.shape != y.shape or type(slope) is not type(y) or slope.dtype != y.dtype:
+                slope = self._scratch = xp.empty_like(y)
+            xp.multiply(y, y, out=slope)
+            xp.subtract(1, slope, out=slope)
+            xp.multiply(top[0].diff, slope, out=bottom[0].diff)  # dy * (1 - y^2), no temporaries

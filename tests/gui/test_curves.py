@@ -87,3 +87,17 @@ def test_csv_overwrites_atomically(curves, tmp_path):
 def test_mismatched_lengths_are_refused(curves):
     with pytest.raises(ValueError):
         curves.add_train_points([1, 2, 3], [0.1, 0.2], [0.1, 0.2], [0.1, 0.1])
+
+
+def test_layout_follows_the_shape_of_the_dock(curves, qtbot):
+    curves.add_train_points(*_train(20))
+    curves.resize(1400, 250)  # a wide bottom dock: plots side by side
+    curves.show()
+    qtbot.waitExposed(curves)
+    assert curves.is_horizontal()
+    assert curves.loss_plot.sceneBoundingRect().right() <= curves.score_plot.sceneBoundingRect().left() + 1
+    curves.resize(500, 700)  # a tall one: stacked
+    qtbot.wait(10)
+    assert not curves.is_horizontal()
+    assert curves.loss_plot.sceneBoundingRect().bottom() <= curves.score_plot.sceneBoundingRect().top() + 1
+    assert numpy.array_equal(curves.series("loss")[1], _train(20)[1])

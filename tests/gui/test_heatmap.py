@@ -148,3 +148,15 @@ def test_a_new_shape_shows_the_whole_matrix(heatmap):
     heatmap.set_matrix(_matrix(3, 40), row_label="r", col_label="c")
     (x0, x1), (y0, y1) = heatmap.image_item().getViewBox().viewRange()
     assert (x0, x1) == pytest.approx((-0.5, 39.5)) and (y0, y1) == pytest.approx((-0.5, 2.5))
+
+
+def test_hover_read_out_follows_new_frames(heatmap):
+    m = _matrix()
+    heatmap.set_matrix(m, row_label="r", col_label="c")
+    heatmap.image_item().scene().sigMouseMoved.emit(heatmap.cell_scene_pos(1, 3))
+    heatmap.set_matrix(2 * m, row_label="r", col_label="c")  # the mouse stays, the values change
+    assert f"{float(2 * m[1, 3]):.6g}" in heatmap.hover_label_text()
+    far = heatmap.cell_scene_pos(1, 3)
+    far.setX(far.x() + 10_000)
+    heatmap.image_item().scene().sigMouseMoved.emit(far)
+    assert heatmap.hover_label_text() == ""
