@@ -385,15 +385,26 @@ class Net:
 
     # -- weights and devices ---------------------------------------------
     def share_weights(self, other: "Net") -> None:
-        """Use ``other``'s parameter blobs for layers of the same name (test nets)."""
-        for i, layer in enumerate(self.layers):
-            source = other.params.get(layer.name)
-            if source is None:
+        """Use ``other``'s parameter blobs for layers of the same name (test nets), as
+        Caffe's ShareTrainedLayersWith: counts and shapes must match."""
+        mine = {layer.name: layer for layer in self.layers}
+        for source_layer in other.layers:
+            layer = mine.get(source_layer.name)
+            if layer is None:
                 continue
+            source = source_layer.blobs
+            if len(source) != len(layer.blobs):
+                raise NetDefinitionError(
+                    f"layer '{layer.name}' has {len(layer.blobs)} parameter blob(s) here but "
+                    f"{len(source)} in the net it shares weights with")
             for j, blob in enumerate(layer.blobs):
-                if j < len(source) and source[j].shape == blob.shape:
-                    layer.blobs[j] = source[j]
-            self.params[layer.name] = layer.blobs
+                if source[j].shape != blob.shape:
+                    raise ShapeError(
+                        f"layer '{layer.name}': cannot share parameter {j}: its shape is {blob.shape} here "
+                        f"but {source[j].shape} in the net it shares weights with")
+                layer.blobs[j] = source[j]
+            if layer.blobs:
+                self.params[layer.name] = layer.blobs
 
     def to(self, device: str) -> "Net":
         """Move every blob and parameter to ``device`` ('cpu' or 'gpu') keeping values."""

@@ -313,3 +313,15 @@ def test_learning_rate_is_applied_through_lr_mult():
         assert solver.learning_rate == pytest.approx(rate, rel=1e-6)
         assert relative_error(solver.net.learnable_params[0].diff, rate * gW) < 1e-5
         assert relative_error(solver.net.learnable_params[1].diff, 2 * rate * gb) < 1e-5
+
+
+def test_a_test_net_layer_whose_shape_differs_cannot_share_weights():
+    """Caffe's ShareTrainedLayersWith refuses; silently keeping random weights would skew every test score."""
+    from google.protobuf import text_format
+    param = engine.proto.caffe_pb2.SolverParameter(base_lr=0.1, test_interval=2)
+    text_format.Parse(MEMORY_NET.format(batch=4), param.train_net_param)
+    wider = MEMORY_NET.format(batch=4).replace("num_output: 1", "num_output: 2")
+    text_format.Parse(wider[:wider.index('layer { name: "loss"')], param.test_net_param.add())
+    param.test_iter.append(1)
+    with pytest.raises(engine.ShapeError, match=r"layer 'ip': cannot share parameter 0: its shape is \(2, 3\)"):
+        engine.get_solver(param)
