@@ -306,3 +306,18 @@ def test_propagate_down_false_stops_the_gradient_at_that_bottom():
     assert not net.blobs["h"].diff.any()
     assert not net.params["ip1"][0].diff.any()
     assert not net.layer_need_backward[net.layer_index("ip1")]         # pruned, as Caffe does
+
+
+def test_level_and_stage_rules():
+    text = "\n".join([
+        INPUT.format(extra_tops="", extra_shapes=""),
+        _ip("deploy_only", "data", "a", extra='include { stage: "deploy" }'),
+        _ip("not_deploy", "data", "b", extra='exclude { stage: "deploy" }'),
+        _ip("level2", "data", "c", extra="include { min_level: 2 }"),
+        _ip("low", "data", "d", extra="include { max_level: 0 }")])
+
+    def computing(**kwargs):
+        return [layer.name for layer in engine.Net(text, **kwargs).layers if layer.type_name != "Split"]
+    assert computing() == ["input", "not_deploy", "low"]
+    assert computing(stages=["deploy"]) == ["input", "deploy_only", "low"]
+    assert computing(level=2) == ["input", "not_deploy", "level2"]
