@@ -96,7 +96,7 @@ class HeatmapView(QWidget):
         self._hover = QLabel("")
         self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
         self._hover.setStyleSheet(f"color: {theme.TEXT_COLOR};")
-        self._hover.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._hover.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self._hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         title_row = QHBoxLayout()
         title_row.setContentsMargins(0, 0, 0, 0)
@@ -288,6 +288,8 @@ class HeatmapView(QWidget):
         """Statistics as short fixed lines (compact: one line)."""
         def f(x: float) -> str:
             return theme.format_number(x, 3)
+        if summary.get("nonfinite"):  # min / max of the finite entries; the rest says where the bad ones are
+            summary = dict(summary, min=summary["finite_min"], max=summary["finite_max"])
         if self._compact:
             lines = [f"min {f(summary['min'])}  max {f(summary['max'])}", f"‖x‖₂ {f(summary['l2'])}  {extra}"]
         else:

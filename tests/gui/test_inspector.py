@@ -125,7 +125,7 @@ def test_side_panel_shows_products_and_rule(panel, spiral_solver):
     assert "V ← 0.9·V + 0.1·(dW + 0.0001·W)" in text
 
 
-def test_grid_mode_shows_every_layer(panel, spiral_solver):
+def test_grid_mode_shows_every_layer(panel, spiral_solver, tmp_path):
     spiral_solver.step(2)
     panel.set_grid_mode(True)
     _show(panel, spiral_solver)
@@ -136,6 +136,8 @@ def test_grid_mode_shows_every_layer(panel, spiral_solver):
         for which in GRID_MAPS:
             image = panel.heatmap(name, which).image_array()
             assert numpy.array_equal(image, numpy.asarray(arrays[which]).reshape(image.shape)), (name, which)
+    exported = {os.path.basename(p) for p in panel.export_png(str(tmp_path))}
+    assert exported == {f"{name}_{which}.png" for name in LAYERS for which in GRID_MAPS}
     panel.set_grid_mode(False)
     assert set(panel.visible_heatmaps()) == {(panel.selected_layer(), w) for w in MAP_POSITIONS}
 
