@@ -245,8 +245,16 @@ def check_net(net, layers: Sequence[str] | None = None, *, stepsize: float = 1e-
                 clone.blobs[name].data[...] = probe
                 return run_from(first)
 
-            result.blobs.append(_compare(f"{layer.name}/{name}", bottom_diffs[i][j], objective, probe,
-                                         stepsize, threshold, None, -1.0, _sample(blob.shape, max_elements, seed)))
+            # A Split top shares its data with its siblings: perturb a private copy, so that
+            # only this consumer sees the change (its diff is the gradient of this copy alone).
+            shared = blob.data
+            blob.set_data_array(shared.copy())
+            try:
+                result.blobs.append(_compare(f"{layer.name}/{name}", bottom_diffs[i][j], objective, probe,
+                                             stepsize, threshold, None, -1.0,
+                                             _sample(blob.shape, max_elements, seed)))
+            finally:
+                blob.set_data_array(shared)
         start = snapshots[compute[0]]
 
         def whole_net() -> float:

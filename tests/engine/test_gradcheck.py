@@ -112,3 +112,29 @@ def test_check_net_on_the_spiral_example(examples_dir):
         assert result.blobs, name
         assert result.passed, f"{name}\n{result.summary()}"
     assert {b.name for b in results["ip2"].blobs} == {"ip2/ip1", "ip2/param0", "ip2/param1"}
+
+
+def test_check_net_on_splits_shared_params_in_place_and_loss_weights():
+    text = """
+force_backward: true
+layer { name: "in" type: "Input" top: "data" top: "t1" top: "t2"
+        input_param { shape { dim: 5 dim: 3 } shape { dim: 5 dim: 3 } shape { dim: 5 dim: 3 } } }
+layer { name: "ip_a" type: "InnerProduct" bottom: "data" top: "a" param { name: "w" } param { name: "b" }
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" } bias_filler { type: "gaussian" } } }
+layer { name: "sig" type: "Sigmoid" bottom: "a" top: "a" }
+layer { name: "ip_b" type: "InnerProduct" bottom: "a" top: "b" param { name: "w" } param { name: "b" }
+        inner_product_param { num_output: 3 } }
+layer { name: "tanh" type: "TanH" bottom: "a" top: "h" }
+layer { name: "l1" type: "EuclideanLoss" bottom: "b" bottom: "t1" top: "l1" loss_weight: 0.5 }
+layer { name: "l2" type: "EuclideanLoss" bottom: "h" bottom: "t2" top: "l2" loss_weight: 2 }
+"""
+    engine.rng.set_seed(3)
+    net = engine.Net(text)
+    for name in ("data", "t1", "t2"):
+        net.blobs[name].data[...] = RNG.normal(size=(5, 3))
+    assert any(layer.type_name == "Split" for layer in net.layers)
+    results = check_net(net)
+    assert {"ip_a", "sig", "ip_b", "tanh", "l1", "l2"} <= set(results)
+    for name, result in results.items():
+        assert result.passed, f"{name}\n{result.summary()}"
+    assert any(b.name == "ip_a/data" for b in results["ip_a"].blobs)   # force_backward reaches the input
