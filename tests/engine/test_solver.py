@@ -231,8 +231,9 @@ def test_step_returns_the_mean_loss_over_iter_size_passes():
 
 
 def _test_net_solver(**fields):
-    solver = solver_for(MEMORY_NET.format(batch=4), type="SGD", base_lr=0.1, momentum=0.9, test_iter=[2],
-                        test_interval=2, **fields)
+    settings = {"type": "SGD", "base_lr": 0.1, "momentum": 0.9, "test_iter": [2], "test_interval": 2}
+    settings.update(fields)
+    solver = solver_for(MEMORY_NET.format(batch=4), **settings)
     solver.net.layers[0].set_arrays(ROWS, LABELS)
     solver.test_nets[0].layers[0].set_arrays(ROWS[::-1].copy(), LABELS[::-1].copy())
     return solver
@@ -325,3 +326,10 @@ def test_a_test_net_layer_whose_shape_differs_cannot_share_weights():
     param.test_iter.append(1)
     with pytest.raises(engine.ShapeError, match=r"layer 'ip': cannot share parameter 0: its shape is \(2, 3\)"):
         engine.get_solver(param)
+
+
+def test_solve_trains_to_max_iter_and_tests_at_the_end():
+    solver = _test_net_solver(max_iter=5, test_interval=5)
+    solver.solve()
+    assert solver.iter == 5
+    assert [it for it, _ in solver.test_scores] == [0, 5]     # Caffe's Solve: a final TestAll
