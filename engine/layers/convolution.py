@@ -90,6 +90,7 @@ class ConvolutionLayer(Layer):
             self.blobs.append(self.new_param_blob((self.num_output,)))
             fill(self.blobs[1], p.bias_filler)
         self._cols: list = [None] * len(bottom)
+        self._dcol = None
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -120,13 +121,13 @@ class ConvolutionLayer(Layer):
         return array.reshape(self.group, self.num_output // self.group, self.kernel_dim)
 
     def _columns(self, col):
-        """The col buffer as G x K x (N * Ho*Wo)."""
-        return col.reshape(self.group, self.kernel_dim, self.num * self.out_spatial_dim)
+        """The col buffer as G x K x (Ho*Wo * N)."""
+        return col.reshape(self.group, self.kernel_dim, self.out_spatial_dim * self.num)
 
     def _by_channel(self, images, xp):
-        """N x Co x Ho x Wo -> G x Co/G x (N * Ho*Wo) (a copy)."""
-        moved = xp.ascontiguousarray(images.transpose(1, 0, 2, 3))
-        return moved.reshape(self.group, self.num_output // self.group, self.num * self.out_spatial_dim)
+        """N x Co x Ho x Wo -> G x Co/G x (Ho*Wo * N), the column order of the col buffer (a copy)."""
+        moved = xp.ascontiguousarray(images.transpose(1, 2, 3, 0))
+        return moved.reshape(self.group, self.num_output // self.group, self.out_spatial_dim * self.num)
 
     def forward(self, bottom, top):
         xp = bottom[0].xp
@@ -134,19 +135,27 @@ class ConvolutionLayer(Layer):
         for k, (b, t) in enumerate(zip(bottom, top)):
             col = im2col(b.data, self.kernel, self.stride, self.pad, self.dilation, out=self._buffer(k, b))
             self._cols[k] = col
-            product = xp.matmul(weight, self._columns(col))  # G x Co/G x N*P
-            per_image = product.reshape((self.num_output, self.num) + self.output_shape)
-            t.data[...] = per_image.transpose(1, 0, 2, 3)
+            product = xp.matmul(weight, self._columns(col))  # G x Co/G x P*N
+            per_image = product.reshape((self.num_output,) + self.output_shape + (self.num,))
+            t.data[...] = per_image.transpose(3, 0, 1, 2)
             if self.bias_term:
                 t.data += self.blobs[1].data.reshape(1, -1, 1, 1)
 
+    def _col_buffer_shape(self) -> tuple[int, ...]:
+        """C x kh x kw x Ho x Wo x N (see engine.im2col)."""
+        return (self.channels,) + self.kernel + self.output_shape + (self.num,)
+
+    @staticmethod
+    def _reusable(buffer, shape, like):
+        """``buffer`` if it has ``shape`` and the dtype and array type of ``like``, else None."""
+        if buffer is not None and buffer.shape == shape and type(buffer) is type(like) \
+                and buffer.dtype == like.dtype:
+            return buffer
+        return None
+
     def _buffer(self, k: int, blob):
         """Reuse the col buffer of bottom ``k`` while its shape and device stay the same."""
-        shape = (self.channels,) + self.kernel + (self.num,) + self.output_shape
-        col = self._cols[k]
-        if col is not None and col.shape == shape and type(col) is type(blob.data) and col.dtype == blob.dtype:
-            return col
-        return None
+        return self._reusable(self._cols[k], self._col_buffer_shape(), blob.data)
 
     def backward(self, top, propagate_down, bottom):
         xp = bottom[0].xp
@@ -157,8 +166,9 @@ class ConvolutionLayer(Layer):
             if not (self.param_propagate_down[0] or propagate_down[k]):
                 continue
             delta = self._by_channel(t.diff, xp)
-            col = self._cols[k]
-            if col is None or col.shape[3] != self.num:
+            # the columns of the forward pass (Caffe recomputes them from the same bottom data)
+            col = self._buffer(k, b)
+            if col is None:
                 col = im2col(b.data, self.kernel, self.stride, self.pad, self.dilation)
             if self.param_propagate_down[0]:
                 # dW += delta . col^T, summed over the images (one GEMM per group)
@@ -167,8 +177,11 @@ class ConvolutionLayer(Layer):
             if propagate_down[k]:
                 # dcol = W^T . delta, then col2im onto the bottom diff
                 weight_t = self._weights(weight_blob.data).transpose(0, 2, 1)
-                dcol = xp.matmul(weight_t, delta).reshape(col.shape)
-                col2im(dcol, b.shape, self.kernel, self.stride, self.pad, self.dilation, out=b.diff)
+                self._dcol = self._reusable(self._dcol, col.shape, col)
+                if self._dcol is None:
+                    self._dcol = xp.empty_like(col)
+                xp.matmul(weight_t, delta, out=self._columns(self._dcol))
+                col2im(self._dcol, b.shape, self.kernel, self.stride, self.pad, self.dilation, out=b.diff)
 
     @staticmethod
     def _accumulate(blob, grad) -> None:
