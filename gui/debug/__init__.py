@@ -5,3 +5,10 @@ Qt-free cores: :mod:`rewind`, :mod:`breakpoints`, :mod:`decompose`,
 Qt panels observing them: :mod:`widgets`; presenter mode: :mod:`presenter`.
 ``install(main_window)`` mounts the panels as dock widgets.
 """
+
+
+def install(main_window):
+    """Mount the debugger panels, the Debug menu and the Step Back / Gradient check /
+    Presenter mode actions on ``main_window`` (idempotent); returns the controller."""
+    from .controller import install as _install
+    return _install(main_window)

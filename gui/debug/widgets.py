@@ -261,7 +261,13 @@ class RewindBar(QWidget):
 
 # -- decomposition ------------------------------------------------------------------------
 class DecompositionPanel(QWidget):
-    """The update of one parameter taken apart: one map per stage with its formula."""
+    """The update of one parameter taken apart: one map per stage with its formula.
+
+    Maps are drawn for the stages in ``MAP_TERMS``; the additive pieces (momentum,
+    gradient and decay steps) are listed with their norms in the header.
+    """
+
+    MAP_TERMS = ("dW", "clipped", "decay", "history", "history2", "update", "W_before", "W_after")
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -289,14 +295,16 @@ class DecompositionPanel(QWidget):
         check = ""
         total = d.pieces_sum()
         if total is not None:
-            names = " + ".join(d.term(k).title for k in d.pieces)
+            names = " + ".join(f"{d.term(k).title} (‖·‖ {float(numpy.linalg.norm(d.term(k).array)):.3g})"
+                               for k in d.pieces)
             check = f"\nΔW = {names}   (max |sum − ΔW| = {float(numpy.abs(total - d.update).max()):.1e})"
         self.numbers.setText(d.numbers_text() + check)
-        if list(self.maps) != [t.key for t in d.terms]:
+        terms = [t for t in d.terms if t.key in self.MAP_TERMS]
+        if list(self.maps) != [t.key for t in terms]:
             for widget in list(self.maps.values()) + list(self.captions.values()):
                 widget.setParent(None)
             self.maps, self.captions = {}, {}
-            for k, term in enumerate(d.terms):
+            for k, term in enumerate(terms):
                 cell = QWidget()
                 v = QVBoxLayout(cell)
                 v.setContentsMargins(0, 0, 0, 0)
@@ -309,7 +317,7 @@ class DecompositionPanel(QWidget):
                 v.addWidget(caption)
                 self.grid.addWidget(cell, k // columns, k % columns)
                 self.maps[term.key], self.captions[term.key] = view, caption
-        for term in d.terms:
+        for term in terms:
             self.maps[term.key].set_array(term.array, "output (N_)", "input (K_)")
             self.captions[term.key].setText(" · ".join(t for t in (term.formula, term.numbers) if t))
 
@@ -317,7 +325,9 @@ class DecompositionPanel(QWidget):
 # -- decision boundary -------------------------------------------------------------------------
 class BoundaryView(QWidget):
     """Class regions (colour = most likely class, paleness = uncertainty) behind the data points;
-    or one hidden unit's response map."""
+    or one hidden unit's response map (chosen below the plot, or by selecting a layer)."""
+
+    CLASSES = "class regions"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -332,6 +342,17 @@ class BoundaryView(QWidget):
         self.scatter = pg.ScatterPlotItem(size=6, pen=pg.mkPen("k", width=0.6))
         self.plot.addItem(self.scatter)
         layout.addWidget(self.plot_widget, 1)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Show"))
+        self.layer_combo = QComboBox()
+        self.layer_combo.addItem(self.CLASSES)
+        self.unit_spin = QSpinBox(minimum=0, maximum=0)
+        self.unit_spin.setPrefix("unit ")
+        row.addWidget(self.layer_combo, 1)
+        row.addWidget(self.unit_spin)
+        layout.addLayout(row)
+        self.layer_combo.currentTextChanged.connect(lambda _t: self._redraw())
+        self.unit_spin.valueChanged.connect(lambda _v: self._redraw())
         self.result: BoundaryResult | None = None
         self.rgb: numpy.ndarray | None = None
 
@@ -353,25 +374,54 @@ class BoundaryView(QWidget):
 
     def set_result(self, result: BoundaryResult, points=None, labels=None) -> None:
         self.result = result
-        self.rgb = self.region_colours(result)
-        self.image.setImage(self.rgb, levels=(0, 255))
-        self._place(result)
-        self.title.setText(f"Decision boundary ({result.probabilities.shape[-1]} classes)")
+        names = [self.CLASSES] + list(result.responses)
+        if [self.layer_combo.itemText(i) for i in range(self.layer_combo.count())] != names:
+            current = self.layer_combo.currentText()
+            self.layer_combo.blockSignals(True)
+            self.layer_combo.clear()
+            self.layer_combo.addItems(names)
+            self.layer_combo.setCurrentText(current if current in names else self.CLASSES)
+            self.layer_combo.blockSignals(False)
         if points is not None:
             labels = numpy.zeros(len(points), int) if labels is None else numpy.asarray(labels, int)
             brushes = [pg.mkBrush(*CLASS_COLOURS[k % len(CLASS_COLOURS)]) for k in labels]
             self.scatter.setData(pos=numpy.asarray(points, float), brush=brushes)
+        self._redraw()
 
-    def show_response(self, layer: str, unit: int) -> None:
-        """Draw hidden unit ``unit`` of ``layer`` (its output over the input plane)."""
-        if self.result is None or layer not in self.result.responses:
+    def _redraw(self) -> None:
+        result = self.result
+        if result is None:
             return
-        response = self.result.responses[layer][:, :, unit]
-        m = float(numpy.abs(response).max()) or 1.0
-        self.image.setImage(response.astype(numpy.float32), levels=(-m, m),
-                            lut=pg.colormap.get("CET-D1").getLookupTable())
-        self._place(self.result)
-        self.title.setText(f"{layer} unit {unit}: response over the input plane")
+        layer = self.layer_combo.currentText()
+        if layer in result.responses:
+            units = result.responses[layer].shape[-1]
+            self.unit_spin.setMaximum(units - 1)
+            self.unit_spin.setEnabled(True)
+            unit = self.unit_spin.value()
+            response = result.responses[layer][:, :, unit]
+            m = float(numpy.abs(response).max()) or 1.0
+            self.image.setImage(response.astype(numpy.float32), levels=(-m, m),
+                                lut=pg.colormap.get("CET-D1").getLookupTable())
+            self.title.setText(f"{layer} unit {unit}: its output over the input plane (blue < 0 < red)")
+        else:
+            self.unit_spin.setEnabled(False)
+            self.rgb = self.region_colours(result)
+            self.image.setImage(self.rgb, levels=(0, 255), lut=None)
+            self.title.setText(f"Decision boundary ({result.probabilities.shape[-1]} classes; pale = unsure)")
+        self._place(result)
+
+    def show_response(self, layer: str, unit: int = 0) -> bool:
+        """Draw hidden unit ``unit`` of ``layer``; False when the layer has no response map."""
+        if self.result is None or layer not in self.result.responses:
+            return False
+        self.layer_combo.setCurrentText(layer)
+        self.unit_spin.setMaximum(self.result.responses[layer].shape[-1] - 1)
+        self.unit_spin.setValue(unit)
+        self._redraw()
+        return True
+
+    def show_classes(self) -> None:
+        self.layer_combo.setCurrentText(self.CLASSES)
 
 
 # -- timing ----------------------------------------------------------------------------------

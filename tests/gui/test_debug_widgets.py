@@ -75,9 +75,10 @@ def test_decomposition_panel_shows_every_term(qtbot):
     panel = DecompositionPanel()
     _renders(qtbot, panel, (900, 700))
     panel.set_decomposition(found[index])
-    assert set(panel.maps) == {t.key for t in found[index].terms}
+    shown = {t.key for t in found[index].terms} & set(DecompositionPanel.MAP_TERMS)
+    assert set(panel.maps) == shown and {"dW", "decay", "history", "update", "W_after"} <= shown
     assert numpy.array_equal(panel.maps["update"].array, found[index].update)
-    assert "momentum = 0.9" in panel.numbers.text()
+    assert "momentum = 0.9" in panel.numbers.text() and "momentum term" in panel.numbers.text()
 
 
 def test_boundary_view_draws_the_class_regions_and_points(qtbot):

@@ -1,0 +1,485 @@
+"""Mounts the debugger and classroom panels on the main window and binds them to its session.
+
+``install(window)`` adds (hidden) dock widgets, a Debug menu and three toolbar
+actions (Step Back Shift+F10, Gradient check, Presenter mode). The session's
+two stepping methods are wrapped on the instance, so every finished iteration
+is recorded for Rewind and checked against the break conditions in the worker
+thread, under the session's lock. Views are updated on the GUI thread: from
+signals the worker thread emits (queued), or when the worker is idle.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QDockWidget
+
+from engine.errors import EngineError
+
+from . import breakpoints as bp
+from .boundary import BoundaryModel, training_points
+from .decompose import PreUpdate, decompose, param_index
+from .overlays import layer_stats
+from .presenter import PresenterMode, SlowMotion
+from .rewind import History
+from .timing import time_solver
+from .widgets import (BoundaryView, BreakpointsPanel, DecompositionPanel, GradCheckPanel, OverlayTable,
+                      RewindBar, TimingPanel)
+
+#: Rewind may use at most this share of the training time for its checkpoints.
+REWIND_DUTY = 0.03
+#: Seconds between live redraws of the boundary / debug_info while running.
+LIVE_INTERVAL = 0.25
+
+
+class DebugController(QObject):
+    """The debugger features of one main window (see the module doc)."""
+
+    stopped = Signal(object)        # a breakpoints.Stop (emitted from the worker thread)
+    boundaryReady = Signal(object)  # a BoundaryResult (worker thread)
+    statsReady = Signal(object)     # overlays rows (worker thread)
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.history = History()
+        self.breakpoints_panel = BreakpointsPanel()
+        self.breakpoints = self.breakpoints_panel.breakpoints
+        self.rewind_bar = RewindBar(self.history, lambda: self.session.solver, self.session.lock,
+                                    before_restore=self._prepare_restore)
+        self.decomposition = DecompositionPanel()
+        self.boundary = BoundaryView()
+        self.timing = TimingPanel(self.time_layers)
+        self.overlays = OverlayTable()
+        self.gradcheck = GradCheckPanel(self._net_for_check)
+        self.presenter = PresenterMode(window, [window.toolbar])
+        self.slow_motion = SlowMotion(self._slow_advance, pace=2.0, parent=self)
+        self.boundary_model: BoundaryModel | None = None
+        self.boundary_points = None
+        self._live = {"boundary": False, "overlays": False, "decomposition": False}
+        self._last_live = 0.0
+        self._iteration_seconds = 0.0
+        self._capture_seconds = 0.0
+        self._skip_start: int | None = None
+        self._slow_stopped_at = None
+        self._build_docks()
+        self._build_actions()
+        self._wrap_session()
+        self.stopped.connect(self._on_stopped, Qt.QueuedConnection)
+        self.boundaryReady.connect(self._show_boundary, Qt.QueuedConnection)
+        self.statsReady.connect(self.overlays.set_rows, Qt.QueuedConnection)
+        self.rewind_bar.restored.connect(lambda _p: self._after_restore())
+        self.gradcheck.finished.connect(self._on_gradcheck_finished)
+        self.slow_motion.stopped.connect(lambda why: self._set_slow_checked(False, why))
+        window.worker.runFinished.connect(self._on_worker_idle, Qt.QueuedConnection)
+        if hasattr(window, "graph"):
+            window.graph.layerSelected.connect(self._on_layer_selected)
+        self.session.subscribe(self._on_session)
+        if self.session.solver is not None:
+            self._on_loaded()
+
+    # -- building ------------------------------------------------------
+    def _dock(self, title: str, name: str, widget, area, key: str | None = None) -> QDockWidget:
+        dock = QDockWidget(title, self.window)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.window.addDockWidget(area, dock)
+        dock.hide()  # shown from the Debug menu: the default layout stays as it was
+        if key is not None:
+            dock.visibilityChanged.connect(lambda on, k=key: self._set_live(k, on))
+        return dock
+
+    def _build_docks(self) -> None:
+        right, bottom = Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea
+        self.docks = {
+            "rewind": self._dock("Rewind", "debugRewindDock", self.rewind_bar, Qt.TopDockWidgetArea),
+            "breakpoints": self._dock("Breakpoints", "debugBreakpointsDock", self.breakpoints_panel, right),
+            "boundary": self._dock("Decision boundary", "debugBoundaryDock", self.boundary, right, "boundary"),
+            "decomposition": self._dock("The update taken apart", "debugDecompositionDock",
+                                        self.decomposition, bottom, "decomposition"),
+            "overlays": self._dock("Layer statistics (debug_info)", "debugOverlaysDock", self.overlays, bottom,
+                                   "overlays"),
+            "timing": self._dock("Layer timing", "debugTimingDock", self.timing, bottom),
+            "gradcheck": self._dock("Gradient check", "debugGradcheckDock", self.gradcheck, right),
+        }
+        for a, b in (("breakpoints", "boundary"), ("boundary", "gradcheck")):
+            self.window.tabifyDockWidget(self.docks[a], self.docks[b])
+        for a, b in (("decomposition", "overlays"), ("overlays", "timing")):
+            self.window.tabifyDockWidget(self.docks[a], self.docks[b])
+
+    def _action(self, text: str, shortcut: str | None, slot, tip: str = "") -> QAction:
+        action = QAction(text, self.window)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ApplicationShortcut)
+        action.setToolTip(tip or text)
+        action.setStatusTip(tip or text)
+        action.triggered.connect(lambda checked=False: slot())
+        return action
+
+    def _build_actions(self) -> None:
+        w = self.window
+        self.step_back_action = self._action("Step Back", "Shift+F10", self.step_back,
+                                             "Restore the state before the last iteration or edit (Shift+F10)")
+        self.gradcheck_action = self._action("Gradient check", "Ctrl+Shift+G", self.run_gradient_check,
+                                             "Compare every backward with central differences (float64)")
+        self.presenter_action = self._action("Presenter mode", "F12", self.toggle_presenter,
+                                             "Larger fonts and a clean theme that follows the system (F12)")
+        self.presenter_action.setCheckable(True)
+        self.hide_controls_action = QAction("Hide controls in presenter mode", w)
+        self.hide_controls_action.setCheckable(True)
+        self.hide_controls_action.toggled.connect(lambda on: setattr(self.presenter, "hide_controls", on))
+        self.slow_action = self._action("Slow motion", "Ctrl+F11", self.toggle_slow_motion,
+                                        "Advance step events automatically at the chosen pace")
+        self.slow_action.setCheckable(True)
+        self.timing_action = self._action("Time layers", None, lambda: self.timing._run())
+        toolbar = w.toolbar
+        toolbar.addSeparator()
+        for action in (self.step_back_action, self.gradcheck_action, self.presenter_action):
+            toolbar.addAction(action)
+        menu = w.menuBar().addMenu("&Debug")
+        self.debug_menu = menu
+        for action in (self.step_back_action, self.gradcheck_action, self.timing_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        for dock in self.docks.values():
+            menu.addAction(dock.toggleViewAction())
+        menu.addSeparator()
+        menu.addAction(self.presenter_action)
+        menu.addAction(self.hide_controls_action)
+        menu.addAction(self.slow_action)
+        pace_menu = menu.addMenu("Slow-motion pace")
+        group = QActionGroup(self)
+        for pace in (0.5, 1.0, 2.0, 4.0, 8.0):
+            action = pace_menu.addAction(f"{pace:g} events per second")
+            action.setCheckable(True)
+            action.setChecked(pace == self.slow_motion.pace)
+            action.triggered.connect(lambda checked=False, p=pace: self.slow_motion.set_pace(p))
+            group.addAction(action)
+
+    def dock(self, name: str) -> QDockWidget:
+        return self.docks[name]
+
+    def show_panel(self, name: str) -> None:
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+
+    def _set_live(self, key: str, on: bool) -> None:
+        self._live[key] = bool(on)
+        if on and not self.window.worker.busy:
+            self._on_worker_idle()
+
+    # -- the session's stepping (worker thread) ------------------------------
+    def _wrap_session(self) -> None:
+        session = self.session
+        self._plain_step_iteration = session.step_iteration
+        self._plain_step_event = session.step_event
+        session.step_iteration = self._step_iteration
+        session.step_event = self._step_event
+
+    def _layer_breaks(self) -> bool:
+        return any(isinstance(c, bp.LayerBreak) for c in self.breakpoints.active())
+
+    def _step_iteration(self) -> float:
+        session = self.session
+        with session.lock:
+            if session.solver is None:
+                return float("nan")
+            if self._layer_breaks():
+                return self._iteration_by_events()
+            began = time.perf_counter()
+            loss = self._plain_step_iteration()
+            self._after_iteration(loss, time.perf_counter() - began)
+            return loss
+
+    def _step_event(self):
+        session = self.session
+        with session.lock:
+            event = self._plain_step_event()
+            if event is not None and event.kind == bp.UPDATE and session.nonfinite is None:
+                self._after_iteration(session.last_loss, 0.0)
+            return event
+
+    def _iteration_by_events(self) -> float:
+        """Run the rest of an iteration stop by stop, checking the layer breakpoints."""
+        session = self.session
+        net = session.solver.net
+        if not session.mid_iteration:
+            if self._skip_start != session.solver.iter:
+                stop = self.breakpoints.check_start(net, session.solver.iter)
+                if stop is not None:
+                    self._skip_start = session.solver.iter
+                    self._halt(stop)
+                    return float("nan")
+            self._skip_start = None
+        began = time.perf_counter()
+        while True:
+            event = self._plain_step_event()
+            if event is None or event.kind == bp.NONFINITE:
+                return float("nan")
+            if event.kind == bp.UPDATE:
+                self._after_iteration(session.last_loss, time.perf_counter() - began)
+                return session.last_loss
+            stop = self.breakpoints.check_event(event, net)
+            if stop is not None:
+                self._halt(stop)
+                return float("nan")
+
+    def _halt(self, stop: bp.Stop) -> None:
+        self.window.worker.pause()
+        self.stopped.emit(stop)
+
+    def _after_iteration(self, loss: float, seconds: float) -> None:
+        """Record the finished iteration, check the conditions, feed the live views."""
+        session = self.session
+        solver = session.solver
+        if session.nonfinite is not None:
+            stop = session.nonfinite
+            self.stopped.emit(bp.Stop(stop.message, bp.NonFinite.name, stop.iteration, stop.layer, stop.blob,
+                                      stop.phase))
+            return
+        self._record(solver, seconds)
+        stop = self.breakpoints.check_iteration(bp.IterationResult(solver.iter - 1, loss))
+        if stop is not None:
+            self._halt(stop)
+        now = time.perf_counter()
+        if now - self._last_live >= LIVE_INTERVAL and self.window.worker.busy:
+            self._last_live = now
+            if self._live["boundary"] and self.boundary_model is not None:
+                self.boundaryReady.emit(self.boundary_model.compute())
+            if self._live["overlays"]:
+                self.statsReady.emit(layer_stats(solver.net))
+
+    def _record(self, solver, seconds: float) -> None:
+        if seconds > 0:
+            self._iteration_seconds = seconds if not self._iteration_seconds else \
+                0.9 * self._iteration_seconds + 0.1 * seconds
+        if self._live["decomposition"] or not self._capture_seconds or not self._iteration_seconds:
+            self.history.checkpoint_every = 1
+        else:
+            wanted = self._capture_seconds / (REWIND_DUTY * self._iteration_seconds)
+            self.history.checkpoint_every = max(1, min(200, math.ceil(wanted)))
+        began = time.perf_counter()
+        mark = self.history.record(solver)
+        if mark.checkpoint is not None:
+            took = time.perf_counter() - began
+            self._capture_seconds = took if not self._capture_seconds else \
+                0.8 * self._capture_seconds + 0.2 * took
+
+    # -- session events (GUI thread) -------------------------------------------
+    def _on_session(self, name: str, **data) -> None:
+        if name == "loaded":
+            self._on_loaded()
+        elif name in ("weights", "param", "device"):
+            self._on_changed(name)
+
+    def _on_loaded(self) -> None:
+        solver = self.session.solver
+        self.history.clear()
+        self._skip_start = None
+        self.breakpoints.reset()
+        if solver is None:
+            return
+        self.history.record(solver, f"loaded: iteration {solver.iter}")
+        self.breakpoints_panel.set_layers([layer.name for layer in solver.net.layers])
+        self._build_boundary_model()
+        self._on_worker_idle()
+
+    def _build_boundary_model(self) -> None:
+        solver = self.session.solver
+        self.boundary_model, self.boundary_points = None, None
+        try:
+            self.boundary_model = BoundaryModel(solver.net)
+            self.boundary_points = training_points(solver.net)
+            self.boundary.title.setText("Decision boundary")
+        except (EngineError, KeyError, IndexError, ValueError) as exc:
+            self.boundary.title.setText(f"No decision boundary for this net: {exc}")
+
+    def _on_changed(self, name: str) -> None:
+        solver = self.session.solver
+        if solver is None or self.session.mid_iteration:
+            return
+        if name == "device":
+            self._build_boundary_model()
+        if name == "param":  # replays must not cross a settings change: keep only full checkpoints
+            with self.history.lock:
+                kept = [m for m in self.history.marks[:self.history.position + 1] if m.checkpoint is not None]
+                self.history.marks = kept
+                self.history.position = len(kept) - 1
+            self.history.record(solver, f"settings edited at iteration {solver.iter}", checkpoint=True)
+        elif name == "weights":
+            self.history.record(solver, f"weights loaded at iteration {solver.iter}", checkpoint=True)
+
+    # -- GUI-thread refresh ------------------------------------------------------
+    def _on_worker_idle(self) -> None:
+        if self.window.worker.busy or self.session.solver is None:
+            return
+        with self.session.lock:
+            if self._live["boundary"] and self.boundary_model is not None:
+                self._show_boundary(self.boundary_model.compute())
+            if self._live["overlays"]:
+                self.overlays.set_rows(layer_stats(self.session.solver.net))
+            if self._live["decomposition"]:
+                self._refresh_decomposition()
+
+    def _show_boundary(self, result) -> None:
+        points, labels = self.boundary_points if self.boundary_points is not None else (None, None)
+        self.boundary.set_result(result, points, labels)
+
+    def selected_inner_product(self) -> str | None:
+        inspector = getattr(self.window, "inspector", None)
+        name = inspector.selected_layer() if inspector is not None else None
+        names = [layer.name for layer in self.session.solver.net.layers if layer.type_name == "InnerProduct"]
+        return name if name in names else (names[0] if names else None)
+
+    def _refresh_decomposition(self) -> None:
+        solver = self.session.solver
+        layer = self.selected_inner_product()
+        marks, position = self.history.marks, self.history.position
+        if layer is None or position < 1 or self.session.mid_iteration:
+            return
+        before = marks[position - 1]
+        if before.checkpoint is None or before.iteration != solver.iter - 1 or \
+                marks[position].iteration != solver.iter:
+            return
+        try:
+            pre = PreUpdate.from_checkpoint(before.checkpoint, solver)
+        except (ValueError, RuntimeError):
+            return
+        self.decomposition.set_decomposition(decompose(pre, param_index(solver.net, layer, 0)))
+
+    def _on_layer_selected(self, name: str) -> None:
+        if self.boundary.result is not None and name in self.boundary.result.responses:
+            self.boundary.show_response(name, 0)
+        elif self.boundary.result is not None:
+            self.boundary.show_classes()
+        if self._live["decomposition"] and not self.window.worker.busy:
+            with self.session.lock:
+                self._refresh_decomposition()
+
+    def _on_stopped(self, stop: bp.Stop) -> None:
+        self.breakpoints_panel.show_stop(stop)
+        self.window.statusBar().showMessage(f"Stopped: {stop.reason}", 15000)
+        if stop.layer and hasattr(self.window, "graph"):
+            self.window.graph.select(stop.layer)
+        if self.slow_motion.running:
+            self.slow_motion.stop(stop.reason)
+
+    # -- actions -------------------------------------------------------------------
+    def _pause_and_wait(self) -> None:
+        self.slow_motion.stop("paused")
+        self.window.pause()
+        self.window.worker.wait_idle()
+
+    def _prepare_restore(self) -> None:
+        """Before a restore: no run, no half-done iteration, no NaN stop."""
+        self._pause_and_wait()
+        with self.session.lock:
+            self.session.events = None
+            self.session.last_event = None
+            self.session.nonfinite = None
+
+    def _after_restore(self) -> None:
+        self._skip_start = None
+        self.window.refresh()
+        self._on_worker_idle()
+        solver = self.session.solver
+        self.window.statusBar().showMessage(f"Rewound to iteration {solver.iter}", 6000)
+
+    def step_back(self) -> bool:
+        """Shift+F10: undo a half-done iteration, else the last iteration or edit."""
+        if self.session.solver is None:
+            return False
+        self._pause_and_wait()
+        with self.session.lock:
+            mid = self.session.mid_iteration
+            target = self.history.position if mid else self.history.position - 1
+            if target < 0:
+                self.window.statusBar().showMessage("Nothing to step back to: the history is empty", 6000)
+                return False
+            self.session.events = None
+            self.session.last_event = None
+            self.session.nonfinite = None
+            self.history.goto(self.session.solver, target)
+        self._after_restore()
+        return True
+
+    def edit_weight(self, layer: str, j: int, index: tuple, value: float) -> None:
+        """Set one weight while paused; recorded so Step Back undoes it."""
+        self._prepare_restore()
+        with self.session.lock:
+            solver = self.session.solver
+            self.history.edit_weight(solver, param_index(solver.net, layer, j), index, value)
+        self.window.refresh()
+
+    def time_layers(self, iterations: int):
+        self._pause_and_wait()
+        with self.session.lock:
+            return time_solver(self.session.solver, iterations)
+
+    def _net_for_check(self):
+        self._pause_and_wait()
+        return self.session.solver.net
+
+    def run_gradient_check(self):
+        self.show_panel("gradcheck")
+        return self.gradcheck.start()
+
+    def _on_gradcheck_finished(self, report) -> None:
+        graph = getattr(self.window, "graph", None)
+        failed = report.failed_layers
+        if graph is not None:
+            graph.set_nonfinite(failed[0] if failed else None,
+                                f"gradient check failed: {', '.join(failed)}" if failed else "")
+        self.window.statusBar().showMessage(
+            "Gradient check: " + (f"FAILED in {', '.join(failed)}" if failed else "every backward agrees"), 15000)
+
+    def toggle_presenter(self) -> None:
+        self.presenter.set_enabled(not self.presenter.on)
+        self.presenter_action.setChecked(self.presenter.on)
+
+    def toggle_slow_motion(self) -> None:
+        if self.slow_motion.running:
+            self.slow_motion.stop("paused")
+        else:
+            self.window.pause()
+            self.slow_motion.start()
+            self._set_slow_checked(True)
+
+    def _set_slow_checked(self, on: bool, why: str = "") -> None:
+        self.slow_action.setChecked(on)
+        if not on and why and why != "paused":
+            self.window.statusBar().showMessage(f"Slow motion stopped: {why}", 10000)
+
+    def _slow_advance(self):
+        """One slow-motion tick: stop on a NaN or a layer breakpoint, else ask for the next event."""
+        session = self.session
+        if self.window.worker.busy:
+            return True  # the last event is still being computed
+        if session.nonfinite is not None:
+            self.slow_motion.stop(session.nonfinite.message)
+            return True
+        event = session.last_event
+        if event is not None and session.mid_iteration and session.solver is not None:
+            stop = self.breakpoints.check_event(event, session.solver.net)
+            if stop is not None and event is not self._slow_stopped_at:
+                self._slow_stopped_at = event  # resuming from here passes this breakpoint
+                self.breakpoints_panel.show_stop(stop)
+                self.slow_motion.stop(stop.reason)
+                return True
+        self.window.step_event()
+        return True
+
+
+def install(window) -> DebugController:
+    """Mount the debugger panels and actions on ``window`` (idempotent)."""
+    controller = getattr(window, "debug", None)
+    if isinstance(controller, DebugController):
+        return controller
+    controller = DebugController(window)
+    window.debug = controller
+    return controller
