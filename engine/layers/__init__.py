@@ -5,7 +5,7 @@ _MODULES = (
     "input", "dummy_data", "memory_data", "builtin_data", "hdf5_data", "split",
     "inner_product", "relu", "sigmoid", "tanh", "softmax", "softmax_with_loss",
     "euclidean_loss", "accuracy", "dropout",
-    "convolution", "pooling", "flatten", "reshape", "concat", "eltwise",
+    "convolution", "pooling", "flatten", "reshape", "concat", "eltwise", "bias", "scale",
 )
 for _name in _MODULES:
     import_module(f"{__name__}.{_name}")

@@ -137,9 +137,10 @@ class ConvolutionLayer(Layer):
             self._cols[k] = col
             product = xp.matmul(weight, self._columns(col))  # G x Co/G x P*N
             per_image = product.reshape((self.num_output,) + self.output_shape + (self.num,))
-            t.data[...] = per_image.transpose(3, 0, 1, 2)
-            if self.bias_term:
-                t.data += self.blobs[1].data.reshape(1, -1, 1, 1)
+            if self.bias_term:  # one pass: move the image axis back to the front and add b
+                xp.add(per_image.transpose(3, 0, 1, 2), self.blobs[1].data.reshape(1, -1, 1, 1), out=t.data)
+            else:
+                t.data[...] = per_image.transpose(3, 0, 1, 2)
 
     def _col_buffer_shape(self) -> tuple[int, ...]:
         """C x kh x kw x Ho x Wo x N (see engine.im2col)."""
@@ -161,11 +162,15 @@ class ConvolutionLayer(Layer):
         xp = bottom[0].xp
         weight_blob = self.blobs[0]
         for k, (t, b) in enumerate(zip(top, bottom)):
-            if self.bias_term and self.param_propagate_down[1]:
-                self._accumulate_bias(t.diff)
-            if not (self.param_propagate_down[0] or propagate_down[k]):
+            bias_down = self.bias_term and self.param_propagate_down[1]
+            if not (bias_down or self.param_propagate_down[0] or propagate_down[k]):
                 continue
             delta = self._by_channel(t.diff, xp)
+            if bias_down:
+                # db += delta . 1, summed over the pixels of every image
+                self._accumulate(self.blobs[1], delta.sum(axis=2).reshape(self.num_output))
+            if not (self.param_propagate_down[0] or propagate_down[k]):
+                continue
             # the columns of the forward pass (Caffe recomputes them from the same bottom data)
             col = self._buffer(k, b)
             if col is None:
@@ -191,7 +196,4 @@ class ConvolutionLayer(Layer):
             blob.diff_is_clear = False
         else:
             target += grad
-
-    def _accumulate_bias(self, top_diff) -> None:
-        self._accumulate(self.blobs[1], top_diff.sum(axis=(0, 2, 3)))
 

@@ -194,3 +194,72 @@ def test_a_net_with_every_shape_layer_has_right_gradients():
     results = engine.check_net(net, max_elements=20)
     assert set(results) == {"conv", "pool", "conv_z", "cat", "sum", "flat", "back", "ip", "loss"}
     assert all(r.passed for r in results.values()), {k: r.summary() for k, r in results.items()}
+
+
+# -- Bias and Scale ------------------------------------------------------------------
+@pytest.mark.parametrize("params,operand_shape,view", [
+    ("", (3,), (1, 3, 1, 1)),                               # axis 1, num_axes 1: one per channel
+    ("axis: 1 num_axes: 2", (3, 4), (1, 3, 4, 1)),
+    ("axis: 2 num_axes: -1", (4, 5), (1, 1, 4, 5)),
+    ("axis: -1", (5,), (1, 1, 1, 5)),
+    ("num_axes: 0", (), ()),                               # one scalar
+])
+def test_bias_and_scale_with_learned_operands(params, operand_shape, view):
+    x = RNG.normal(size=(2, 3, 4, 5))
+    spec = f'type: "Bias" bias_param {{ {params} filler {{ type: "gaussian" }} }}'
+    layer, _, top = run_forward(spec, [x])
+    b = layer.blobs[0].data
+    assert b.shape == operand_shape
+    numpy.testing.assert_allclose(top[0].data, x + b.reshape(view), rtol=1e-12)
+    assert check_layer(spec, [x], max_elements=40).passed
+    spec = (f'type: "Scale" scale_param {{ {params} filler {{ type: "gaussian" }} bias_term: true '
+            f'bias_filler {{ type: "gaussian" }} }}')
+    layer, _, top = run_forward(spec, [x])
+    s, b = layer.blobs[0].data, layer.blobs[1].data
+    assert s.shape == b.shape == operand_shape
+    numpy.testing.assert_allclose(top[0].data, x * s.reshape(view) + b.reshape(view), rtol=1e-12)
+    result = check_layer(spec, [x], max_elements=40)
+    assert result.passed and len(result.blobs) == 3, result.summary()
+
+
+def test_default_fillers_are_identity():
+    x = RNG.normal(size=(2, 3, 2))
+    _, _, top = run_forward('type: "Scale" scale_param { bias_term: true }', [x])
+    numpy.testing.assert_array_equal(top[0].data, x)
+    _, _, top = run_forward('type: "Bias"', [x])
+    numpy.testing.assert_array_equal(top[0].data, x)
+
+
+@pytest.mark.parametrize("kind", ["Bias", "Scale"])
+def test_operand_from_a_second_bottom(kind):
+    x, operand = RNG.normal(size=(2, 3, 4)), RNG.normal(size=(3, 4))
+    spec = f'type: "{kind}" bottom: "x" bottom: "y" top: "t"'
+    layer, _, top = run_forward(spec, [x, operand])
+    assert layer.blobs == []
+    expected = x + operand if kind == "Bias" else x * operand
+    numpy.testing.assert_allclose(top[0].data, expected, rtol=1e-12)
+    result = check_layer(spec, [x, operand])
+    assert result.passed and len(result.blobs) == 2, result.summary()
+
+
+def test_scale_in_place_keeps_the_input_for_backward():
+    x = RNG.normal(size=(2, 3, 2))
+    layer, bottom, top = make_layer('type: "Scale" scale_param { filler { type: "gaussian" } }', [x])
+    blob = bottom[0]
+    layer.reshape([blob], [blob])
+    layer.forward([blob], [blob])  # in place
+    s = layer.blobs[0].data.reshape(1, 3, 1)
+    numpy.testing.assert_allclose(blob.data, x * s, rtol=1e-12)
+    delta = RNG.normal(size=x.shape)
+    blob.diff[...] = delta
+    layer.blobs[0].diff_is_clear = True
+    layer.backward([blob], [True], [blob])
+    numpy.testing.assert_allclose(layer.blobs[0].diff, (delta * x).sum(axis=(0, 2)), rtol=1e-12)
+    numpy.testing.assert_allclose(blob.diff, delta * s, rtol=1e-12)
+
+
+def test_bias_shape_errors():
+    with pytest.raises(ShapeError, match="layer 'Bias'"):
+        make_layer('type: "Bias" bottom: "x" bottom: "y" top: "t"', [numpy.zeros((2, 3)), numpy.zeros((4,))])
+    with pytest.raises(ShapeError, match="out of range"):
+        make_layer('type: "Scale" scale_param { axis: 1 num_axes: 3 }', [numpy.zeros((2, 3))])
