@@ -17,6 +17,9 @@ from ..fillers import fill
 from ..im2col import col2im, conv_output_size, im2col
 from ..layer import Layer, register
 
+#: at most this many values in one col buffer; larger batches are done in runs of images
+COL_BUFFER_ELEMENTS = 1 << 25
+
 
 def _spatial_pair(param, repeated: str, prefix: str, default: int | None) -> tuple[int, int]:
     """Read a repeated field (``kernel_size``, ``stride``, ``pad``: one value or one per
@@ -90,6 +93,7 @@ class ConvolutionLayer(Layer):
             self.blobs.append(self.new_param_blob((self.num_output,)))
             fill(self.blobs[1], p.bias_filler)
         self._cols: list = [None] * len(bottom)
+        self._fresh = [False] * len(bottom)
         self._dcol = None
 
     def reshape(self, bottom, top):
@@ -121,30 +125,19 @@ class ConvolutionLayer(Layer):
         return array.reshape(self.group, self.num_output // self.group, self.kernel_dim)
 
     def _columns(self, col):
-        """The col buffer as G x K x (Ho*Wo * N)."""
-        return col.reshape(self.group, self.kernel_dim, self.out_spatial_dim * self.num)
+        """A col buffer (C x kh x kw x Ho x Wo x m) as G x K x (Ho*Wo * m)."""
+        return col.reshape(self.group, self.kernel_dim, -1)
 
     def _by_channel(self, images, xp):
-        """N x Co x Ho x Wo -> G x Co/G x (Ho*Wo * N), the column order of the col buffer (a copy)."""
+        """m x Co x Ho x Wo -> G x Co/G x (Ho*Wo * m), the column order of the col buffer (a copy)."""
         moved = xp.ascontiguousarray(images.transpose(1, 2, 3, 0))
-        return moved.reshape(self.group, self.num_output // self.group, self.out_spatial_dim * self.num)
+        return moved.reshape(self.group, self.num_output // self.group, -1)
 
-    def forward(self, bottom, top):
-        xp = bottom[0].xp
-        weight = self._weights(self.blobs[0].data)
-        for k, (b, t) in enumerate(zip(bottom, top)):
-            col = im2col(b.data, self.kernel, self.stride, self.pad, self.dilation, out=self._buffer(k, b))
-            self._cols[k] = col
-            product = xp.matmul(weight, self._columns(col))  # G x Co/G x P*N
-            per_image = product.reshape((self.num_output,) + self.output_shape + (self.num,))
-            if self.bias_term:  # one pass: move the image axis back to the front and add b
-                xp.add(per_image.transpose(3, 0, 1, 2), self.blobs[1].data.reshape(1, -1, 1, 1), out=t.data)
-            else:
-                t.data[...] = per_image.transpose(3, 0, 1, 2)
-
-    def _col_buffer_shape(self) -> tuple[int, ...]:
-        """C x kh x kw x Ho x Wo x N (see engine.im2col)."""
-        return (self.channels,) + self.kernel + self.output_shape + (self.num,)
+    def _chunks(self) -> list[slice]:
+        """Runs of images whose columns fit in COL_BUFFER_ELEMENTS (one run for LeNet-sized nets)."""
+        per_image = self.channels * self.kernel[0] * self.kernel[1] * self.out_spatial_dim
+        size = max(1, min(self.num, COL_BUFFER_ELEMENTS // per_image))
+        return [slice(start, min(start + size, self.num)) for start in range(0, self.num, size)]
 
     @staticmethod
     def _reusable(buffer, shape, like):
@@ -154,39 +147,61 @@ class ConvolutionLayer(Layer):
             return buffer
         return None
 
-    def _buffer(self, k: int, blob):
-        """Reuse the col buffer of bottom ``k`` while its shape and device stay the same."""
-        return self._reusable(self._cols[k], self._col_buffer_shape(), blob.data)
+    def _im2col(self, k: int, images):
+        """The columns of ``images`` in bottom ``k``'s reused buffer."""
+        shape = (self.channels,) + self.kernel + self.output_shape + (images.shape[0],)
+        self._cols[k] = im2col(images, self.kernel, self.stride, self.pad, self.dilation,
+                               out=self._reusable(self._cols[k], shape, images))
+        return self._cols[k]
+
+    def forward(self, bottom, top):
+        xp = bottom[0].xp
+        weight = self._weights(self.blobs[0].data)
+        chunks = self._chunks()
+        for k, (b, t) in enumerate(zip(bottom, top)):
+            for images in chunks:
+                col = self._im2col(k, b.data[images])
+                product = xp.matmul(weight, self._columns(col))  # G x Co/G x P*m
+                per_image = product.reshape((self.num_output,) + self.output_shape + (-1,))
+                per_image = per_image.transpose(3, 0, 1, 2)
+                if self.bias_term:  # one pass: move the image axis back to the front and add b
+                    xp.add(per_image, self.blobs[1].data.reshape(1, -1, 1, 1), out=t.data[images])
+                else:
+                    t.data[images] = per_image
+            # with one chunk the buffer now holds every column: backward reuses them
+            self._fresh[k] = len(chunks) == 1
 
     def backward(self, top, propagate_down, bottom):
         xp = bottom[0].xp
-        weight_blob = self.blobs[0]
+        bias_down = self.bias_term and self.param_propagate_down[1]
         for k, (t, b) in enumerate(zip(top, bottom)):
-            bias_down = self.bias_term and self.param_propagate_down[1]
             if not (bias_down or self.param_propagate_down[0] or propagate_down[k]):
                 continue
-            delta = self._by_channel(t.diff, xp)
-            if bias_down:
-                # db += delta . 1, summed over the pixels of every image
-                self._accumulate(self.blobs[1], delta.sum(axis=2).reshape(self.num_output))
-            if not (self.param_propagate_down[0] or propagate_down[k]):
-                continue
-            # the columns of the forward pass (Caffe recomputes them from the same bottom data)
-            col = self._buffer(k, b)
-            if col is None:
-                col = im2col(b.data, self.kernel, self.stride, self.pad, self.dilation)
-            if self.param_propagate_down[0]:
-                # dW += delta . col^T, summed over the images (one GEMM per group)
-                grad = xp.matmul(delta, self._columns(col).transpose(0, 2, 1))
-                self._accumulate(weight_blob, grad)
-            if propagate_down[k]:
-                # dcol = W^T . delta, then col2im onto the bottom diff
-                weight_t = self._weights(weight_blob.data).transpose(0, 2, 1)
-                self._dcol = self._reusable(self._dcol, col.shape, col)
-                if self._dcol is None:
-                    self._dcol = xp.empty_like(col)
-                xp.matmul(weight_t, delta, out=self._columns(self._dcol))
-                col2im(self._dcol, b.shape, self.kernel, self.stride, self.pad, self.dilation, out=b.diff)
+            for images in self._chunks():
+                delta = self._by_channel(t.diff[images], xp)
+                if bias_down:
+                    # db += delta . 1, summed over the pixels of every image
+                    self._accumulate(self.blobs[1], delta.sum(axis=2).reshape(self.num_output))
+                if self.param_propagate_down[0] or propagate_down[k]:
+                    self._backward_products(k, b, images, delta, propagate_down[k], xp)
+            self._fresh[k] = False
+
+    def _backward_products(self, k: int, bottom, images: slice, delta, down: bool, xp) -> None:
+        # the forward's columns when still there (Caffe recomputes them from the same bottom data)
+        col = self._cols[k] if self._fresh[k] else self._im2col(k, bottom.data[images])
+        weight_blob = self.blobs[0]
+        if self.param_propagate_down[0]:
+            # dW += delta . col^T, summed over the images (one GEMM per group)
+            self._accumulate(weight_blob, xp.matmul(delta, self._columns(col).transpose(0, 2, 1)))
+        if down:
+            # dcol = W^T . delta, then col2im onto the bottom diff
+            self._dcol = self._reusable(self._dcol, col.shape, col)
+            if self._dcol is None:
+                self._dcol = xp.empty_like(col)
+            weight_t = self._weights(weight_blob.data).transpose(0, 2, 1)
+            xp.matmul(weight_t, delta, out=self._columns(self._dcol))
+            col2im(self._dcol, bottom.diff[images].shape, self.kernel, self.stride, self.pad, self.dilation,
+                   out=bottom.diff[images])
 
     @staticmethod
     def _accumulate(blob, grad) -> None:

@@ -151,6 +151,20 @@ def test_two_bottoms_share_the_weights():
     assert result.passed, result.summary()
 
 
+def test_large_batches_run_in_chunks_of_images(monkeypatch):
+    from engine.layers import convolution
+    spec = conv_spec(4, "kernel_size: 3 stride: 2 pad: 1 group: 2")
+    x = RNG.normal(size=(5, 2, 5, 5))
+    per_image = 2 * 3 * 3 * 3 * 3  # C * kh * kw * Ho * Wo
+    monkeypatch.setattr(convolution, "COL_BUFFER_ELEMENTS", 2 * per_image)
+    layer, _, top = run_forward(spec, [x])
+    assert [(c.start, c.stop) for c in layer._chunks()] == [(0, 2), (2, 4), (4, 5)]
+    expected = naive_conv(x, layer.blobs[0].data, layer.blobs[1].data, (2, 2), (1, 1), group=2)
+    numpy.testing.assert_allclose(top[0].data, expected, rtol=1e-11, atol=1e-11)
+    result = check_layer(spec, [x], max_elements=60)
+    assert result.passed, result.summary()
+
+
 @pytest.mark.parametrize("size,kernel,stride,pad,dilation,expected", [
     (28, 5, 1, 0, 1, 24), (7, 3, 2, 1, 1, 4), (8, 3, 2, 2, 2, 4), (6, 2, 3, 0, 1, 2), (5, 5, 1, 0, 1, 1),
 ])
