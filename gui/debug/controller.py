@@ -306,10 +306,7 @@ class DebugController(QObject):
         if name == "device":
             self._build_boundary_model()
         if name == "param":  # replays must not cross a settings change: keep only full checkpoints
-            with self.history.lock:
-                kept = [m for m in self.history.marks[:self.history.position + 1] if m.checkpoint is not None]
-                self.history.marks = kept
-                self.history.position = len(kept) - 1
+            self.history.keep_only_checkpoints()
             self.history.record(solver, f"settings edited at iteration {solver.iter}", checkpoint=True)
         elif name == "weights":
             self.history.record(solver, f"weights loaded at iteration {solver.iter}", checkpoint=True)

@@ -209,6 +209,8 @@ class History:
         self.position = -1
         self.listeners: list = []
         self.lock = threading.RLock()  # the worker records while the GUI reads summary()
+        self._last_nbytes = 0  # size of the newest checkpoint (for the memory bound)
+        self._bytes = 0  # total size of the kept checkpoints
 
     # -- observing ------------------------------------------------------
     def subscribe(self, callback) -> None:
@@ -227,14 +229,29 @@ class History:
 
     @property
     def memory_bytes(self) -> int:
-        return sum(c.nbytes for c in self.entries)
+        return self._bytes
+
+    def _drop(self, start: int, stop: int | None = None) -> None:
+        """Delete marks[start:stop], keeping the byte count."""
+        gone = self.marks[start:stop]
+        self._bytes -= sum(m.checkpoint.nbytes for m in gone if m.checkpoint is not None)
+        del self.marks[start:stop]
+
+    def keep_only_checkpoints(self) -> None:
+        """Forget the states up to the cursor that would be replayed, and those after it
+        (after a settings change a replay would not give the same numbers)."""
+        with self.lock:
+            kept = [m for m in self.marks[:self.position + 1] if m.checkpoint is not None]
+            self.marks = kept
+            self._bytes = sum(m.checkpoint.nbytes for m in kept)
+            self.position = len(kept) - 1
+        self._changed()
 
     def effective_capacity(self) -> int:
         """N after the memory bound: how many states fit, given the checkpoint size and spacing."""
-        entries = self.entries
-        if not entries:
+        if not self._last_nbytes:
             return self.capacity
-        per_state = max(1, entries[-1].nbytes) / self.checkpoint_every
+        per_state = self._last_nbytes / self.checkpoint_every
         return max(2, min(self.capacity, int(self.max_bytes // per_state)))
 
     def set_capacity(self, capacity: int) -> None:
@@ -267,7 +284,7 @@ class History:
     def _needs_checkpoint(self, iteration: int) -> bool:
         if self.checkpoint_every <= 1:
             return True
-        for mark in reversed(self.marks):
+        for mark in reversed(self.marks):  # a short walk: at most checkpoint_every marks
             if mark.checkpoint is not None:
                 return iteration - mark.checkpoint.iteration >= self.checkpoint_every
         return True
@@ -276,12 +293,15 @@ class History:
         """Append the solver's current state (dropping any states after the cursor).
         ``checkpoint``: force (True) or skip (False) a full copy; None: by ``checkpoint_every``."""
         with self.lock:
-            del self.marks[self.position + 1:]
+            self._drop(self.position + 1)
             want = self._needs_checkpoint(solver.iter) if checkpoint is None else checkpoint
             if not self.marks:
                 want = True  # the oldest state is always a full checkpoint
             mark = Mark(solver.iter, label or f"iteration {solver.iter}",
                         capture(solver, label, activations=self.activations) if want else None)
+            if mark.checkpoint is not None:
+                self._last_nbytes = mark.checkpoint.nbytes
+                self._bytes += mark.checkpoint.nbytes
             self.marks.append(mark)
             self.position = len(self.marks) - 1
             self._trim()
@@ -294,14 +314,15 @@ class History:
         while drop < len(self.marks) - 1 and self.marks[drop].checkpoint is None:
             drop += 1  # the oldest kept state must be a checkpoint to replay from
         if drop:
-            del self.marks[:drop]
+            self._drop(0, drop)
             self.position = max(0, self.position - drop)
 
     def ensure_recorded(self, solver) -> None:
         """Record the current state unless the cursor already holds it."""
         current = self.current
         if current is not None and current.iteration == solver.iter:
-            del self.marks[self.position + 1:]  # continuing from a rewound state
+            with self.lock:
+                self._drop(self.position + 1)  # continuing from a rewound state
             return
         self.record(solver)
 
@@ -318,7 +339,9 @@ class History:
         """Set one weight (while paused) and record it, so Step Back undoes the edit."""
         self.ensure_recorded(solver)
         if self.current is not None and self.current.checkpoint is None:
-            self.current.checkpoint = capture(solver, self.current.label, activations=self.activations)
+            with self.lock:
+                self.current.checkpoint = capture(solver, self.current.label, activations=self.activations)
+                self._bytes += self.current.checkpoint.nbytes
         blob = solver.net.learnable_params[param_index]
         old = float(backend.to_numpy(blob.data[index]))
         blob.data[index] = value
@@ -356,4 +379,6 @@ class History:
         with self.lock:
             self.marks.clear()
             self.position = -1
+            self._last_nbytes = 0
+            self._bytes = 0
         self._changed()

@@ -51,7 +51,7 @@ def build_panels(steps: int = 300) -> dict:
     index = param_index(solver.net, "ip2", 0)
     found, _ = step_with_decomposition(solver, [index])
     decomposition.set_decomposition(found[index])
-    panels["decomposition"] = (decomposition, (1100, 880))
+    panels["decomposition"] = (decomposition, (1100, 640))
 
     boundary = BoundaryView()
     model = BoundaryModel(solver.net, resolution=96)

@@ -223,14 +223,22 @@ class RewindBar(QWidget):
         for w in (self.back_button, self.slider, self.position_label, self.capacity, self.memory_label):
             layout.addWidget(w)
         layout.setStretchFactor(self.slider, 1)
+        self._refresh_pending = False
         self._history_changed.connect(self.refresh)
-        history.subscribe(lambda _h: self._history_changed.emit())
+        history.subscribe(self._on_history_changed)
         self.refresh()
 
     def _locked(self):
         return self.lock if self.lock is not None else contextlib.nullcontext()
 
+    def _on_history_changed(self, _history) -> None:
+        """Coalesce: while a refresh is queued, later changes ride along with it."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self._history_changed.emit()
+
     def refresh(self) -> None:
+        self._refresh_pending = False
         self._updating = True
         s = self.history.summary()
         count = s["count"]
@@ -281,6 +289,7 @@ class DecompositionPanel(QWidget):
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setSpacing(4)
+        self.grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.grid_host)

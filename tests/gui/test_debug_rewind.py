@@ -150,3 +150,16 @@ def test_sparse_trimming_keeps_a_checkpoint_first(tmp_path):
     assert len(history) <= 6 + 3
     history.goto(solver, 0)
     assert solver.iter == history.marks[0].iteration
+
+
+def test_memory_accounting_follows_drops_and_rewinds(tmp_path):
+    solver = make_solver(tmp_path)
+    history = History(capacity=5, checkpoint_every=2)
+    history.step(solver, 9)
+    assert history.memory_bytes == sum(c.nbytes for c in history.entries)
+    history.goto(solver, 1)
+    history.step(solver, 1)  # drops the states after the cursor
+    assert history.memory_bytes == sum(c.nbytes for c in history.entries)
+    history.keep_only_checkpoints()
+    assert all(m.checkpoint is not None for m in history.marks)
+    assert history.memory_bytes == sum(c.nbytes for c in history.entries)
