@@ -23,7 +23,7 @@ class EltwiseLayer(Layer):
             raise NetDefinitionError(f"layer '{self.name}' (Eltwise): give one coeff per bottom "
                                      f"({len(bottom)}), got {len(p.coeff)}")
         self.operation = p.operation
-        if p.coeff and self.operation != SUM:
+        if p.coeff and self.operation == PROD:  # Caffe's check (MAX ignores them)
             raise NetDefinitionError(
                 f"layer '{self.name}' (Eltwise): coefficients are only for operation: SUM")
         self.coeffs = [float(c) for c in p.coeff] or [1.0] * len(bottom)
