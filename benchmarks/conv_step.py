@@ -51,10 +51,12 @@ layer {{ name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
 layer {{ name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
         pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
 layer {{ name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
-        inner_product_param {{ num_output: 500 weight_filler {{ type: "xavier" }} bias_filler {{ type: "constant" }} }} }}
+        inner_product_param {{ num_output: 500 weight_filler {{ type: "xavier" }}
+                              bias_filler {{ type: "constant" }} }} }}
 layer {{ name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }}
 layer {{ name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
-        inner_product_param {{ num_output: 10 weight_filler {{ type: "xavier" }} bias_filler {{ type: "constant" }} }} }}
+        inner_product_param {{ num_output: 10 weight_filler {{ type: "xavier" }}
+                              bias_filler {{ type: "constant" }} }} }}
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }}
 """
 
