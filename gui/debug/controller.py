@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import time
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QMenu
 
 from engine.errors import EngineError
 
@@ -77,6 +77,7 @@ class DebugController(QObject):
         window.worker.runFinished.connect(self._on_worker_idle, Qt.QueuedConnection)
         if hasattr(window, "graph"):
             window.graph.layerSelected.connect(self._on_layer_selected)
+            window.graph.viewport().installEventFilter(self)
         self.session.subscribe(self._on_session)
         if self.session.solver is not None:
             self._on_loaded()
@@ -219,7 +220,10 @@ class DebugController(QObject):
         began = time.perf_counter()
         while True:
             event = self._plain_step_event()
-            if event is None or event.kind == bp.NONFINITE:
+            if event is None:
+                return float("nan")
+            if event.kind == bp.NONFINITE:
+                self._report_nonfinite()
                 return float("nan")
             if event.kind == bp.UPDATE:
                 self._after_iteration(session.last_loss, time.perf_counter() - began)
@@ -228,6 +232,11 @@ class DebugController(QObject):
             if stop is not None:
                 self._halt(stop)
                 return float("nan")
+
+    def _report_nonfinite(self) -> None:
+        stop = self.session.nonfinite
+        self.stopped.emit(bp.Stop(stop.message, bp.NonFinite.name, stop.iteration, stop.layer, stop.blob,
+                                  stop.phase))
 
     def _halt(self, stop: bp.Stop) -> None:
         self.window.worker.pause()
@@ -238,9 +247,7 @@ class DebugController(QObject):
         session = self.session
         solver = session.solver
         if session.nonfinite is not None:
-            stop = session.nonfinite
-            self.stopped.emit(bp.Stop(stop.message, bp.NonFinite.name, stop.iteration, stop.layer, stop.blob,
-                                      stop.phase))
+            self._report_nonfinite()
             return
         self._record(solver, seconds)
         stop = self.breakpoints.check_iteration(bp.IterationResult(solver.iter - 1, loss))
@@ -366,6 +373,44 @@ class DebugController(QObject):
         if self.slow_motion.running:
             self.slow_motion.stop(stop.reason)
 
+    # -- the graph's context menu ---------------------------------------------------
+    def layer_at(self, view_pos) -> str | None:
+        """The layer whose node is under ``view_pos`` (graph viewport coordinates)."""
+        graph = self.window.graph
+        scene_pos = graph.mapToScene(view_pos)
+        hits = [name for name, item in graph.node_items.items() if item.sceneBoundingRect().contains(scene_pos)]
+        return hits[-1] if hits else None
+
+    def layer_menu(self, name: str) -> QMenu:
+        """Per-layer debugging actions: breakpoints, gradient check, response maps."""
+        menu = QMenu(self.window.graph)
+        menu.addSection(name)
+        forward = menu.addAction(f"Stop before the forward of {name}")
+        forward.triggered.connect(lambda: self._add_layer_break(name, bp.FORWARD))
+        solver = self.session.solver
+        index = solver.net.layer_index(name) if solver is not None else -1
+        if index >= 0 and solver.net.layer_need_backward[index]:
+            backward = menu.addAction(f"Stop before the backward of {name}")
+            backward.triggered.connect(lambda: self._add_layer_break(name, bp.BACKWARD))
+            check = menu.addAction(f"Gradient check {name}")
+            check.triggered.connect(lambda: self.run_gradient_check([name]))
+        if self.boundary.result is not None and name in self.boundary.result.responses:
+            show = menu.addAction(f"Show {name}'s units over the input plane")
+            show.triggered.connect(lambda: (self.show_panel("boundary"), self.boundary.show_response(name, 0)))
+        return menu
+
+    def _add_layer_break(self, name: str, phase: str) -> None:
+        self.breakpoints_panel.add_layer_breakpoint(name, phase)
+        self.show_panel("breakpoints")
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.ContextMenu and self.session.solver is not None:
+            name = self.layer_at(event.pos())
+            if name is not None:
+                self.layer_menu(name).exec(event.globalPos())
+                return True
+        return False
+
     # -- actions -------------------------------------------------------------------
     def _pause_and_wait(self) -> None:
         self.slow_motion.stop("paused")
@@ -422,9 +467,9 @@ class DebugController(QObject):
         self._pause_and_wait()
         return self.session.solver.net
 
-    def run_gradient_check(self):
+    def run_gradient_check(self, layers: list[str] | None = None):
         self.show_panel("gradcheck")
-        return self.gradcheck.start()
+        return self.gradcheck.start(layers)
 
     def _on_gradcheck_finished(self, report) -> None:
         graph = getattr(self.window, "graph", None)

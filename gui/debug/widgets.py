@@ -623,7 +623,7 @@ class GradCheckPanel(QWidget):
         row = QHBoxLayout()
         self.button = QPushButton("Gradient check")
         self.button.setToolTip("Compare every backward with central differences (float64, current batch)")
-        self.button.clicked.connect(self.start)
+        self.button.clicked.connect(lambda: self.start())
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m layers")
         row.addWidget(self.button)
@@ -651,10 +651,11 @@ class GradCheckPanel(QWidget):
         splitter.addWidget(maps)
         layout.addWidget(splitter, 1)
 
-    def start(self) -> GradCheckTask | None:
+    def start(self, layers: list[str] | None = None) -> GradCheckTask | None:
+        """Check every layer (or only ``layers``) in a background thread."""
         if self.net_provider is None or (self.task is not None and not self.task.wait(0)):
             return None
-        self.task = GradCheckTask(self.net_provider())
+        self.task = GradCheckTask(self.net_provider(), layers)
         self.button.setEnabled(False)
         self.progress.setValue(0)
         self.verdict.setText("Checking…")

@@ -109,6 +109,15 @@ def test_a_planted_inf_stops_the_run_at_that_layer(window, qtbot):
     assert stop.layer == "ip3" and stop.phase == "forward" and stop.iteration == 2
     assert window.session.solver.iter == 2
     assert window.graph.nonfinite_layer == "ip3"
+    # the same trap with a layer breakpoint set (the run then goes event by event)
+    assert window.debug.step_back()  # to iteration 1: the planted value was never recorded
+    solver = window.session.solver
+    assert solver.iter == 1 and numpy.isfinite(solver.net.params["ip3"][0].data).all()
+    solver.net.params["ip3"][0].data[1, 2] = numpy.inf
+    window.debug.breakpoints_panel.add_layer_breakpoint("loss", bp.BACKWARD)
+    with qtbot.waitSignal(window.debug.stopped, timeout=30000) as signal:
+        run(window, 20)
+    assert (signal.args[0].layer, signal.args[0].phase, signal.args[0].iteration) == ("ip3", "forward", 1)
 
 
 def test_loss_above_condition_stops_a_run(window, qtbot):
@@ -156,3 +165,19 @@ def test_slow_motion_steps_events_until_a_layer_breakpoint(window, qtbot):
     assert "before the forward of layer 'ip3'" in signal.args[0]
     assert window.session.last_event.layer == "relu2"
     assert not controller.slow_action.isChecked()
+
+
+def test_the_graph_context_menu_sets_breakpoints_and_checks_one_layer(window, qtbot):
+    controller = window.debug
+    centre = window.graph.mapFromScene(window.graph.node_items["ip2"].sceneBoundingRect().center())
+    assert controller.layer_at(centre) == "ip2"
+    menu = controller.layer_menu("ip2")
+    actions = {a.text(): a for a in menu.actions() if a.text()}
+    actions["Stop before the backward of ip2"].trigger()
+    [condition] = controller.breakpoints_panel.layer_breakpoints()
+    assert (condition.layer, condition.phase) == ("ip2", bp.BACKWARD)
+    with qtbot.waitSignal(controller.gradcheck.finished, timeout=60000) as signal:
+        actions["Gradient check ip2"].trigger()
+    assert {b.layer for b in signal.args[0].blobs} == {"ip2"}
+    data_menu = {a.text() for a in controller.layer_menu("data").actions()}
+    assert "Stop before the backward of data" not in data_menu  # the data layer runs no backward
