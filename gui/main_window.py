@@ -1,0 +1,505 @@
+"""The main window: layer graph, inspector, curves and solver panel as dock
+widgets around the stepping controls; the File and Examples menus; the status bar.
+
+The window never touches the solver while the worker runs: it asks the worker
+to step, and draws the frames the worker copies out (see gui.worker). Loading,
+Reset, device switches and solver edits happen while the worker is idle, under
+the session's lock.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QToolBar,
+                               QVBoxLayout, QWidget)
+
+from engine import resources
+
+from .controls import Controls, gpu_availability
+from .errors import ErrorReporter
+from .graph_view import GraphView
+from .session import Session
+from .solver_panel import SolverPanel
+from .worker import Frame, start_worker, stop_worker
+
+MAX_RECENT = 8
+KEPT = "The net that was loaded before stays loaded."
+
+
+class MainWindow(QMainWindow):
+    """Backprop Studio's window. ``settings``: where the layout and recent files are
+    remembered (None: nowhere, as in tests). ``modal_errors=False`` shows error
+    dialogs without blocking (tests read ``errors.last_error``)."""
+
+    def __init__(self, session: Session | None = None, *, settings: QSettings | None = None,
+                 modal_errors: bool = True):
+        super().__init__()
+        from .curves import CurvesPanel  # pyqtgraph: imported with the window, not with the package
+        from .inspector import InspectorPanel
+        self.session = session or Session()
+        self.settings = settings
+        self.errors = ErrorReporter(self, modal=modal_errors)
+        self.worker, self._thread = start_worker(self.session)
+        self.controls = Controls(self)
+        self.inspector = InspectorPanel()
+        self.curves = CurvesPanel()
+        self.graph = GraphView()
+        self.solver_panel = SolverPanel(self.session)
+        self.frames_drawn = 0
+        self.last_frame: Frame | None = None
+        self._running = False
+        self._render_cost = 0.0
+        self._frame_began: float | None = None
+        self.setWindowTitle("Backprop Studio")
+        self.resize(1600, 1000)
+        self._build_central()
+        self._build_docks()
+        self._build_toolbar_and_menus()
+        self._build_status_bar()
+        self._connect()
+        if settings is not None:
+            self._restore_layout()
+
+    # -- building ------------------------------------------------------
+    def _build_central(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setTextFormat(Qt.PlainText)
+        self.banner.setStyleSheet("QLabel { background: #FDECEA; color: #8B0000; border: 1px solid #E0A0A0;"
+                                  " border-radius: 4px; padding: 6px; font-weight: bold; }")
+        self.banner.hide()
+        layout.addWidget(self.banner)
+        layout.addWidget(self.inspector, 1)
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.graph_dock = self._dock("Layer graph", "graphDock", self.graph, Qt.LeftDockWidgetArea)
+        self.solver_dock = self._dock("Solver", "solverDock", self.solver_panel, Qt.RightDockWidgetArea)
+        self.curves_dock = self._dock("Curves", "curvesDock", self.curves, Qt.BottomDockWidgetArea)
+        self.resizeDocks([self.graph_dock, self.solver_dock], [400, 300], Qt.Horizontal)
+        self.resizeDocks([self.curves_dock], [300], Qt.Vertical)
+
+    def _build_toolbar_and_menus(self) -> None:
+        toolbar = QToolBar("Controls")
+        toolbar.setObjectName("controlsToolbar")
+        self.controls.fill_toolbar(toolbar)
+        self.addToolBar(Qt.TopToolBarArea, toolbar)
+        self.toolbar = toolbar
+        menu = self.menuBar()
+        self.file_menu = menu.addMenu("&File")
+        self.open_action = self._menu_action(self.file_menu, "&Open prototxt…", QKeySequence.Open,
+                                             self._ask_open)
+        self.weights_action = self._menu_action(self.file_menu, "Open &weights…", "Ctrl+Shift+O",
+                                                self._ask_weights)
+        self.recent_menu = self.file_menu.addMenu("Recent files")
+        self.file_menu.addSeparator()
+        self.snapshot_action = self._menu_action(self.file_menu, "&Save snapshot…", QKeySequence.Save,
+                                                 self._ask_snapshot)
+        self.export_png_action = self._menu_action(self.file_menu, "Export heatmaps (PNG)…", None,
+                                                   self._ask_export_png)
+        self.export_csv_action = self._menu_action(self.file_menu, "Export curves (CSV)…", None,
+                                                   self._ask_export_csv)
+        self.file_menu.addSeparator()
+        self._menu_action(self.file_menu, "&Quit", QKeySequence.Quit, self.close)
+        self.examples_menu = menu.addMenu("&Examples")
+        for name, path in resources.examples().items():
+            action = self.examples_menu.addAction(name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda checked=False, p=path: self.open_path(p))
+        self.run_menu = menu.addMenu("&Run")
+        self.controls.fill_menu(self.run_menu)
+        self.view_menu = menu.addMenu("&View")
+        for dock in (self.graph_dock, self.curves_dock, self.solver_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.grid_action = self._menu_action(self.view_menu, "All InnerProduct layers (grid)", "Ctrl+G",
+                                             lambda: self.inspector.set_grid_mode(self.grid_action.isChecked()))
+        self.grid_action.setCheckable(True)
+        self._refresh_recent_menu()
+
+    def _menu_action(self, menu, text, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_labels = {}
+        for key, width in (("iteration", 130), ("loss", 260), ("lr", 120), ("device", 110), ("rate", 120)):
+            label = QLabel("")
+            label.setMinimumWidth(width)
+            bar.addPermanentWidget(label)
+            self.status_labels[key] = label
+
+    def _connect(self) -> None:
+        c = self.controls
+        c.step_iteration.triggered.connect(lambda: self.step_iterations(1))
+        c.step_event.triggered.connect(self.step_event)
+        c.run_pause.triggered.connect(self.toggle_run)
+        c.run_n.triggered.connect(lambda: self.step_iterations(c.count.value()))
+        c.reset.triggered.connect(self.reset)
+        c.speed.currentTextChanged.connect(lambda _: setattr(self.worker, "speed_limit", c.speed_limit))
+        c.cpu.triggered.connect(lambda: self.set_device("cpu"))
+        c.gpu.triggered.connect(lambda: self.set_device("gpu"))
+        self.worker.frameReady.connect(self._on_frame_ready, Qt.QueuedConnection)
+        self.worker.runFinished.connect(self._on_run_finished, Qt.QueuedConnection)
+        self.worker.failed.connect(self._on_worker_failed, Qt.QueuedConnection)
+        self.graph.layerSelected.connect(self._on_graph_selected)
+        self.inspector.layerSelected.connect(self.graph.select)
+        self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
+        self.solver_panel.edited.connect(self._on_solver_edited)
+        dispatcher = QAbstractEventDispatcher.instance()
+        if dispatcher is not None:  # the GUI thread goes idle: the frame is drawn and painted
+            dispatcher.aboutToBlock.connect(self._on_idle)
+            dispatcher.awake.connect(self._on_awake)
+
+    # -- files ---------------------------------------------------------
+    def open_path(self, path: str, device: str | None = None) -> bool:
+        """Open a solver or net prototxt; on failure show why and keep the current net."""
+        self._stop_and_wait()
+        try:
+            self.session.load(path, device)
+        except Exception as exc:  # the engine's clear message (or a missing file)
+            kept = KEPT if self.session.solver is not None else ""
+            self.errors.report_exception(f"Could not open {os.path.basename(path)}", exc, kept)
+            return False
+        self._after_load()
+        self._remember_recent(os.path.abspath(path))
+        return True
+
+    def open_weights(self, path: str) -> bool:
+        """Copy weights from a .caffemodel(.h5) into the net."""
+        self._stop_and_wait()
+        try:
+            self.session.load_weights(path)
+        except Exception as exc:
+            self.errors.report_exception(f"Could not load weights {os.path.basename(path)}", exc,
+                                         "The weights the net had stay in place.")
+            return False
+        self.refresh()
+        self.statusBar().showMessage(f"Weights loaded from {path}", 6000)
+        return True
+
+    def save_snapshot(self, prefix: str) -> list[str]:
+        self._stop_and_wait()
+        try:
+            paths = self.session.save_snapshot(prefix)
+        except Exception as exc:
+            self.errors.report_exception("Could not save the snapshot", exc)
+            return []
+        self.statusBar().showMessage("Saved " + ", ".join(paths), 8000)
+        return paths
+
+    def export_heatmaps(self, folder: str) -> list[str]:
+        try:
+            paths = self.inspector.export_png(folder)
+        except Exception as exc:
+            self.errors.report_exception("Could not export the heatmaps", exc)
+            return []
+        self.statusBar().showMessage(f"Exported {len(paths)} heatmap(s) to {folder}", 8000)
+        return paths
+
+    def export_curves(self, path: str) -> bool:
+        try:
+            self.curves.to_csv(path)
+        except Exception as exc:
+            self.errors.report_exception("Could not export the curves", exc)
+            return False
+        self.statusBar().showMessage(f"Curves written to {path}", 8000)
+        return True
+
+    def _start_folder(self) -> str:
+        path = self.session.path
+        return os.path.dirname(path) if path else os.getcwd()
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open solver or net prototxt", self._start_folder(),
+                                              "Prototxt (*.prototxt *.pbtxt *.txt);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _ask_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open weights", self._start_folder(),
+                                              "Caffe weights (*.caffemodel *.caffemodel.h5 *.h5);;All files (*)")
+        if path:
+            self.open_weights(path)
+
+    def _ask_snapshot(self) -> None:
+        solver = self.session.solver
+        default = os.path.join(self._start_folder(), solver.param.snapshot_prefix or "snapshot")
+        prefix, _ = QFileDialog.getSaveFileName(self, "Save snapshot (file name prefix)", default)
+        if prefix:
+            self.save_snapshot(prefix)
+
+    def _ask_export_png(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export heatmaps to folder", self._start_folder())
+        if folder:
+            self.export_heatmaps(folder)
+
+    def _ask_export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export curves", os.path.join(self._start_folder(),
+                                              "curves.csv"), "CSV (*.csv)")
+        if path:
+            self.export_curves(path)
+
+    # -- recent files --------------------------------------------------
+    def recent_files(self) -> list[str]:
+        if self.settings is None:
+            return list(getattr(self, "_recent", []))
+        value = self.settings.value("recentFiles", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _remember_recent(self, path: str) -> None:
+        files = [path] + [p for p in self.recent_files() if p != path]
+        files = files[:MAX_RECENT]
+        if self.settings is None:
+            self._recent = files
+        else:
+            self.settings.setValue("recentFiles", files)
+        self._refresh_recent_menu()
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda checked=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(files))
+
+    # -- layout memory -------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("windowState")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:
+        if self.settings is not None:
+            self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("windowState", self.saveState())
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (idempotent)."""
+        if self._thread is not None:
+            stop_worker(self.worker, self._thread)
+            self._thread = None
+
+    # -- stepping ------------------------------------------------------
+    def step_iterations(self, count: int = 1) -> None:
+        """What Step (count 1), Run N and ``--screenshot --steps N`` do: run ``count``
+        iterations in the worker (an iteration half stepped through is finished first)."""
+        if self.session.solver is None or self._running:
+            return
+        if count > 1:
+            self._set_running(True)
+        self.worker.request_run(count)
+
+    def step_event(self) -> None:
+        """Forward or backward of the next layer, or the update stage."""
+        if self.session.solver is None or self._running:
+            return
+        self.worker.request_event()
+
+    def toggle_run(self) -> None:
+        if self._running:
+            self.pause()
+        else:
+            self.run()
+
+    def run(self) -> None:
+        """Run until paused."""
+        if self.session.solver is None:
+            return
+        self._set_running(True)
+        self.worker.request_run(0)
+
+    def pause(self) -> None:
+        """Stop within one iteration."""
+        self.worker.pause()
+
+    def reset(self) -> None:
+        """Re-initialise the weights from the fillers and the seed (iteration 0)."""
+        self._stop_and_wait()
+        try:
+            self.session.reset()
+        except Exception as exc:
+            self.errors.report_exception("Could not reset the solver", exc, KEPT)
+            return
+        self._after_load()
+
+    def set_device(self, device: str) -> bool:
+        """Move the whole state to 'cpu' or 'gpu', keeping the iteration."""
+        self._stop_and_wait()
+        if self.session.solver is None or device == self.session.device:
+            self.controls.show_device(self.session.device)
+            return True
+        if device == "gpu":
+            ok, why = gpu_availability(probe=True)
+            if not ok:
+                self.controls.disable_gpu(why)
+        try:
+            self.session.move_to(device)
+        except Exception as exc:
+            self.errors.report_exception("Could not switch to the " + device.upper(), exc,
+                                         f"The net stays on the {self.session.device.upper()}.")
+            self.controls.show_device(self.session.device)
+            return False
+        self.controls.show_device(self.session.device)
+        self.refresh()
+        return True
+
+    def _stop_and_wait(self) -> None:
+        self.worker.pause()
+        self.worker.wait_idle()
+        frame = self.worker.take_frame()
+        if frame is not None:
+            self.apply_frame(frame)
+
+    def _set_running(self, running: bool) -> None:
+        self._running = running
+        self.controls.set_running(running)
+        self.solver_panel.set_editable(not running)
+
+    def _on_run_finished(self) -> None:
+        if not self.worker.busy:
+            self._set_running(False)
+            self.controls.progress.setVisible(False)
+            self.solver_panel.refresh()
+
+    def wait_until_idle(self, timeout: float = 60.0) -> bool:
+        """Run the event loop until the worker is idle and its last frame is drawn."""
+        loop = QEventLoop()
+        deadline = time.perf_counter() + timeout
+        timer = QTimer()
+        timer.setInterval(5)
+
+        def check() -> None:
+            if (not self.worker.busy and not self.worker.frame_pending) or time.perf_counter() > deadline:
+                loop.quit()
+        timer.timeout.connect(check)
+        timer.start()
+        check()
+        if self.worker.busy or self.worker.frame_pending:
+            loop.exec()
+        timer.stop()
+        QApplication.instance().processEvents()
+        return not self.worker.busy and not self.worker.frame_pending
+
+    # -- drawing -------------------------------------------------------
+    def _after_load(self) -> None:
+        solver = self.session.solver
+        self.worker.forget_history()
+        self.graph.set_net(solver.net)
+        self.curves.clear()
+        self.solver_panel.refresh()
+        self.solver_panel.set_editable(True)
+        self.controls.show_device(solver.device)
+        name = os.path.basename(os.path.dirname(self.session.path)) if self.session.path else "net"
+        self.setWindowTitle(f"Backprop Studio — {name} ({os.path.basename(self.session.path or '')})")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Draw the current state (worker idle): a frame made on this thread under the lock."""
+        if self.session.solver is None:
+            return
+        self.apply_frame(self.worker.make_frame())
+
+    def _on_frame_ready(self) -> None:
+        frame = self.worker.take_frame()
+        if frame is not None:
+            self.apply_frame(frame)
+
+    def apply_frame(self, frame: Frame) -> None:
+        """Draw one frame; the time it takes tells the worker how often to send them."""
+        began = time.perf_counter()
+        self.last_frame = frame
+        self.inspector.set_views(frame.views, frame.info)
+        if len(frame.train_points[0]):
+            self.curves.add_train_points(*frame.train_points)
+        for iteration, scores in frame.test_points:
+            self.curves.add_test_point(iteration, scores)
+        self._show_event(frame)
+        self._show_status(frame)
+        if frame.running:
+            self.controls.show_progress(*frame.progress)
+        self.frames_drawn += 1
+        if self._frame_began is None:
+            self._frame_began = began
+
+    def _on_awake(self) -> None:
+        self.worker.gui_busy = True
+
+    def _on_idle(self) -> None:
+        """The event loop is about to wait: the last frame has been drawn and painted.
+        Its cost (set_views to the end of painting) paces the worker's frames."""
+        self.worker.gui_busy = False
+        if self._frame_began is None:
+            return
+        cost = time.perf_counter() - self._frame_began
+        self._frame_began = None
+        self._render_cost = cost if self._render_cost == 0 else 0.7 * self._render_cost + 0.3 * cost
+        self.worker.render_cost = self._render_cost
+
+    def _show_event(self, frame: Frame) -> None:
+        stop = frame.nonfinite
+        if stop is not None:
+            self.graph.set_active(None, None)
+            self.graph.set_nonfinite(stop.layer, f"NaN/inf: {stop.phase} of {stop.layer}")
+            if stop.layer in frame.views:
+                self.inspector.select_layer(stop.layer)
+            self.banner.setText(f"Stopped: {stop.message}")
+            self.banner.show()
+            return
+        if self.graph.nonfinite_layer is not None:
+            self.graph.set_nonfinite(None)
+        self.banner.hide()
+        event = frame.event
+        if event is None or not frame.mid_iteration and event.kind != "update":
+            self.graph.set_active(None, None, f"iteration {frame.iteration}" if frame.iteration else "")
+        elif event.kind in ("forward", "backward"):
+            self.graph.set_active(event.layer, event.kind,
+                                  f"iteration {event.iteration} · {event.kind} {event.layer} ({event.layer_type})")
+        else:
+            self.graph.set_active(None, None, f"iteration {event.iteration} · update applied "
+                                              f"(lr {frame.learning_rate:g}) → iteration {frame.iteration}")
+
+    def _show_status(self, frame: Frame) -> None:
+        labels = self.status_labels
+        labels["iteration"].setText(f"iteration {frame.iteration}")
+        loss = "—" if frame.loss != frame.loss else f"{frame.loss:.4g}"
+        smoothed = "" if not frame.iteration else f" (smoothed {frame.smoothed_loss:.4g})"
+        labels["loss"].setText(f"loss {loss}{smoothed}")
+        labels["lr"].setText(f"lr {frame.learning_rate:g}")
+        labels["device"].setText(f"device {frame.device.upper()}")
+        labels["rate"].setText(f"{frame.rate:,.0f} it/s" if frame.rate else "— it/s")
+
+    def _on_worker_failed(self, message: str) -> None:
+        self.errors.report("The solver stopped", message, "The net stays loaded; fix the setting and step again.")
+
+    def _on_graph_selected(self, name: str) -> None:
+        if name in self.session.inner_product_layers():
+            self.inspector.select_layer(name)
+
+    def _on_solver_edited(self, name: str, value) -> None:
+        self.statusBar().showMessage(f"{name} = {value}: applies from the next iteration", 6000)
+        if not self.worker.busy:
+            self.refresh()

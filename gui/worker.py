@@ -1,0 +1,258 @@
+"""The solver runs here, off the GUI thread.
+
+:class:`SolverWorker` lives in its own ``QThread``. It steps the session,
+honours a pause within one iteration, keeps to a speed limit, and hands the GUI
+the LATEST state as a :class:`Frame` at most ~30 times a second. Frames are made
+in the worker (host copies from ``gui.snapshot``), so the GUI thread never reads
+an array the solver is writing. Only one frame is ever in flight: a slow GUI
+skips frames instead of queueing them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from .session import NonFiniteStop, Session
+
+#: Redraws per second, at most.
+MAX_FPS = 30.0
+#: While running flat out, the GUI may use at most this share of the time to redraw.
+GUI_DUTY = 0.06
+
+
+@dataclass
+class Frame:
+    """One redraw's worth of state, copied out of the solver."""
+
+    iteration: int
+    loss: float
+    smoothed_loss: float
+    learning_rate: float
+    device: str
+    views: dict
+    info: object
+    event: object = None
+    nonfinite: NonFiniteStop | None = None
+    mid_iteration: bool = False
+    train_points: tuple = ((), (), (), ())
+    test_points: list = field(default_factory=list)
+    rate: float = 0.0
+    running: bool = False
+    progress: tuple[int, int] = (0, 0)
+
+
+class SolverWorker(QObject):
+    """Steps a :class:`Session` in a worker thread; see the module doc."""
+
+    frameReady = Signal()
+    runStarted = Signal()
+    runFinished = Signal()
+    failed = Signal(str)
+    _runRequested = Signal(int, int)
+    _eventRequested = Signal()
+
+    def __init__(self, session: Session):
+        super().__init__()
+        self.session = session
+        self.speed_limit = 0.0  # iterations per second; 0 = as fast as possible
+        self.wanted_layers: list[str] | None = None  # None: every InnerProduct layer
+        self.render_cost = 0.0  # seconds the GUI took to draw the last frame
+        self.gui_busy = False  # the GUI thread is handling events: give it the interpreter
+        self.rate = 0.0
+        self._outstanding = 0  # requests asked for and not finished
+        self._count_lock = threading.Lock()
+        self._requests = 0
+        self._cancelled_upto = 0
+        self._frame_lock = threading.Lock()
+        self._latest: Frame | None = None
+        self._frame_pending = False
+        self._sent_points = 0
+        self._sent_tests = 0
+        self._runRequested.connect(self._run)
+        self._eventRequested.connect(self._step_event)
+
+    # -- requests from the GUI thread ------------------------------------
+    def request_run(self, count: int) -> None:
+        """Run ``count`` iterations (``count <= 0``: until paused)."""
+        self._requests += 1
+        self._begin()
+        self._runRequested.emit(self._requests, count)
+
+    def request_event(self) -> None:
+        """Advance the step-through by one stop."""
+        self._begin()
+        self._eventRequested.emit()
+
+    @property
+    def busy(self) -> bool:
+        """True while a request is queued or running."""
+        return self._outstanding > 0
+
+    def _begin(self) -> None:
+        with self._count_lock:
+            self._outstanding += 1
+
+    def _end(self) -> None:
+        with self._count_lock:
+            self._outstanding -= 1
+
+    def pause(self) -> None:
+        """Stop every run asked for so far, within one iteration."""
+        self._cancelled_upto = self._requests
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block (GUI thread) until the worker is idle; True if it is."""
+        deadline = time.perf_counter() + timeout
+        while self.busy and time.perf_counter() < deadline:
+            time.sleep(0.002)
+        return not self.busy
+
+    def forget_history(self) -> None:
+        """A new solver was loaded: the next frame starts the curves afresh."""
+        self._sent_points = 0
+        self._sent_tests = 0
+        self.rate = 0.0
+
+    @property
+    def frame_pending(self) -> bool:
+        """A frame was published and the GUI has not taken it yet."""
+        return self._frame_pending
+
+    def take_frame(self) -> Frame | None:
+        """The latest frame (GUI thread); None if it was already taken."""
+        with self._frame_lock:
+            frame, self._latest, self._frame_pending = self._latest, None, False
+        return frame
+
+    # -- the worker thread ---------------------------------------------
+    @Slot(int, int)
+    def _run(self, request: int, count: int) -> None:
+        self.runStarted.emit()
+        done = 0
+        last_frame = time.perf_counter()
+        frame_done = 0
+        try:
+            while (count <= 0 or done < count) and request > self._cancelled_upto:
+                began = time.perf_counter()
+                self.session.step_iteration()
+                done += 1
+                if self.session.nonfinite is not None:
+                    break
+                now = time.perf_counter()
+                if now - last_frame >= self._frame_interval():
+                    self._measure_rate(done - frame_done, now - last_frame)
+                    self._publish(running=True, progress=(done, count))
+                    last_frame, frame_done = now, done
+                self._keep_speed_limit(began, request)
+                self._yield_to_gui(request)
+            elapsed = time.perf_counter() - last_frame
+            if done - frame_done and elapsed > 0 and done > 1:
+                self._measure_rate(done - frame_done, elapsed)
+        except Exception as exc:  # an engine error mid-run: report it, keep the app alive
+            self.failed.emit(_message(exc))
+        finally:
+            self._publish(running=False, progress=(done, count))
+            self._end()
+            self.runFinished.emit()
+
+    @Slot()
+    def _step_event(self) -> None:
+        try:
+            self.session.step_event()
+            self._publish()
+        except Exception as exc:
+            self.failed.emit(_message(exc))
+            self._publish()
+        finally:
+            self._end()
+            self.runFinished.emit()
+
+    def _frame_interval(self) -> float:
+        interval = 1.0 / MAX_FPS
+        if self.speed_limit <= 0:
+            interval = max(interval, self.render_cost / GUI_DUTY)
+        return interval
+
+    def _keep_speed_limit(self, began: float, request: int) -> None:
+        if self.speed_limit <= 0:
+            return
+        until = began + 1.0 / self.speed_limit
+        while request > self._cancelled_upto:
+            left = until - time.perf_counter()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.01))
+
+    def _yield_to_gui(self, request: int) -> None:
+        """Wait while the GUI thread handles events (a frame, a click): Python runs one
+        thread at a time, and a GUI that must fight for it draws slowly."""
+        waited = 0
+        while self.gui_busy and waited < 200 and request > self._cancelled_upto:
+            time.sleep(0.0005)
+            waited += 1
+
+    def _measure_rate(self, iterations: int, seconds: float) -> None:
+        current = iterations / seconds if seconds > 0 else 0.0
+        self.rate = current if self.rate == 0 else 0.5 * self.rate + 0.5 * current
+
+    # -- frames --------------------------------------------------------
+    def make_frame(self, **extra) -> Frame:
+        """Copy what the views draw out of the solver (holds the session lock)."""
+        session = self.session
+        with session.lock:
+            solver = session.solver
+            history = session.history
+            start = min(self._sent_points, len(history))
+            points = (history.iterations[start:], history.losses[start:], history.smoothed[start:],
+                      history.lrs[start:])
+            self._sent_points = len(history)
+            tests = list(history.tests[self._sent_tests:])
+            self._sent_tests = len(history.tests)
+            frame = Frame(
+                iteration=solver.iter, loss=session.last_loss, smoothed_loss=float(solver.smoothed_loss),
+                learning_rate=float(solver.learning_rate), device=solver.device,
+                views=session.views(self.wanted_layers), info=session.info(),
+                event=session.last_event, nonfinite=session.nonfinite,
+                mid_iteration=session.mid_iteration, train_points=points, test_points=tests,
+                rate=self.rate, **extra)
+        return frame
+
+    def _publish(self, **extra) -> None:
+        frame = self.make_frame(**extra)
+        with self._frame_lock:
+            if self._latest is not None:  # not drawn yet: keep its curve points
+                frame.train_points = tuple(list(a) + list(b) for a, b in
+                                           zip(self._latest.train_points, frame.train_points))
+                frame.test_points = self._latest.test_points + frame.test_points
+            self._latest = frame
+            notify = not self._frame_pending
+            self._frame_pending = True
+        if notify:
+            self.frameReady.emit()
+
+
+def _message(exc: Exception) -> str:
+    from engine.errors import EngineError
+    if isinstance(exc, EngineError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def start_worker(session: Session) -> tuple[SolverWorker, QThread]:
+    """A worker in a started thread of its own."""
+    thread = QThread()
+    thread.setObjectName("solver-worker")
+    worker = SolverWorker(session)
+    worker.moveToThread(thread)
+    thread.start()
+    return worker, thread
+
+
+def stop_worker(worker: SolverWorker, thread: QThread) -> None:
+    """Pause the worker and end its thread."""
+    worker.pause()
+    thread.quit()
+    thread.wait(5000)
