@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import time
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMenu
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QKeySequence, QPen
+from PySide6.QtWidgets import QDockWidget, QGraphicsEllipseItem, QMenu
 
 from engine.errors import EngineError
 
@@ -73,6 +74,8 @@ class DebugController(QObject):
         self.statsReady.connect(self.overlays.set_rows, Qt.QueuedConnection)
         self.rewind_bar.restored.connect(lambda _p: self._after_restore())
         self.gradcheck.finished.connect(self._on_gradcheck_finished)
+        self.overlay_chips: dict[str, QGraphicsEllipseItem] = {}
+        self.overlays.colouring_changed.connect(self._paint_chips)
         self.slow_motion.stopped.connect(lambda why: self._set_slow_checked(False, why))
         window.worker.runFinished.connect(self._on_worker_idle, Qt.QueuedConnection)
         if hasattr(window, "graph"):
@@ -171,6 +174,8 @@ class DebugController(QObject):
 
     def _set_live(self, key: str, on: bool) -> None:
         self._live[key] = bool(on)
+        if key == "overlays" and not on:
+            self._paint_chips({})
         if on and not self.window.worker.busy:
             self._on_worker_idle()
 
@@ -372,6 +377,36 @@ class DebugController(QObject):
             self.window.graph.select(stop.layer)
         if self.slow_motion.running:
             self.slow_motion.stop(stop.reason)
+
+    # -- overlay chips on the graph ---------------------------------------------------
+    def _paint_chips(self, colours: dict) -> None:
+        """A coloured disc at the corner of each node: the debug_info metric on the ramp
+        (legend and numbers in the Layer statistics panel)."""
+        graph = getattr(self.window, "graph", None)
+        if graph is None:
+            return
+        rows = {r.layer: r for r in self.overlays.model.rows}
+        key = self.overlays.model.colour_key
+        for name, chip in list(self.overlay_chips.items()):
+            if not shiboken6.isValid(chip) or chip.scene() is not graph.scene() or not colours.get(name):
+                if shiboken6.isValid(chip) and chip.scene() is not None:
+                    chip.scene().removeItem(chip)
+                del self.overlay_chips[name]
+        for name, colour in colours.items():
+            node = graph.node_items.get(name)
+            if node is None or not colour:
+                continue
+            chip = self.overlay_chips.get(name)
+            if chip is None:
+                box = node.sceneBoundingRect()
+                chip = QGraphicsEllipseItem(QRectF(box.right() - 20, box.top() - 2, 16, 16))
+                chip.setZValue(5)
+                chip.setPen(QPen(QColor("#333333"), 1))
+                graph.scene().addItem(chip)
+                self.overlay_chips[name] = chip
+            chip.setBrush(QBrush(QColor(*colour)))
+            value = rows[name].metric(key) if name in rows else None
+            chip.setToolTip(f"{name}: {key} = {value:.4g}" if value is not None else name)
 
     # -- the graph's context menu ---------------------------------------------------
     def layer_at(self, view_pos) -> str | None:

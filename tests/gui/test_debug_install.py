@@ -154,6 +154,17 @@ def test_boundary_and_decomposition_docks_follow_training(window, qtbot):
     window.graph.layerSelected.emit("ip3")
     assert controller.decomposition.decomposition.param == "ip3.0"
     assert controller.boundary.layer_combo.currentText() == "ip3"
+    controller.show_panel("overlays")  # debug_info table, its colours on the graph's nodes
+    rows = controller.overlays.model.rows
+    assert [r.layer for r in rows] == [layer.name for layer in solver.net.layers]
+    chips = controller.overlay_chips
+    assert set(chips) == {"ip1", "ip2", "ip3"}  # the layers with an update/weight ratio
+    from gui.debug.overlays import node_colours
+    for name, colour in node_colours(rows, "ratio").items():
+        if colour:
+            assert chips[name].brush().color().getRgb()[:3] == colour
+    controller.docks["overlays"].hide()
+    assert not controller.overlay_chips
 
 
 def test_slow_motion_steps_events_until_a_layer_breakpoint(window, qtbot):
