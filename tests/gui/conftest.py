@@ -34,3 +34,27 @@ def big_solver():
     solver = engine.get_solver(BIG_SOLVER)
     snapshot.prepare_for_inspection(solver)
     return solver
+
+
+#: Two InnerProduct layers, the second with transpose: true (W stored K_×N_).
+TRANSPOSED_SOLVER = """
+type: "SGD" base_lr: 0.1 random_seed: 5
+net_param {
+  layer { name: "data" type: "DummyData" top: "data" top: "target"
+          dummy_data_param { shape { dim: 6 dim: 4 } shape { dim: 6 dim: 3 }
+                             data_filler { type: "gaussian" std: 1 } } }
+  layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+          inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 } } }
+  layer { name: "ipT" type: "InnerProduct" bottom: "ip1" top: "ipT"
+          inner_product_param { num_output: 3 transpose: true weight_filler { type: "gaussian" std: 0.5 }
+                                bias_term: false } }
+  layer { name: "loss" type: "EuclideanLoss" bottom: "ipT" bottom: "target" top: "loss" }
+}
+"""
+
+
+@pytest.fixture
+def transposed_solver():
+    solver = engine.get_solver(TRANSPOSED_SOLVER)
+    snapshot.prepare_for_inspection(solver)
+    return solver

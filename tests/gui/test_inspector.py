@@ -247,3 +247,18 @@ def test_views_of_only_the_selected_layer_are_enough(panel, spiral_solver):
     assert numpy.array_equal(panel.heatmap("ip3", "W").image_array(), spiral_solver.net.params["ip3"][0].data)
     panel.set_grid_mode(True)
     assert panel.needed_layers() is None
+
+
+def test_transposed_weights_and_missing_bias(panel, transposed_solver):
+    transposed_solver.step(1)
+    _show(panel, transposed_solver)
+    panel.select_layer("ipT")
+    w = panel.heatmap("ipT", "W")
+    W = transposed_solver.net.params["ipT"][0].data
+    assert W.shape == (5, 3)  # K_ × N_
+    assert numpy.array_equal(w.image_array(), W)
+    assert w.axis_labels() == ("input (K_=5)", "output (N_=3)")
+    assert "weight from input 4 to output 1" in w.hover_text(4, 1)
+    assert "No bias" in panel.heatmap("ipT", "db").placeholder_text()
+    m = {k: panel.heatmap("ipT", k).image_array().astype(numpy.float64) for k in ("dW", "delta", "a")}
+    numpy.testing.assert_allclose(m["dW"], m["a"].T @ m["delta"], rtol=1e-4, atol=1e-7)  # aᵀ·δ when transposed
