@@ -26,6 +26,7 @@ READING_HELP = ("How to read: red > 0, blue < 0, white = 0. Colour levels are sy
                 "and meaning.")
 GRID_HELP = ("Rows × columns:  W, dW, V: output (N_) × input (K_)  ·  db: output (N_)  ·  δ: sample (M_) × "
              "output (N_).  Hover a cell for its meaning; click a layer name to inspect it in detail.")
+NO_LAYERS = "This net has no InnerProduct layer to inspect."
 SIDE_WIDTH = 360  # most width of the products / update-rule column (a quarter of the panel, at least 240 px)
 #: The maps of one row of the compact grid mode.
 GRID_MAPS = ("W", "dW", "update", "db", "delta")
@@ -430,7 +431,12 @@ class InspectorPanel(QWidget):
         elif names:
             self._selected = None
             self.select_layer(names[0])
-        self._empty.setText(READING_HELP if names else "This net has no InnerProduct layer.")
+        else:
+            self._selected = None
+            for heatmap in self._maps.values():
+                heatmap.set_placeholder(NO_LAYERS)
+            self._set_side("")
+        self._empty.setText(READING_HELP if names else NO_LAYERS)
 
     def _on_combo(self, name: str) -> None:
         if name:

@@ -262,3 +262,14 @@ def test_transposed_weights_and_missing_bias(panel, transposed_solver):
     assert "No bias" in panel.heatmap("ipT", "db").placeholder_text()
     m = {k: panel.heatmap("ipT", k).image_array().astype(numpy.float64) for k in ("dW", "delta", "a")}
     numpy.testing.assert_allclose(m["dW"], m["a"].T @ m["delta"], rtol=1e-4, atol=1e-7)  # aᵀ·δ when transposed
+
+
+def test_a_net_without_inner_product_layers(panel, spiral_solver):
+    _show(panel, spiral_solver)
+    panel.set_views({}, snapshot.solver_info(spiral_solver))
+    assert panel.selected_layer() is None and panel.layer_names() == []
+    assert panel.visible_heatmaps() == {}
+    assert all("no InnerProduct layer" in m.placeholder_text() for m in panel._maps.values())
+    _show(panel, spiral_solver)  # opening a net with such layers again selects the first
+    assert panel.selected_layer() == "ip1"
+    assert not panel.heatmap("ip1", "W").is_placeholder()
