@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
 
     settings = None if args.screenshot else QSettings("BackpropStudio", "Backprop Studio")
-    window = MainWindow(settings=settings, modal_errors=not args.screenshot)
+    window = MainWindow(settings=settings, modal_errors=not args.screenshot, lazy_panels=not args.screenshot)
     window.resize(args.width, args.height)
     path = args.path or default_example()
     if not window.open_path(path, args.device):
@@ -71,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights:
         window.open_weights(args.weights)
     if args.grid:
-        window.inspector.set_grid_mode(True)
         window.grid_action.setChecked(True)
+        window.ensure_panels()
+        window.inspector.set_grid_mode(True)
     if args.select:
-        window.inspector.select_layer(args.select)
         window.graph.select(args.select)
+        if window.inspector is not None:
+            window.inspector.select_layer(args.select)
     if args.screenshot:
         return _screenshot(app, window, args)
     window.show()
@@ -118,6 +120,7 @@ def _screenshot(app, window, args) -> int:
             return 1
     if args.select:
         window.inspector.select_layer(args.select)
+        window.graph.select(args.select)
     window.refresh()
     for _ in range(3):
         app.processEvents()

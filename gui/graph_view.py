@@ -564,8 +564,10 @@ class GraphView(QGraphicsView):
         self._place_legend()
 
     def _place_legend(self) -> None:
-        self._legend.adjustSize()
         view = self.viewport().geometry()
+        self._legend.setWordWrap(True)
+        self._legend.setFixedWidth(max(120, min(view.width() - 12, 420)))
+        self._legend.setFixedHeight(self._legend.heightForWidth(self._legend.width()))
         self._legend.move(view.left() + 6, view.bottom() - self._legend.height() - 6)
 
     def wheelEvent(self, event) -> None:
@@ -598,6 +600,6 @@ def _port_offset(k: int, count: int) -> float:
 
 
 def _legend_html() -> str:
-    cells = "".join(f"<span style='color:{c}'>■</span>&nbsp;{k}&nbsp;&nbsp;" for k, c in KIND_COLOURS.items()
+    cells = " ".join(f"<span style='color:{c}'>■</span>&nbsp;{k.replace(' ', '&nbsp;')}&nbsp;" for k, c in KIND_COLOURS.items()
                     if k != "other")
     return f"<span style='font-size:8pt; color:#404040'>{cells}</span>"

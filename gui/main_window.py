@@ -32,20 +32,24 @@ KEPT = "The net that was loaded before stays loaded."
 class MainWindow(QMainWindow):
     """Backprop Studio's window. ``settings``: where the layout and recent files are
     remembered (None: nowhere, as in tests). ``modal_errors=False`` shows error
-    dialogs without blocking (tests read ``errors.last_error``)."""
+    dialogs without blocking (tests read ``errors.last_error``). ``lazy_panels``: the
+    inspector and curves (pyqtgraph, the slow part to import and build) are built
+    just after the window first shows, so the app is on screen and steppable at
+    once; frames that arrive before are kept and drawn when they exist."""
 
     def __init__(self, session: Session | None = None, *, settings: QSettings | None = None,
-                 modal_errors: bool = True):
+                 modal_errors: bool = True, lazy_panels: bool = False):
         super().__init__()
-        from .curves import CurvesPanel  # pyqtgraph: imported with the window, not with the package
-        from .inspector import InspectorPanel
         self.session = session or Session()
         self.settings = settings
         self.errors = ErrorReporter(self, modal=modal_errors)
         self.worker, self._thread = start_worker(self.session)
         self.controls = Controls(self)
-        self.inspector = InspectorPanel()
-        self.curves = CurvesPanel()
+        self.inspector = None  # built by ensure_panels()
+        self.curves = None
+        self._pending_points: list[tuple] = []
+        self._pending_tests: list[tuple] = []
+        self._pending_views: tuple | None = None
         self.graph = GraphView()
         self.solver_panel = SolverPanel(self.session)
         self.frames_drawn = 0
@@ -62,6 +66,10 @@ class MainWindow(QMainWindow):
         self._connect()
         if settings is not None:
             self._restore_layout()
+        if lazy_panels:
+            QTimer.singleShot(0, self.ensure_panels)
+        else:
+            self.ensure_panels()
 
     # -- building ------------------------------------------------------
     def _build_central(self) -> None:
@@ -75,7 +83,10 @@ class MainWindow(QMainWindow):
                                   " border-radius: 4px; padding: 6px; font-weight: bold; }")
         self.banner.hide()
         layout.addWidget(self.banner)
-        layout.addWidget(self.inspector, 1)
+        self._inspector_slot = QLabel("Building the inspector…")
+        self._inspector_slot.setAlignment(Qt.AlignCenter)
+        layout.addWidget(self._inspector_slot, 1)
+        self._central_layout = layout
         self.setCentralWidget(central)
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -88,7 +99,8 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.graph_dock = self._dock("Layer graph", "graphDock", self.graph, Qt.LeftDockWidgetArea)
         self.solver_dock = self._dock("Solver", "solverDock", self.solver_panel, Qt.RightDockWidgetArea)
-        self.curves_dock = self._dock("Curves", "curvesDock", self.curves, Qt.BottomDockWidgetArea)
+        self.curves_dock = self._dock("Curves", "curvesDock", QLabel("Building the curves…"),
+                                      Qt.BottomDockWidgetArea)
         self.resizeDocks([self.graph_dock, self.solver_dock], [400, 300], Qt.Horizontal)
         self.resizeDocks([self.curves_dock], [300], Qt.Vertical)
 
@@ -125,9 +137,13 @@ class MainWindow(QMainWindow):
         for dock in (self.graph_dock, self.curves_dock, self.solver_dock):
             self.view_menu.addAction(dock.toggleViewAction())
         self.grid_action = self._menu_action(self.view_menu, "All InnerProduct layers (grid)", "Ctrl+G",
-                                             lambda: self.inspector.set_grid_mode(self.grid_action.isChecked()))
+                                             self._toggle_grid)
         self.grid_action.setCheckable(True)
         self._refresh_recent_menu()
+
+    def _toggle_grid(self) -> None:
+        self.ensure_panels()
+        self.inspector.set_grid_mode(self.grid_action.isChecked())
 
     def _menu_action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -160,13 +176,39 @@ class MainWindow(QMainWindow):
         self.worker.runFinished.connect(self._on_run_finished, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_worker_failed, Qt.QueuedConnection)
         self.graph.layerSelected.connect(self._on_graph_selected)
-        self.inspector.layerSelected.connect(self.graph.select)
         self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
         self.solver_panel.edited.connect(self._on_solver_edited)
         dispatcher = QAbstractEventDispatcher.instance()
         if dispatcher is not None:  # the GUI thread goes idle: the frame is drawn and painted
             dispatcher.aboutToBlock.connect(self._on_idle)
             dispatcher.awake.connect(self._on_awake)
+
+    def ensure_panels(self) -> None:
+        """Build the inspector and the curves (imports pyqtgraph) if not built yet."""
+        if self.inspector is not None:
+            return
+        from .curves import CurvesPanel
+        from .inspector import InspectorPanel
+        self.inspector = InspectorPanel()
+        self.curves = CurvesPanel()
+        self._central_layout.replaceWidget(self._inspector_slot, self.inspector)
+        self._inspector_slot.deleteLater()
+        self.curves_dock.widget().deleteLater()
+        self.curves_dock.setWidget(self.curves)
+        self.inspector.layerSelected.connect(self.graph.select)
+        if self.graph.selected:
+            self.inspector.select_layer(self.graph.selected)
+        if self._pending_views is not None:
+            self.inspector.set_views(*self._pending_views)
+            if self.graph.selected:
+                self.inspector.select_layer(self.graph.selected)
+        points, self._pending_points = self._pending_points, []
+        for batch in points:
+            self.curves.add_train_points(*batch)
+        tests, self._pending_tests = self._pending_tests, []
+        for iteration, scores in tests:
+            self.curves.add_test_point(iteration, scores)
+        self._pending_views = None
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:
@@ -206,6 +248,7 @@ class MainWindow(QMainWindow):
         return paths
 
     def export_heatmaps(self, folder: str) -> list[str]:
+        self.ensure_panels()
         try:
             paths = self.inspector.export_png(folder)
         except Exception as exc:
@@ -215,6 +258,7 @@ class MainWindow(QMainWindow):
         return paths
 
     def export_curves(self, path: str) -> bool:
+        self.ensure_panels()
         try:
             self.curves.to_csv(path)
         except Exception as exc:
@@ -409,7 +453,9 @@ class MainWindow(QMainWindow):
         solver = self.session.solver
         self.worker.forget_history()
         self.graph.set_net(solver.net)
-        self.curves.clear()
+        if self.curves is not None:
+            self.curves.clear()
+        self._pending_points, self._pending_tests = [], []
         self.solver_panel.refresh()
         self.solver_panel.set_editable(True)
         self.controls.show_device(solver.device)
@@ -432,11 +478,17 @@ class MainWindow(QMainWindow):
         """Draw one frame; the time it takes tells the worker how often to send them."""
         began = time.perf_counter()
         self.last_frame = frame
-        self.inspector.set_views(frame.views, frame.info)
-        if len(frame.train_points[0]):
-            self.curves.add_train_points(*frame.train_points)
-        for iteration, scores in frame.test_points:
-            self.curves.add_test_point(iteration, scores)
+        if self.inspector is None:
+            self._pending_views = (frame.views, frame.info)
+            if len(frame.train_points[0]):
+                self._pending_points.append(frame.train_points)
+            self._pending_tests.extend(frame.test_points)
+        else:
+            self.inspector.set_views(frame.views, frame.info)
+            if len(frame.train_points[0]):
+                self.curves.add_train_points(*frame.train_points)
+            for iteration, scores in frame.test_points:
+                self.curves.add_test_point(iteration, scores)
         self._show_event(frame)
         self._show_status(frame)
         if frame.running:
@@ -464,7 +516,7 @@ class MainWindow(QMainWindow):
         if stop is not None:
             self.graph.set_active(None, None)
             self.graph.set_nonfinite(stop.layer, f"NaN/inf: {stop.phase} of {stop.layer}")
-            if stop.layer in frame.views:
+            if stop.layer in frame.views and self.inspector is not None:
                 self.inspector.select_layer(stop.layer)
             self.banner.setText(f"Stopped: {stop.message}")
             self.banner.show()
@@ -496,7 +548,7 @@ class MainWindow(QMainWindow):
         self.errors.report("The solver stopped", message, "The net stays loaded; fix the setting and step again.")
 
     def _on_graph_selected(self, name: str) -> None:
-        if name in self.session.inner_product_layers():
+        if name in self.session.inner_product_layers() and self.inspector is not None:
             self.inspector.select_layer(name)
 
     def _on_solver_edited(self, name: str, value) -> None:
