@@ -263,7 +263,7 @@ class NodeItem(QGraphicsItem):
         left = rect.left() + 14
         if node.in_place:
             painter.setFont(_font(9, bold=True))
-            room = rect.width() - 18 - (90 if (self.direction or self.nonfinite) else 0)
+            room = rect.width() - 18 - (42 if (self.direction or self.nonfinite) else 0)
             text = f"{node.name}  ·  {node.type} (in place)"
             if painter.fontMetrics().horizontalAdvance(text) > room:
                 text = f"{node.name}  ·  {node.type}"
@@ -294,8 +294,9 @@ class NodeItem(QGraphicsItem):
             text = {"forward": "▼ forward", "backward": "▲ backward"}.get(self.direction, "● update")
             colour = self._direction_colour()
         badge = QRectF(rect.right() - 88, rect.top() + 5, 82, 18)
-        if self.node.in_place:
-            badge.moveTop(rect.top() + (rect.height() - 18) / 2)
+        if self.node.in_place:  # a tab has little room: the arrow alone
+            text = text.split(" ")[0] if not self.nonfinite else "NaN"
+            badge = QRectF(rect.right() - 40, rect.top() + (rect.height() - 18) / 2, 34, 18)
         painter.setPen(Qt.NoPen)
         painter.setBrush(colour)
         painter.drawRoundedRect(badge, 10, 10)

@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         if settings is not None:
             self._restore_layout()
         if lazy_panels:
-            QTimer.singleShot(0, self.ensure_panels)
+            QTimer.singleShot(50, self.ensure_panels)  # after the first paint
         else:
             self.ensure_panels()
 

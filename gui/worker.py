@@ -19,8 +19,12 @@ from .session import NonFiniteStop, Session
 
 #: Redraws per second, at most.
 MAX_FPS = 30.0
-#: While running flat out, the GUI may use at most this share of the time to redraw.
+#: While running flat out, the GUI may use at most this share of the time to redraw
+#: (Python runs one thread at a time: each redraw is time the solver does not run).
 GUI_DUTY = 0.06
+#: Under a speed limit the solver has time to spare, but the GUI still keeps half
+#: its time for the user (clicks, hovers) however slow a redraw is.
+GUI_DUTY_LIMITED = 0.5
 
 
 @dataclass
@@ -171,10 +175,8 @@ class SolverWorker(QObject):
             self.runFinished.emit()
 
     def _frame_interval(self) -> float:
-        interval = 1.0 / MAX_FPS
-        if self.speed_limit <= 0:
-            interval = max(interval, self.render_cost / GUI_DUTY)
-        return interval
+        duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
+        return max(1.0 / MAX_FPS, self.render_cost / duty)
 
     def _keep_speed_limit(self, began: float, request: int) -> None:
         if self.speed_limit <= 0:

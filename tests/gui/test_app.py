@@ -258,3 +258,22 @@ def test_bad_arguments_exit_with_usage(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--size", "big"])
     assert info.value.code == 2 and "--size" in capsys.readouterr().err
+
+
+def test_layout_and_recent_files_are_remembered(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+    settings = QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat)
+    first = MainWindow(settings=settings, modal_errors=False)
+    qtbot.addWidget(first)
+    first.resize(1300, 900)
+    first.show()
+    assert first.open_path(SPIRAL)
+    first.curves_dock.hide()
+    first.close()
+    second = MainWindow(settings=settings, modal_errors=False)
+    qtbot.addWidget(second)
+    second.show()
+    assert second.recent_files()[0].endswith("spiral_mlp/solver.prototxt")
+    assert [a.text() for a in second.recent_menu.actions()] == second.recent_files()
+    assert not second.curves_dock.isVisible() and second.graph_dock.isVisible()
+    second.close()

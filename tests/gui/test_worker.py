@@ -68,7 +68,9 @@ def test_frames_are_paced_by_the_gui_cost(worker):
     assert worker._frame_interval() == pytest.approx(1 / MAX_FPS)
     worker.render_cost = 0.2  # a slow redraw: send frames rarely while running flat out
     assert worker._frame_interval() > 1.0
-    worker.speed_limit = 5  # a slow run has time to spare: full frame rate
+    worker.speed_limit = 5  # a slow run has time to spare: more frames, the GUI still half idle
+    assert worker._frame_interval() == pytest.approx(0.4)
+    worker.render_cost = 0.005
     assert worker._frame_interval() == pytest.approx(1 / MAX_FPS)
 
 
