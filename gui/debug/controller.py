@@ -15,7 +15,7 @@ import time
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QKeySequence, QPen
-from PySide6.QtWidgets import QDockWidget, QGraphicsEllipseItem, QMenu
+from PySide6.QtWidgets import QDockWidget, QGraphicsEllipseItem, QInputDialog, QMenu
 
 from engine.errors import EngineError
 
@@ -75,9 +75,15 @@ class DebugController(QObject):
         self.rewind_bar.restored.connect(lambda _p: self._after_restore())
         self.gradcheck.finished.connect(self._on_gradcheck_finished)
         self.overlay_chips: dict[str, QGraphicsEllipseItem] = {}
+        self._edit_scenes: list = []  # heatmap scenes watched for double-clicks on W
+        #: asks the user for a weight's new value: (title, current) -> (value, ok)
+        self.ask_value = lambda title, current: QInputDialog.getDouble(
+            self.window, "Set weight", title, current, -1e30, 1e30, 6)
         self.overlays.colouring_changed.connect(self._paint_chips)
         self.slow_motion.stopped.connect(lambda why: self._set_slow_checked(False, why))
         window.worker.runFinished.connect(self._on_worker_idle, Qt.QueuedConnection)
+        if hasattr(window, "inspector"):
+            window.inspector.layerSelected.connect(lambda _name: self.watch_weight_maps())
         if hasattr(window, "graph"):
             window.graph.layerSelected.connect(self._on_layer_selected)
             window.graph.viewport().installEventFilter(self)
@@ -327,6 +333,7 @@ class DebugController(QObject):
     def _on_worker_idle(self) -> None:
         if self.window.worker.busy or self.session.solver is None:
             return
+        self.watch_weight_maps()
         with self.session.lock:
             if self._live["boundary"] and self.boundary_model is not None:
                 self._show_boundary(self.boundary_model.compute())
@@ -408,6 +415,48 @@ class DebugController(QObject):
             value = rows[name].metric(key) if name in rows else None
             chip.setToolTip(f"{name}: {key} = {value:.4g}" if value is not None else name)
 
+    # -- double-click a weight to set it ------------------------------------------------
+    def _weight_maps(self) -> dict:
+        inspector = getattr(self.window, "inspector", None)
+        if inspector is None:
+            return {}
+        return {layer: view for (layer, which), view in inspector.visible_heatmaps().items() if which == "W"}
+
+    def watch_weight_maps(self) -> None:
+        """Watch the W heatmaps on screen for double-clicks (idempotent)."""
+        for view in self._weight_maps().values():
+            scene = view.image_item().scene()
+            if scene is not None and not any(scene is known for known in self._edit_scenes):
+                scene.installEventFilter(self)
+                self._edit_scenes.append(scene)
+
+    def _weight_cell_at(self, scene, scene_pos) -> tuple[str, int, int] | None:
+        for layer, view in self._weight_maps().items():
+            item = view.image_item()
+            if item.scene() is scene and item.image is not None:
+                point = item.mapFromScene(scene_pos)
+                row, col = int(math.floor(point.y())), int(math.floor(point.x()))
+                rows, cols = item.image.shape[:2]
+                if 0 <= row < rows and 0 <= col < cols:
+                    return layer, row, col
+        return None
+
+    def edit_weight_at(self, layer: str, row: int, col: int) -> bool:
+        """Ask for a new value of W[row, col] of ``layer`` (paused only) and set it."""
+        if self.window.worker.busy:
+            self.window.statusBar().showMessage("Pause to edit a weight", 6000)
+            return False
+        W = self.session.solver.net.params[layer][0]
+        current = float(W.data[row, col])
+        value, ok = self.ask_value(f"{layer}: W[{row}, {col}] (weight from input {col} to output {row})",
+                                   current)
+        if not ok:
+            return False
+        self.edit_weight(layer, 0, (row, col), value)
+        self.window.statusBar().showMessage(
+            f"{layer} W[{row}, {col}]: {current:g} → {value:g} (Step Back undoes it)", 8000)
+        return True
+
     # -- the graph's context menu ---------------------------------------------------
     def layer_at(self, view_pos) -> str | None:
         """The layer whose node is under ``view_pos`` (graph viewport coordinates)."""
@@ -439,6 +488,12 @@ class DebugController(QObject):
         self.show_panel("breakpoints")
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.GraphicsSceneMouseDoubleClick and self.session.solver is not None:
+            cell = self._weight_cell_at(watched, event.scenePos())
+            if cell is not None:
+                self.edit_weight_at(*cell)
+                return True
+            return False
         if event.type() == QEvent.Type.ContextMenu and self.session.solver is not None:
             name = self.layer_at(event.pos())
             if name is not None:

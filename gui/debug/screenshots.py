@@ -90,6 +90,34 @@ def build_panels(steps: int = 300) -> dict:
     return panels
 
 
+def render_window(path: str, steps: int = 300, size=(1600, 1000)) -> str:
+    """The main window with the debugger installed and its main docks open."""
+    from PySide6.QtWidgets import QApplication
+
+    import gui.debug
+    from engine import resources
+    from gui.main_window import MainWindow
+
+    app = QApplication.instance()
+    window = MainWindow(settings=None, modal_errors=False)
+    window.resize(*size)
+    window.show()
+    window.open_path(resources.examples()["spiral_mlp"])
+    controller = gui.debug.install(window)
+    for name in ("rewind", "boundary", "overlays"):
+        controller.show_panel(name)
+    window.step_iterations(steps)
+    window.wait_until_idle(120)
+    app.processEvents()
+    from PySide6.QtCore import Qt
+    tmp = path + ".tmp.png"
+    window.grab().scaledToWidth(1100, Qt.TransformationMode.SmoothTransformation).save(tmp)
+    os.replace(tmp, path)
+    window.shutdown()
+    window.close()
+    return path
+
+
 def render(outdir: str, steps: int = 300) -> list[str]:
     from PySide6.QtWidgets import QApplication
 
@@ -107,6 +135,7 @@ def render(outdir: str, steps: int = 300) -> list[str]:
         os.replace(tmp, path)
         paths.append(path)
         widget.close()
+    paths.append(render_window(os.path.join(outdir, "debug_window.png"), steps))
     return paths
 
 

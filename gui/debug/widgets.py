@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
                                QGridLayout, QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar,
@@ -364,6 +364,7 @@ class BoundaryView(QWidget):
         self.unit_spin.valueChanged.connect(lambda _v: self._redraw())
         self.result: BoundaryResult | None = None
         self.rgb: numpy.ndarray | None = None
+        self.setMinimumSize(220, 240)
 
     @staticmethod
     def region_colours(result: BoundaryResult) -> numpy.ndarray:
@@ -531,7 +532,7 @@ class _Legend(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.low, self.high, self.title = 0.0, 1.0, ""
-        self.setMinimumHeight(34)
+        self.setMinimumHeight(50)
 
     def set_range(self, title: str, low: float, high: float) -> None:
         self.title, self.low, self.high = title, low, high
@@ -539,15 +540,15 @@ class _Legend(QWidget):
 
     def paintEvent(self, _event) -> None:  # noqa: N802
         painter = QPainter(self)
-        width = self.width() - 20
+        width = max(40, self.width() - 20)
+        painter.setPen(QPen(self.palette().windowText().color()))
+        painter.drawText(QRectF(10, 0, width, 16), int(Qt.AlignmentFlag.AlignHCenter), self.title)
         gradient = QLinearGradient(10, 0, 10 + width, 0)
         for t in (0.0, 0.25, 0.5, 0.75, 1.0):
             gradient.setColorAt(t, QColor(*overlays.ramp(t)))
-        painter.fillRect(10, 2, width, 12, gradient)
-        painter.setPen(QPen(self.palette().windowText().color()))
-        painter.drawText(10, 30, f"{10 ** self.low:.2g}")
-        painter.drawText(10 + width // 2 - 60, 30, self.title)
-        painter.drawText(10 + width - 50, 30, f"{10 ** self.high:.2g}")
+        painter.fillRect(QRectF(10, 18, width, 12), gradient)
+        painter.drawText(QRectF(10, 32, width, 16), int(Qt.AlignmentFlag.AlignLeft), f"{10 ** self.low:.2g}")
+        painter.drawText(QRectF(10, 32, width, 16), int(Qt.AlignmentFlag.AlignRight), f"{10 ** self.high:.2g}")
         painter.end()
 
 

@@ -10,6 +10,7 @@ from gui.debug import breakpoints as bp
 from .debug_nets import make_solver, spiral_solver
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf · 0 in the planted layer
 def test_a_planted_inf_weight_stops_at_that_layers_forward():
     solver = spiral_solver()
     solver.step(3)
@@ -25,6 +26,7 @@ def test_a_planted_inf_weight_stops_at_that_layers_forward():
     assert solver.iter == 3  # the weights were not updated
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_a_huge_learning_rate_stops_at_the_first_layer_that_goes_non_finite(tmp_path):
     solver = make_solver(tmp_path, base_lr=1e30, momentum=0.0, weight_decay=0.0)
     stop = bp.run_until(solver, bp.Breakpoints([bp.NonFinite()]), 50)

@@ -100,6 +100,7 @@ def test_a_layer_breakpoint_stops_the_run_before_that_layer(window, qtbot):
     assert signal.args[0].iteration == 1 and session.solver.iter == 1
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf − inf in the softmax
 def test_a_planted_inf_stops_the_run_at_that_layer(window, qtbot):
     run(window, 2)
     window.session.solver.net.params["ip3"][0].data[1, 2] = numpy.inf
@@ -192,3 +193,28 @@ def test_the_graph_context_menu_sets_breakpoints_and_checks_one_layer(window, qt
     assert {b.layer for b in signal.args[0].blobs} == {"ip2"}
     data_menu = {a.text() for a in controller.layer_menu("data").actions()}
     assert "Stop before the backward of data" not in data_menu  # the data layer runs no backward
+
+
+def test_double_clicking_a_weight_sets_it_and_step_back_undoes_it(window, qtbot):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtWidgets import QGraphicsSceneMouseEvent
+    run(window, 2)
+    controller = window.debug
+    solver = window.session.solver
+    original = weights(solver)
+    window.inspector.select_layer("ip2")
+    controller.watch_weight_maps()
+    view = window.inspector.heatmap("ip2", "W")
+    asked = []
+    controller.ask_value = lambda title, current: (asked.append((title, current)) or (7.5, True))
+    event = QGraphicsSceneMouseEvent(QEvent.Type.GraphicsSceneMouseDoubleClick)
+    event.setScenePos(view.cell_scene_pos(3, 5))
+    QApplication.sendEvent(view.image_item().scene(), event)
+    assert asked and asked[0][1] == original[2][3, 5] and "W[3, 5]" in asked[0][0]
+    assert solver.net.params["ip2"][0].data[3, 5] == 7.5
+    assert window.inspector.heatmap("ip2", "W").image_array()[3, 5] == 7.5
+    assert "edit ip2.0[3, 5]" in controller.history.current.label
+    controller.step_back()
+    assert solver.iter == 2
+    for mine, theirs in zip(weights(solver), original):
+        assert numpy.array_equal(mine, theirs)
