@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from engine.errors import NonFiniteError
-from engine.events import (BACKWARD, CLIP, FORWARD, ITERATION_END, NONFINITE, TEST, UPDATE,
-                           UPDATE_VALUE, Event)
+from engine.events import BACKWARD, FORWARD, ITERATION_END, NONFINITE, TEST, UPDATE, Event
 
 
 @dataclass
@@ -314,4 +313,5 @@ def run_until(solver, breakpoints: Breakpoints, max_iterations: int) -> Stop | N
 
 
 __all__ = ["Stop", "IterationResult", "Condition", "NonFinite", "LossAbove", "LossRising", "AtIteration",
-           "LayerBreak", "Breakpoints", "Runner", "run_until", "upcoming", "CLIP", "UPDATE_VALUE"]
+           "LayerBreak", "Breakpoints", "Runner", "run_until", "upcoming",
+           "FORWARD", "BACKWARD", "UPDATE", "NONFINITE"]

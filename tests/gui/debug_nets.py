@@ -16,11 +16,13 @@ layer { name: "data" type: "BuiltinData" top: "data" top: "label"
   builtin_data_param { dataset: "blobs" num_points: 60 noise: 0.3 num_classes: 3 seed: 4
                        test_fraction: 0 batch_size: 16 shuffle: true } }
 layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
-  inner_product_param { num_output: 8 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "constant" value: 0.1 } } }
+  inner_product_param { num_output: 8 weight_filler { type: "gaussian" std: 0.5 }
+                        bias_filler { type: "constant" value: 0.1 } } }
 layer { name: "tanh1" type: "TanH" bottom: "ip1" top: "ip1" }
 layer { name: "drop1" type: "Dropout" bottom: "ip1" top: "ip1" dropout_param { dropout_ratio: 0.3 } }
 layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
-  inner_product_param { num_output: 8 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "constant" value: 0.1 } } }
+  inner_product_param { num_output: 8 weight_filler { type: "gaussian" std: 0.5 }
+                        bias_filler { type: "constant" value: 0.1 } } }
 layer { name: "relu2" type: "ReLU" bottom: "ip2" top: "ip2" }
 layer { name: "ip3" type: "InnerProduct" bottom: "ip2" top: "ip3"
   inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } } }
