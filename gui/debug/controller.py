@@ -25,9 +25,10 @@ from .decompose import PreUpdate, decompose, param_index
 from .overlays import layer_stats
 from .presenter import PresenterMode, SlowMotion
 from .rewind import History
+from .tiles import image_layers, weight_tiles
 from .timing import time_solver
 from .widgets import (BoundaryView, BreakpointsPanel, DecompositionPanel, GradCheckPanel, OverlayTable,
-                      RewindBar, TimingPanel)
+                      RewindBar, TimingPanel, WeightTilesView)
 
 #: Rewind may use at most this share of the training time for its checkpoints.
 REWIND_DUTY = 0.03
@@ -56,11 +57,12 @@ class DebugController(QObject):
         self.timing = TimingPanel(self.time_layers)
         self.overlays = OverlayTable()
         self.gradcheck = GradCheckPanel(self._net_for_check)
+        self.tiles = WeightTilesView(lambda name: weight_tiles(self.session.solver.net, name))
         self.presenter = PresenterMode(window, [window.toolbar])
         self.slow_motion = SlowMotion(self._slow_advance, pace=2.0, parent=self)
         self.boundary_model: BoundaryModel | None = None
         self.boundary_points = None
-        self._live = {"boundary": False, "overlays": False, "decomposition": False}
+        self._live = {"boundary": False, "overlays": False, "decomposition": False, "tiles": False}
         self._last_live = 0.0
         self._iteration_seconds = 0.0
         self._capture_seconds = 0.0
@@ -114,8 +116,9 @@ class DebugController(QObject):
                                    "overlays"),
             "timing": self._dock("Layer timing", "debugTimingDock", self.timing, bottom),
             "gradcheck": self._dock("Gradient check", "debugGradcheckDock", self.gradcheck, right),
+            "tiles": self._dock("Weights as images", "debugTilesDock", self.tiles, right, "tiles"),
         }
-        for a, b in (("breakpoints", "boundary"), ("boundary", "gradcheck")):
+        for a, b in (("breakpoints", "boundary"), ("boundary", "gradcheck"), ("gradcheck", "tiles")):
             self.window.tabifyDockWidget(self.docks[a], self.docks[b])
         for a, b in (("decomposition", "overlays"), ("overlays", "timing")):
             self.window.tabifyDockWidget(self.docks[a], self.docks[b])
@@ -304,6 +307,7 @@ class DebugController(QObject):
             return
         self.history.record(solver, f"loaded: iteration {solver.iter}")
         self.breakpoints_panel.set_layers([layer.name for layer in solver.net.layers])
+        self.tiles.set_layers(image_layers(solver.net))
         self._build_boundary_model()
         self._on_worker_idle()
 
@@ -341,6 +345,8 @@ class DebugController(QObject):
                 self.overlays.set_rows(layer_stats(self.session.solver.net))
             if self._live["decomposition"]:
                 self._refresh_decomposition()
+            if self._live["tiles"]:
+                self.tiles.refresh()
 
     def _show_boundary(self, result) -> None:
         points, labels = self.boundary_points if self.boundary_points is not None else (None, None)

@@ -16,6 +16,7 @@ SPIRAL = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "examp
 def build_panels(steps: int = 300) -> dict:
     """{name: (widget, size)} for each panel, showing the spiral MLP after ``steps`` iterations."""
     import engine
+    from engine import resources
     from engine.layers.inner_product import InnerProductLayer
 
     from . import breakpoints as bp
@@ -87,6 +88,15 @@ def build_panels(steps: int = 300) -> dict:
         InnerProductLayer.backward = real_backward
     gradcheck.set_report(report)
     panels["gradcheck"] = (gradcheck, (760, 640))
+
+    from .tiles import image_layers, weight_tiles
+    from .widgets import WeightTilesView
+    digits = engine.get_solver(resources.examples()["digits_mlp"])
+    digits.step(300)
+    tiles = WeightTilesView(lambda name: weight_tiles(digits.net, name))
+    tiles.set_layers(image_layers(digits.net))
+    tiles.refresh()
+    panels["weight_tiles"] = (tiles, (520, 560))
     return panels
 
 
