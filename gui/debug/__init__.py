@@ -1,9 +1,10 @@
 """Debugger and classroom features (issue 6).
 
 Qt-free cores: :mod:`rewind`, :mod:`breakpoints`, :mod:`decompose`,
-:mod:`boundary`, :mod:`timing`, :mod:`overlays`, :mod:`gradcheck_task`.
-Qt panels observing them: :mod:`widgets`; presenter mode: :mod:`presenter`.
-``install(main_window)`` mounts the panels as dock widgets.
+:mod:`boundary`, :mod:`timing`, :mod:`overlays`, :mod:`gradcheck_task`, :mod:`tiles`.
+Qt panels observing them: :mod:`widgets`; presenter mode: :mod:`presenter`;
+the binding to the main window and its session: :mod:`controller`.
+``install(main_window)`` mounts the panels as dock widgets (see docs/debugging.md).
 """
 
 
