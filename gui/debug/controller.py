@@ -30,8 +30,6 @@ from .timing import time_solver
 from .widgets import (BoundaryView, BreakpointsPanel, DecompositionPanel, GradCheckPanel, OverlayTable,
                       RewindBar, TimingPanel, WeightTilesView)
 
-#: Rewind may use at most this share of the training time for its checkpoints.
-REWIND_DUTY = 0.03
 #: Seconds between live redraws of the boundary / debug_info while running.
 LIVE_INTERVAL = 0.25
 
@@ -64,8 +62,6 @@ class DebugController(QObject):
         self.boundary_points = None
         self._live = {"boundary": False, "overlays": False, "decomposition": False, "tiles": False}
         self._last_live = 0.0
-        self._iteration_seconds = 0.0
-        self._capture_seconds = 0.0
         self._skip_start: int | None = None
         self._slow_stopped_at = None
         self._build_docks()
@@ -276,20 +272,7 @@ class DebugController(QObject):
                 self.statsReady.emit(layer_stats(solver.net))
 
     def _record(self, solver, seconds: float) -> None:
-        if seconds > 0:
-            self._iteration_seconds = seconds if not self._iteration_seconds else \
-                0.9 * self._iteration_seconds + 0.1 * seconds
-        if self._live["decomposition"] or not self._capture_seconds or not self._iteration_seconds:
-            self.history.checkpoint_every = 1
-        else:
-            wanted = self._capture_seconds / (REWIND_DUTY * self._iteration_seconds)
-            self.history.checkpoint_every = max(1, min(200, math.ceil(wanted)))
-        began = time.perf_counter()
-        mark = self.history.record(solver)
-        if mark.checkpoint is not None:
-            took = time.perf_counter() - began
-            self._capture_seconds = took if not self._capture_seconds else \
-                0.8 * self._capture_seconds + 0.2 * took
+        self.history.record_iteration(solver, seconds, every_iteration=self._live["decomposition"])
 
     # -- session events (GUI thread) -------------------------------------------
     def _on_session(self, name: str, **data) -> None:

@@ -15,7 +15,9 @@ and recording from a rewound position drops the states after it.
 from __future__ import annotations
 
 import copy
+import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,6 +213,10 @@ class History:
         self.lock = threading.RLock()  # the worker records while the GUI reads summary()
         self._last_nbytes = 0  # size of the newest checkpoint (for the memory bound)
         self._bytes = 0  # total size of the kept checkpoints
+        self._last_checkpoint_iteration: int | None = None  # None: unknown, look it up
+        self.duty = 0.03  # record_iteration keeps checkpoints to about this share of the training time
+        self._iteration_seconds = 0.0
+        self._capture_seconds = 0.0
 
     # -- observing ------------------------------------------------------
     def subscribe(self, callback) -> None:
@@ -234,8 +240,10 @@ class History:
     def _drop(self, start: int, stop: int | None = None) -> None:
         """Delete marks[start:stop], keeping the byte count."""
         gone = self.marks[start:stop]
-        self._bytes -= sum(m.checkpoint.nbytes for m in gone if m.checkpoint is not None)
-        del self.marks[start:stop]
+        if gone:
+            self._bytes -= sum(m.checkpoint.nbytes for m in gone if m.checkpoint is not None)
+            del self.marks[start:stop]
+            self._last_checkpoint_iteration = None
 
     def keep_only_checkpoints(self) -> None:
         """Forget the states up to the cursor that would be replayed, and those after it
@@ -244,6 +252,7 @@ class History:
             kept = [m for m in self.marks[:self.position + 1] if m.checkpoint is not None]
             self.marks = kept
             self._bytes = sum(m.checkpoint.nbytes for m in kept)
+            self._last_checkpoint_iteration = None
             self.position = len(kept) - 1
         self._changed()
 
@@ -284,10 +293,11 @@ class History:
     def _needs_checkpoint(self, iteration: int) -> bool:
         if self.checkpoint_every <= 1:
             return True
-        for mark in reversed(self.marks):  # a short walk: at most checkpoint_every marks
-            if mark.checkpoint is not None:
-                return iteration - mark.checkpoint.iteration >= self.checkpoint_every
-        return True
+        if self._last_checkpoint_iteration is None:  # after a drop: find it again (once)
+            self._last_checkpoint_iteration = next(
+                (m.iteration for m in reversed(self.marks) if m.checkpoint is not None), None)
+        last = self._last_checkpoint_iteration
+        return last is None or iteration - last >= self.checkpoint_every
 
     def record(self, solver, label: str = "", *, checkpoint: bool | None = None) -> Mark:
         """Append the solver's current state (dropping any states after the cursor).
@@ -302,10 +312,31 @@ class History:
             if mark.checkpoint is not None:
                 self._last_nbytes = mark.checkpoint.nbytes
                 self._bytes += mark.checkpoint.nbytes
+                self._last_checkpoint_iteration = mark.iteration
             self.marks.append(mark)
             self.position = len(self.marks) - 1
             self._trim()
         self._changed()
+        return mark
+
+    def record_iteration(self, solver, seconds: float, *, every_iteration: bool = False) -> Mark:
+        """Record after an iteration that took ``seconds``: full checkpoints only every
+        k-th iteration, k chosen so they cost about ``duty`` of the training time
+        (``every_iteration``: k = 1, e.g. while the update decomposition is shown)."""
+        if seconds > 0:
+            self._iteration_seconds = seconds if not self._iteration_seconds else \
+                0.9 * self._iteration_seconds + 0.1 * seconds
+        if every_iteration or not self._capture_seconds or not self._iteration_seconds:
+            self.checkpoint_every = 1
+        else:
+            wanted = self._capture_seconds / (self.duty * self._iteration_seconds)
+            self.checkpoint_every = max(1, min(200, math.ceil(wanted)))
+        began = time.perf_counter()
+        mark = self.record(solver)
+        if mark.checkpoint is not None:
+            took = time.perf_counter() - began
+            self._capture_seconds = took if not self._capture_seconds else \
+                0.8 * self._capture_seconds + 0.2 * took
         return mark
 
     def _trim(self) -> None:
@@ -342,6 +373,7 @@ class History:
             with self.lock:
                 self.current.checkpoint = capture(solver, self.current.label, activations=self.activations)
                 self._bytes += self.current.checkpoint.nbytes
+                self._last_checkpoint_iteration = None
         blob = solver.net.learnable_params[param_index]
         old = float(backend.to_numpy(blob.data[index]))
         blob.data[index] = value
@@ -381,4 +413,5 @@ class History:
             self.position = -1
             self._last_nbytes = 0
             self._bytes = 0
+            self._last_checkpoint_iteration = None
         self._changed()

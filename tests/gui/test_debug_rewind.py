@@ -163,3 +163,18 @@ def test_memory_accounting_follows_drops_and_rewinds(tmp_path):
     history.keep_only_checkpoints()
     assert all(m.checkpoint is not None for m in history.marks)
     assert history.memory_bytes == sum(c.nbytes for c in history.entries)
+
+
+def test_record_iteration_spaces_checkpoints_by_their_cost(tmp_path):
+    solver = make_solver(tmp_path)
+    history = History()
+    history.record_iteration(solver, 0.0)  # nothing measured yet: a full checkpoint
+    assert history.checkpoint_every == 1 and history.marks[-1].checkpoint is not None
+    history._capture_seconds = 0.003  # as if a checkpoint took 3 ms ...
+    for _ in range(6):
+        solver.step(1)
+        history.record_iteration(solver, 0.010)  # ... and an iteration 10 ms: k = 3 ms / (3% · 10 ms) = 10
+    assert history.checkpoint_every == 10
+    assert [m.checkpoint is not None for m in history.marks] == [True] + [False] * 6
+    history.record_iteration(solver, 0.010, every_iteration=True)
+    assert history.checkpoint_every == 1 and history.marks[-1].checkpoint is not None
