@@ -369,8 +369,13 @@ class DebugController(QObject):
     def _on_stopped(self, stop: bp.Stop) -> None:
         self.breakpoints_panel.show_stop(stop)
         self.window.statusBar().showMessage(f"Stopped: {stop.reason}", 15000)
+        if stop.condition != bp.NonFinite.name:  # the window shows NaN stops itself (banner)
+            self.show_panel("breakpoints")
         if stop.layer and hasattr(self.window, "graph"):
             self.window.graph.select(stop.layer)
+            inspector = getattr(self.window, "inspector", None)
+            if inspector is not None and stop.layer in inspector.layer_names():
+                inspector.select_layer(stop.layer)
         if self.slow_motion.running:
             self.slow_motion.stop(stop.reason)
 

@@ -95,6 +95,7 @@ def test_a_layer_breakpoint_stops_the_run_before_that_layer(window, qtbot):
     assert session.mid_iteration and session.last_event.layer == "relu2"
     assert not session.solver.net.params["ip2"][0].diff.any()  # ip2's backward has not run
     qtbot.waitUntil(lambda: "before the backward of layer 'ip2'" in controller.breakpoints_panel.stop_label.text())
+    assert controller.docks["breakpoints"].isVisible() and window.inspector.selected_layer() == "ip2"
     with qtbot.waitSignal(controller.stopped, timeout=30000) as signal:
         run(window, 10)  # continue: finishes iteration 0, stops in iteration 1
     assert signal.args[0].iteration == 1 and session.solver.iter == 1
