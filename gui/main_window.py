@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QToolBar,
                                QVBoxLayout, QWidget)
@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self._running = False
         self._render_cost = 0.0
         self._frame_began: float | None = None
+        self._paint_watch = _PaintWatch()
         self.setWindowTitle("Backprop Studio")
         self.resize(1600, 1000)
         self._build_central()
@@ -178,10 +179,6 @@ class MainWindow(QMainWindow):
         self.graph.layerSelected.connect(self._on_graph_selected)
         self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
         self.solver_panel.edited.connect(self._on_solver_edited)
-        dispatcher = QAbstractEventDispatcher.instance()
-        if dispatcher is not None:  # the GUI thread goes idle: the frame is drawn and painted
-            dispatcher.aboutToBlock.connect(self._on_idle)
-            dispatcher.awake.connect(self._on_awake)
 
     def ensure_panels(self) -> None:
         """Build the inspector and the curves (imports pyqtgraph) if not built yet."""
@@ -477,6 +474,11 @@ class MainWindow(QMainWindow):
     def apply_frame(self, frame: Frame) -> None:
         """Draw one frame; the time it takes tells the worker how often to send them."""
         began = time.perf_counter()
+        if self._frame_began is None:  # the worker waits while this frame draws and paints
+            self.worker.gui_busy = True
+            self._frame_began = began
+            self._paint_watch.start()
+            QTimer.singleShot(0, self._frame_painted)
         self.last_frame = frame
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
@@ -494,15 +496,15 @@ class MainWindow(QMainWindow):
         if frame.running:
             self.controls.show_progress(*frame.progress)
         self.frames_drawn += 1
-        if self._frame_began is None:
-            self._frame_began = began
 
-    def _on_awake(self) -> None:
-        self.worker.gui_busy = True
-
-    def _on_idle(self) -> None:
-        """The event loop is about to wait: the last frame has been drawn and painted.
-        Its cost (set_views to the end of painting) paces the worker's frames."""
+    def _frame_painted(self) -> None:
+        """Runs once the events queued by a frame are handled, and again while they
+        cause more repaints (plots repaint after deferred range updates). The frame's
+        cost, from set_views to the last repaint, paces the worker."""
+        if self._paint_watch.take() and time.perf_counter() - (self._frame_began or 0) < 2.0:
+            QTimer.singleShot(30, self._frame_painted)
+            return
+        self._paint_watch.stop()
         self.worker.gui_busy = False
         if self._frame_began is None:
             return
@@ -555,3 +557,33 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{name} = {value}: applies from the next iteration", 6000)
         if not self.worker.busy:
             self.refresh()
+
+
+class _PaintWatch(QObject):
+    """Counts paint events application-wide while a frame is being drawn."""
+
+    def __init__(self):
+        super().__init__()
+        self.paints = 0
+        self.watching = False
+
+    def start(self) -> None:
+        if not self.watching:
+            self.paints = 0
+            QApplication.instance().installEventFilter(self)
+            self.watching = True
+
+    def stop(self) -> None:
+        if self.watching:
+            QApplication.instance().removeEventFilter(self)
+            self.watching = False
+
+    def take(self) -> int:
+        """Paints since the last call."""
+        count, self.paints = self.paints, 0
+        return count
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Paint:
+            self.paints += 1
+        return False

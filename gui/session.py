@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import engine
-from engine.errors import EngineError, NonFiniteError, PrototxtError
+from engine.errors import NonFiniteError, PrototxtError
 from engine.events import BACKWARD, FORWARD, ITERATION_END, NONFINITE, TEST, UPDATE, Event
 from engine.proto import caffe_pb2
 from engine.prototxt import parse_net, parse_solver

@@ -22,6 +22,8 @@ MAX_FPS = 30.0
 #: While running flat out, the GUI may use at most this share of the time to redraw
 #: (Python runs one thread at a time: each redraw is time the solver does not run).
 GUI_DUTY = 0.06
+#: ... but the view never goes longer than this without a frame (seconds).
+MAX_FRAME_GAP = 5.0
 #: Under a speed limit the solver has time to spare, but the GUI still keeps half
 #: its time for the user (clicks, hovers) however slow a redraw is.
 GUI_DUTY_LIMITED = 0.5
@@ -65,6 +67,7 @@ class SolverWorker(QObject):
         self.wanted_layers: list[str] | None = None  # None: every InnerProduct layer
         self.render_cost = 0.0  # seconds the GUI took to draw the last frame
         self.gui_busy = False  # the GUI thread is handling events: give it the interpreter
+        self._yielded = 0.0  # seconds given to the GUI since the last frame
         self.rate = 0.0
         self._outstanding = 0  # requests asked for and not finished
         self._count_lock = threading.Lock()
@@ -146,10 +149,11 @@ class SolverWorker(QObject):
                 if self.session.nonfinite is not None:
                     break
                 now = time.perf_counter()
-                if now - last_frame >= self._frame_interval():
+                if self._frame_due(now - last_frame):
                     self._measure_rate(done - frame_done, now - last_frame)
                     self._publish(running=True, progress=(done, count))
                     last_frame, frame_done = now, done
+                    self._yielded = 0.0
                 self._keep_speed_limit(began, request)
                 self._yield_to_gui(request)
             elapsed = time.perf_counter() - last_frame
@@ -174,9 +178,17 @@ class SolverWorker(QObject):
             self._end()
             self.runFinished.emit()
 
+    def _frame_due(self, since_last: float) -> bool:
+        """Time for a frame: the interval has passed, and the time this thread gave the
+        GUI since the last frame (drawing it, handling input) is within the GUI's share."""
+        if since_last >= MAX_FRAME_GAP:
+            return True
+        duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
+        return since_last >= self._frame_interval() and self._yielded <= duty * since_last
+
     def _frame_interval(self) -> float:
         duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
-        return max(1.0 / MAX_FPS, self.render_cost / duty)
+        return min(MAX_FRAME_GAP, max(1.0 / MAX_FPS, self.render_cost / duty))
 
     def _keep_speed_limit(self, began: float, request: int) -> None:
         if self.speed_limit <= 0:
@@ -191,10 +203,14 @@ class SolverWorker(QObject):
     def _yield_to_gui(self, request: int) -> None:
         """Wait while the GUI thread handles events (a frame, a click): Python runs one
         thread at a time, and a GUI that must fight for it draws slowly."""
+        if not self.gui_busy:
+            return
+        began = time.perf_counter()
         waited = 0
         while self.gui_busy and waited < 200 and request > self._cancelled_upto:
             time.sleep(0.0005)
             waited += 1
+        self._yielded += time.perf_counter() - began
 
     def _measure_rate(self, iterations: int, seconds: float) -> None:
         current = iterations / seconds if seconds > 0 else 0.0

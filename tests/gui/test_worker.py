@@ -6,7 +6,7 @@ import pytest
 
 import engine
 from gui.session import Session
-from gui.worker import MAX_FPS, start_worker, stop_worker
+from gui.worker import MAX_FPS, MAX_FRAME_GAP, start_worker, stop_worker
 
 
 @pytest.fixture
@@ -66,8 +66,12 @@ def test_frames_are_paced_by_the_gui_cost(worker):
     worker.speed_limit = 0
     worker.render_cost = 0.0
     assert worker._frame_interval() == pytest.approx(1 / MAX_FPS)
-    worker.render_cost = 0.2  # a slow redraw: send frames rarely while running flat out
+    worker.render_cost = 0.1  # a slow redraw: send frames rarely while running flat out
     assert worker._frame_interval() > 1.0
+    worker.render_cost = 10.0  # but at least one every MAX_FRAME_GAP seconds
+    assert worker._frame_interval() == pytest.approx(MAX_FRAME_GAP)
+    assert worker._frame_due(MAX_FRAME_GAP)
+    worker.render_cost = 0.2
     worker.speed_limit = 5  # a slow run has time to spare: more frames, the GUI still half idle
     assert worker._frame_interval() == pytest.approx(0.4)
     worker.render_cost = 0.005
