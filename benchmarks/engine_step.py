@@ -13,6 +13,10 @@ forward does nothing), and the numpy and PyTorch loops use the same arrays
 held in memory, so no contender pays for data loading. All three start from
 the engine's initial weights.
 
+Timing: the contenders take turns, ``rounds`` times; ratios use each one's best
+round (timeit's convention: on a machine shared with other work the minimum is
+the stable statistic), and the medians are printed too.
+
 Run: ``python -m benchmarks.engine_step`` (``--quick`` for fewer rounds,
 ``--json FILE`` to hand the result rows to ``python -m benchmarks``).
 """
@@ -210,17 +214,17 @@ def bench_tiny(rounds: int) -> list[Result]:
         contenders["PyTorch CPU"] = torch_step
     timings = common.compare(contenders, calls=2000, rounds=rounds)
     common.print_timings(f"tiny net {'-'.join(map(str, sizes))}, batch {batch}: time per iteration", timings)
-    eng = timings["engine solver.step(1)"].median
+    eng = timings["engine solver.step(1)"].best
     results = [
         Result("tiny 2-16-16-3 b32", "engine iterations per second", 1.0 / eng, unit="/s",
                note=f"{common.format_time(eng)} per iteration"),
-        Result("tiny 2-16-16-3 b32", "engine time / bare numpy time", eng / timings["bare numpy loop"].median,
+        Result("tiny 2-16-16-3 b32", "engine time / bare numpy time", eng / timings["bare numpy loop"].best,
                note="Python overhead over the same ufunc/GEMM calls"),
     ]
     if torch_step:
         results.append(Result("tiny 2-16-16-3 b32", "PyTorch time / engine time (speed-up)",
-                              timings["PyTorch CPU"].median / eng, target=2.0, higher_is_better=True,
-                              note=f"PyTorch {common.format_time(timings['PyTorch CPU'].median)} per iteration"))
+                              timings["PyTorch CPU"].best / eng, target=2.0, higher_is_better=True,
+                              note=f"PyTorch {common.format_time(timings['PyTorch CPU'].best)} per iteration"))
     else:
         results.append(Result("tiny 2-16-16-3 b32", "PyTorch speed-up", float("nan"), target=2.0,
                               higher_is_better=True, note="PyTorch not installed: not measured"))
@@ -247,20 +251,20 @@ def bench_mnist(rounds: int) -> list[Result]:
         contenders["PyTorch CPU"] = torch_step
     timings = common.compare(contenders, calls=20, rounds=rounds)
     common.print_timings(f"MNIST-sized MLP {'-'.join(map(str, sizes))}, batch {batch}: time per call", timings)
-    step = timings["engine solver.step(1)"].median
-    fb = timings["engine clear + forward_backward"].median
-    gemm = timings["GEMMs alone (bare numpy)"].median
+    step = timings["engine solver.step(1)"].best
+    fb = timings["engine clear + forward_backward"].best
+    gemm = timings["GEMMs alone (bare numpy)"].best
     name = "MLP 784-1024-1024-10 b64"
     results = [
         Result(name, "forward+backward / GEMMs alone", fb / gemm, target=1.2,
                note=f"fb {common.format_time(fb)}, GEMMs {common.format_time(gemm)} (fb includes clearing diffs)"),
-        Result(name, "engine iteration / bare numpy iteration", step / timings["bare numpy loop"].median,
+        Result(name, "engine iteration / bare numpy iteration", step / timings["bare numpy loop"].best,
                note=f"engine {common.format_time(step)} per iteration"),
     ]
     if torch_step:
         results.append(Result(name, "engine iteration / PyTorch iteration",
-                              step / timings["PyTorch CPU"].median, target=0.9,
-                              note=f"PyTorch {common.format_time(timings['PyTorch CPU'].median)} per iteration"))
+                              step / timings["PyTorch CPU"].best, target=0.9,
+                              note=f"PyTorch {common.format_time(timings['PyTorch CPU'].best)} per iteration"))
     else:
         results.append(Result(name, "engine iteration / PyTorch iteration", float("nan"), target=0.9,
                               note="PyTorch not installed: not measured"))

@@ -101,12 +101,12 @@ def bench(cupy, sizes, batch, rounds) -> list[Result]:
     timings = common.compare(contenders, calls=20, rounds=rounds, sync=sync_all)
     name = f"GPU MLP {'-'.join(map(str, sizes))} b{batch}"
     common.print_timings(f"{name}: time per iteration", timings)
-    step = timings["engine solver.step(1)"].median
-    floor = timings["GEMMs alone (bare cupy)"].median
+    step = timings["engine solver.step(1)"].best
+    floor = timings["GEMMs alone (bare cupy)"].best
     results = [Result(name, "engine iteration / GEMMs alone", step / floor, target=1.2,
                       note=f"engine {common.format_time(step)}, GEMMs {common.format_time(floor)}")]
     if torch_step:
-        torch_time = timings["PyTorch CUDA"].median
+        torch_time = timings["PyTorch CUDA"].best
         results.append(Result(name, "engine iteration / PyTorch CUDA iteration", step / torch_time,
                               note=f"PyTorch {common.format_time(torch_time)}"))
     return results

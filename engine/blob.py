@@ -21,6 +21,7 @@ class Blob:
         self._data = None
         self._diff = None
         self.diff_is_clear = True  # True while diff is known to be all zeros
+        self._diff_stale = False  # True after a lazy clear_diff, until the zeros are written
         self.reshape(*shape)
 
     # -- shape ---------------------------------------------------------
@@ -61,6 +62,7 @@ class Blob:
         self._data = xp.zeros(shape, dtype=self.dtype)
         self._diff = xp.zeros(shape, dtype=self.dtype)
         self.diff_is_clear = True
+        self._diff_stale = False
 
     def reshape_like(self, other: "Blob") -> None:
         self.reshape(other.shape)
@@ -76,11 +78,21 @@ class Blob:
 
     @property
     def diff(self):
+        if self._diff_stale:  # cleared lazily: the zeros are written on first read
+            self._diff.fill(0)
+            self._diff_stale = False
+        return self._diff
+
+    def diff_to_overwrite(self):
+        """The diff array for a write that replaces every element (a GEMM or a
+        reduction with ``out=``): a lazily cleared diff is not zero-filled first."""
+        self._diff_stale = False
         return self._diff
 
     @diff.setter
     def diff(self, value) -> None:
         self._diff[...] = value
+        self._diff_stale = False
         self.diff_is_clear = False
 
     @property
@@ -95,8 +107,18 @@ class Blob:
         """Use ``other``'s data array (same memory), keeping an own diff."""
         self._data = other._data
 
+    def adopt_arrays(self, data, diff) -> None:
+        """Use ``data`` and ``diff`` (this blob's shape, values already in them; e.g.
+        views into a solver's contiguous parameter buffers) as the blob's arrays."""
+        shape = self._data.shape
+        if data.shape != shape or diff.shape != shape:
+            raise ValueError(f"adopt_arrays: shapes {data.shape}/{diff.shape} differ from the blob's {shape}")
+        self._data, self._diff = data, diff
+        self._diff_stale = False
+
     def share_diff(self, other: "Blob") -> None:
-        self._diff = other._diff
+        self._diff = other.diff
+        self._diff_stale = False
 
     def set_data_array(self, array) -> None:
         """Replace the data array itself (shape may change; diff follows)."""
@@ -104,10 +126,13 @@ class Blob:
         if self._diff is None or self._diff.shape != array.shape:
             self._diff = backend.get_array_module(array).zeros_like(array)
             self.diff_is_clear = True
+            self._diff_stale = False
 
     def clear_diff(self) -> None:
+        """Zero the diff (Caffe's ClearParamDiffs). Lazily: the zeros are written when
+        the diff is next read, and never when a full overwrite comes first."""
         if not self.diff_is_clear:
-            self._diff.fill(0)
+            self._diff_stale = True
             self.diff_is_clear = True
 
     def to(self, device: str) -> "Blob":

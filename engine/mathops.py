@@ -5,6 +5,7 @@ import numpy
 
 _ndarray = numpy.ndarray
 _numpy_dot = numpy.dot
+_add_reduce = numpy.add.reduce
 
 
 def matmul_into(left, right, out) -> None:
@@ -27,11 +28,12 @@ def matmul_into(left, right, out) -> None:
 def accumulate_matmul(blob, left, right) -> None:
     """``blob.diff += left @ right`` (Caffe's gemm with beta=1), without a temporary
     when the diff is known to be zero."""
-    target = blob.diff
+    clear = blob.diff_is_clear
+    target = blob.diff_to_overwrite() if clear else blob.diff  # a cleared diff needs no zero-fill
     rows, cols = left.shape[0], right.shape[1]
     if target.shape != (rows, cols):
         target = target.reshape(rows, cols)
-    if blob.diff_is_clear:
+    if clear:
         matmul_into(left, right, target)
         blob.diff_is_clear = False
     else:
@@ -41,7 +43,11 @@ def accumulate_matmul(blob, left, right) -> None:
 def accumulate_sum_rows(blob, matrix) -> None:
     """``blob.diff += 1^T . matrix`` (Caffe's gemv with the ones vector)."""
     if blob.diff_is_clear:
-        matrix.sum(axis=0, out=blob.diff)
+        target = blob.diff_to_overwrite()
+        if type(matrix) is _ndarray:
+            _add_reduce(matrix, 0, None, target)  # = matrix.sum(axis=0, out=...), minus a wrapper
+        else:
+            matrix.sum(axis=0, out=target)
         blob.diff_is_clear = False
     else:
         blob.diff += matrix.sum(axis=0)

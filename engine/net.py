@@ -285,9 +285,11 @@ class Net:
     def loss_weights_of(self, i: int) -> list[float]:
         return self._loss_weights[i]
 
+    _loss_tops = None
+
     def _loss_tops_of(self, i: int) -> list:
         """[(top blob, loss weight)] of layer ``i`` for its non-zero weights (bound once)."""
-        bound = self.__dict__.get("_loss_tops")
+        bound = self._loss_tops
         if bound is None or len(bound) != len(self.layers):
             bound = self._loss_tops = [
                 [(blob, weight) for blob, weight in zip(tops, weights) if weight]
@@ -299,7 +301,8 @@ class Net:
         self.layers[i].forward(self._bottoms[i], self._tops[i])
         loss = 0.0
         for blob, weight in self._loss_tops_of(i):
-            loss += weight * float(blob.data.sum())
+            data = blob.data  # a one-element sum is the element itself: no reduction call
+            loss += weight * float(data.item() if data.size == 1 else data.sum())
         return loss
 
     def backward_layer(self, i: int) -> None:

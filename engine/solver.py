@@ -11,6 +11,7 @@ import numpy
 
 from . import backend, rng
 from .errors import NetDefinitionError, NonFiniteError
+from .flatparams import FlatParams
 from .events import (BACKWARD, CLIP, FORWARD, ITERATION_END, NONFINITE, TEST, UPDATE, UPDATE_VALUE,
                      Event)
 from .lr_policy import learning_rate
@@ -83,6 +84,7 @@ class Solver:
         self.test_scores: list[tuple[int, dict[str, float]]] = []
         self.auto_snapshot = False
         self.on_snapshot = None
+        self._flat_params()  # params and history as views into contiguous buffers from the start
 
     # -- nets ----------------------------------------------------------
     def _train_net_param(self):
@@ -173,12 +175,15 @@ class Solver:
             for buf, blob in zip(self.raw_gradients, self.net.learnable_params):
                 buf[...] = blob.diff
 
-    def _check_gradients_finite(self) -> None:
-        total = 0.0
-        for blob in self.net.learnable_params:
-            diff = blob.diff
-            flat = diff if diff.ndim == 1 else diff.reshape(-1)
-            total += float(flat.dot(flat))  # one BLAS dot per param: NaN/inf make it non-finite
+    def _check_gradients_finite(self, flat_params=None) -> None:
+        if flat_params is not None:  # one BLAS dot over all diffs: NaN/inf make it non-finite
+            total = float(flat_params.diff.dot(flat_params.diff))
+        else:
+            total = 0.0
+            for blob in self.net.learnable_params:
+                diff = blob.diff
+                flat = diff if diff.ndim == 1 else diff.reshape(-1)
+                total += float(flat.dot(flat))
         if not math.isfinite(total):
             error = self.net.first_nonfinite(self.iter)
             if error is not None:
@@ -207,16 +212,17 @@ class Solver:
             blob = self.net.learnable_params[i]
             blob.diff *= blob.dtype.type(1.0 / self.param.iter_size)
 
-    def scratch(self, i: int):
+    def scratch(self, i: int, which: int = 0):
         """A reusable buffer shaped like param ``i`` (for the update's intermediate
-        products, so no stage allocates per step)."""
+        products, so no stage allocates per step); ``which`` picks one of two."""
         buffers = self.__dict__.setdefault("_scratch_buffers", [])
-        if len(buffers) <= i:
-            buffers.extend([None] * (i + 1 - len(buffers)))
+        slot = 2 * i + which
+        if len(buffers) <= slot:
+            buffers.extend([None] * (slot + 1 - len(buffers)))
         diff = self.net.learnable_params[i].diff
-        buf = buffers[i]
+        buf = buffers[slot]
         if buf is None or buf.shape != diff.shape or type(buf) is not type(diff) or buf.dtype != diff.dtype:
-            buf = buffers[i] = backend.get_array_module(diff).empty_like(diff)
+            buf = buffers[slot] = backend.get_array_module(diff).empty_like(diff)
         return buf
 
     def _typed_constant(self, key, make):
@@ -260,19 +266,83 @@ class Solver:
         return self._typed_constant((name, value, blob.dtype), lambda: blob.dtype.type(value))
 
     def compute_update_value(self, i: int, rate) -> None:
-        """SGD: h = m*h + local_rate*diff; diff = h."""
-        blob, history = self.net.learnable_params[i], self.history[i]
-        history *= self._typed("momentum", self.param.momentum, blob)
-        scratch = self.scratch(i)
-        blob.xp.multiply(blob.diff, self._typed("local_rate", self.local_rate(i, rate), blob), out=scratch)
-        history += scratch
-        blob.xp.copyto(blob.diff, history)
+        """Turn param ``i``'s diff into its update with the solver's rule (``update_rule``)."""
+        blob = self.net.learnable_params[i]
+        n = len(self.net.learnable_params)
+        histories = [self.history[i + k * n] for k in range(self.histories_per_param)]
+        local_rate = self._typed("local_rate", self.local_rate(i, rate), blob)
+        self.update_rule(blob.xp, blob.diff, histories, local_rate, lambda which=0: self.scratch(i, which))
+
+    def update_rule(self, xp, diff, histories, local_rate, scratch) -> None:
+        """SGD: h = m*h + local_rate*diff; diff = h.
+
+        The rule of each solver type, elementwise on ``diff`` and its history
+        arrays (one param's, or a whole group's side by side); ``scratch(k)``
+        gives reusable buffers of the same shape, so nothing is allocated.
+        """
+        history = histories[0]
+        history *= self._typed("momentum", self.param.momentum, diff)
+        buf = scratch()
+        xp.multiply(diff, local_rate, out=buf)
+        history += buf
+        xp.copyto(diff, history)
 
     def _apply_update_values(self, rate) -> None:
         for i in range(len(self.net.learnable_params)):
             self.normalize(i)
             self.regularize(i)
             self.compute_update_value(i, rate)
+
+    # -- the same stages over contiguous parameter buffers (step's fast path) --
+    def _flat_params(self):
+        """The solver's FlatParams, laid out anew when a param or history array was
+        replaced; None where the per-param path must run (a subclass changing a
+        stage without an ``update_rule``, mixed dtypes or devices)."""
+        net = self.net
+        flat = self.__dict__.get("_flat")
+        if flat is not None and flat.matches(net.learnable_params, self.history, net.lr_mults, net.decay_mults):
+            return flat
+        self._flat = None
+        if not (_flat_capable(type(self)) and FlatParams.possible(net.learnable_params)
+                and len(self.history) == self.histories_per_param * len(net.learnable_params)):
+            return None
+        self._flat = FlatParams(net.learnable_params, self.history, self.histories_per_param,
+                                net.lr_mults, net.decay_mults)
+        return self._flat
+
+    def _apply_update_values_flat(self, flat, rate) -> None:
+        """normalize, regularize, compute_update_value and the weight update (Net::Update)
+        for every param, chunk by chunk of each group: the same elementwise operations
+        as the per-param stages, all done while a chunk is in cache."""
+        xp, dtype = backend.get_array_module(flat.diff), flat.diff.dtype.type
+        normalize = dtype(1.0 / self.param.iter_size) if self.param.iter_size > 1 else None
+        weight_decay, kind = self.param.weight_decay, self.param.regularization_type
+        update_rule = self.update_rule
+        for group in flat.groups:
+            decay = self._typed_constant(
+                ("decay", weight_decay, group.decay_mult, flat.diff.dtype),
+                lambda: dtype(numpy.float32(weight_decay) * numpy.float32(group.decay_mult)))
+            if decay and kind not in ("L1", "L2"):
+                raise NetDefinitionError(f"unknown regularization_type '{kind}' (use L1 or L2)")
+            lr_mult = group.lr_mult
+            local_rate = self._typed_constant(
+                ("local_rate", rate, lr_mult, flat.diff.dtype),
+                lambda: dtype(numpy.float32(rate) * numpy.float32(lr_mult)))
+            for chunk in group.chunks:
+                diff = chunk.diff
+                if normalize is not None:
+                    diff *= normalize
+                if decay:
+                    buf = chunk.scratches[0]
+                    if kind == "L2":
+                        xp.multiply(chunk.data, decay, out=buf)
+                    else:
+                        xp.sign(chunk.data, out=buf)
+                        buf *= decay
+                    diff += buf
+                update_rule(xp, diff, chunk.histories, local_rate, chunk.scratch)
+                chunk.data -= diff
+        flat.mark_diffs_written()
 
     def _rate(self):
         rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
@@ -285,8 +355,9 @@ class Solver:
             loss += self.net.forward_backward()
         return loss / max(1, self.param.iter_size)
 
-    def _end_iteration(self) -> None:
-        self.net.update()
+    def _end_iteration(self, weights_updated: bool = False) -> None:
+        if not weights_updated:
+            self.net.update()
         self.iter += 1
         if self.auto_snapshot and self.param.snapshot and self.iter % self.param.snapshot == 0:
             self.snapshot()
@@ -296,21 +367,30 @@ class Solver:
         """Run ``iterations`` training iterations; returns the last loss."""
         loss = float("nan")
         for _ in range(iterations):
-            self._begin_iteration()
+            flat = self._flat_params()  # contiguous params: one pass per stage
+            if flat is None:
+                self._begin_iteration()
+            else:
+                flat.clear_diffs()
             if self._should_test():
                 self.test_all()
             loss = self._forward_backward()
+            if flat is not None:
+                flat.materialize_diffs()
             if self.check_finite:
                 self._check_loss_finite(loss)
             self._update_smoothed_loss(loss)
             rate = self._rate()
             if self.check_finite:
-                self._check_gradients_finite()
+                self._check_gradients_finite(flat)
             if self.capture_gradients:
                 self._capture_raw_gradients()
             self.clip_gradients()
-            self._apply_update_values(rate)
-            self._end_iteration()
+            if flat is None:
+                self._apply_update_values(rate)
+            else:
+                self._apply_update_values_flat(flat, rate)  # includes Net::Update
+            self._end_iteration(weights_updated=flat is not None)
         return loss
 
     def solve(self) -> None:
@@ -453,74 +533,107 @@ class SGDSolver(Solver):
 
 @register_solver("Nesterov")
 class NesterovSolver(Solver):
-    def compute_update_value(self, i, rate):
+    def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h_old = h; h = m*h + local_rate*diff; diff = (1+m)*h - m*h_old."""
-        blob, history = self.net.learnable_params[i], self.history[i]
-        dtype, momentum = blob.dtype.type, blob.dtype.type(self.param.momentum)
-        previous = history.copy()
+        history, previous = histories[0], scratch()
+        momentum = self._typed("momentum", self.param.momentum, diff)
+        xp.copyto(previous, history)
         history *= momentum
-        history += dtype(self.local_rate(i, rate)) * blob.diff
-        blob.diff[...] = (dtype(1) + momentum) * history - momentum * previous
+        diff *= local_rate
+        history += diff
+        xp.multiply(history, self._typed("1+momentum", diff.dtype.type(1) + momentum, diff), out=diff)
+        previous *= momentum
+        diff -= previous
 
 
 @register_solver("AdaGrad")
 class AdaGradSolver(Solver):
-    def compute_update_value(self, i, rate):
+    def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h += diff^2; diff = local_rate * diff / (sqrt(h) + delta)."""
-        blob, history = self.net.learnable_params[i], self.history[i]
-        dtype, xp = blob.dtype.type, blob.xp
-        history += blob.diff * blob.diff
-        blob.diff /= xp.sqrt(history) + dtype(self.param.delta)
-        blob.diff *= dtype(self.local_rate(i, rate))
+        history, buf = histories[0], scratch()
+        xp.multiply(diff, diff, out=buf)
+        history += buf
+        xp.sqrt(history, out=buf)
+        buf += self._typed("delta", self.param.delta, diff)
+        diff /= buf
+        diff *= local_rate
 
 
 @register_solver("RMSProp")
 class RMSPropSolver(Solver):
-    def compute_update_value(self, i, rate):
+    def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h = rms_decay*h + (1-rms_decay)*diff^2; diff = local_rate * diff / (sqrt(h) + delta)."""
-        blob, history = self.net.learnable_params[i], self.history[i]
-        dtype, xp = blob.dtype.type, blob.xp
-        decay = dtype(self.param.rms_decay)
+        history, buf = histories[0], scratch()
+        decay = self._typed("rms_decay", self.param.rms_decay, diff)
         history *= decay
-        history += (dtype(1) - decay) * (blob.diff * blob.diff)
-        blob.diff /= xp.sqrt(history) + dtype(self.param.delta)
-        blob.diff *= dtype(self.local_rate(i, rate))
+        xp.multiply(diff, diff, out=buf)
+        buf *= self._typed("1-rms_decay", diff.dtype.type(1) - decay, diff)
+        history += buf
+        xp.sqrt(history, out=buf)
+        buf += self._typed("delta", self.param.delta, diff)
+        diff /= buf
+        diff *= local_rate
 
 
 @register_solver("AdaDelta")
 class AdaDeltaSolver(Solver):
     histories_per_param = 2
 
-    def compute_update_value(self, i, rate):
+    def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h = m*h + (1-m)*g^2; g *= sqrt((h2 + d) / (h + d)); h2 = m*h2 + (1-m)*g^2; g *= local_rate."""
-        n = len(self.net.learnable_params)
-        blob, h, h2 = self.net.learnable_params[i], self.history[i], self.history[i + n]
-        dtype, xp = blob.dtype.type, blob.xp
-        momentum, delta = dtype(self.param.momentum), dtype(self.param.delta)
+        h, h2 = histories
+        buf, buf2 = scratch(0), scratch(1)
+        momentum = self._typed("momentum", self.param.momentum, diff)
+        one_minus = self._typed("1-momentum", diff.dtype.type(1) - momentum, diff)
+        delta = self._typed("delta", self.param.delta, diff)
         h *= momentum
-        h += (dtype(1) - momentum) * (blob.diff * blob.diff)
-        blob.diff *= xp.sqrt((h2 + delta) / (h + delta))
+        xp.multiply(diff, diff, out=buf)
+        buf *= one_minus
+        h += buf
+        xp.add(h2, delta, out=buf)
+        xp.add(h, delta, out=buf2)
+        buf /= buf2
+        xp.sqrt(buf, out=buf)
+        diff *= buf
         h2 *= momentum
-        h2 += (dtype(1) - momentum) * (blob.diff * blob.diff)
-        blob.diff *= dtype(self.local_rate(i, rate))
+        xp.multiply(diff, diff, out=buf)
+        buf *= one_minus
+        h2 += buf
+        diff *= local_rate
 
 
 @register_solver("Adam")
 class AdamSolver(Solver):
     histories_per_param = 2
 
-    def compute_update_value(self, i, rate):
+    def update_rule(self, xp, diff, histories, local_rate, scratch):
         """m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
         g = local_rate * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps), t = iter + 1."""
-        n = len(self.net.learnable_params)
-        blob, m, v = self.net.learnable_params[i], self.history[i], self.history[i + n]
-        dtype, xp = blob.dtype.type, blob.xp
-        beta1, beta2 = dtype(self.param.momentum), dtype(self.param.momentum2)
+        m, v = histories
+        buf = scratch()
+        dtype = diff.dtype.type
+        beta1 = self._typed("momentum", self.param.momentum, diff)
+        beta2 = self._typed("momentum2", self.param.momentum2, diff)
         t = self.iter + 1
+        xp.multiply(diff, dtype(1) - beta1, out=buf)
         m *= beta1
-        m += (dtype(1) - beta1) * blob.diff
+        m += buf
+        xp.multiply(diff, diff, out=buf)
+        buf *= dtype(1) - beta2
         v *= beta2
-        v += (dtype(1) - beta2) * (blob.diff * blob.diff)
+        v += buf
         correction = dtype(math.sqrt(1.0 - float(beta2) ** t) / (1.0 - float(beta1) ** t))
-        xp.divide(m, xp.sqrt(v) + dtype(self.param.delta), out=blob.diff)
-        blob.diff *= dtype(self.local_rate(i, rate)) * correction
+        xp.sqrt(v, out=buf)
+        buf += self._typed("delta", self.param.delta, diff)
+        xp.divide(m, buf, out=diff)
+        diff *= local_rate * correction
+
+
+def _flat_capable(cls) -> bool:
+    """Whether step may run ``cls``'s stages over whole param groups: its update is an
+    ``update_rule`` (not a per-param ``compute_update_value`` of a subclass) and it
+    keeps the base normalize / regularize."""
+    def owner(name):
+        return next(k for k in cls.__mro__ if name in k.__dict__)
+    return (issubclass(owner("update_rule"), owner("compute_update_value"))
+            and owner("regularize") is Solver and owner("normalize") is Solver)

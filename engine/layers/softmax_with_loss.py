@@ -60,14 +60,15 @@ class SoftmaxWithLossLayer(Layer):
             top[1].reshape_like(bottom[0])
         self.prob_shape = bottom[0].shape
 
+    _prob_buf = None
+
     def _prob(self, bottom, top):
         if len(top) > 1:
             return top[1].data
-        if getattr(self, "_prob_buf", None) is None or self._prob_buf.shape != bottom[0].shape \
-                or self._prob_buf.dtype != bottom[0].dtype \
-                or type(self._prob_buf) is not type(bottom[0].data):
-            self._prob_buf = bottom[0].xp.empty_like(bottom[0].data)
-        return self._prob_buf
+        data, buf = bottom[0].data, self._prob_buf
+        if buf is None or buf.shape != data.shape or buf.dtype != data.dtype or type(buf) is not type(data):
+            buf = self._prob_buf = bottom[0].xp.empty_like(data)
+        return buf
 
     def _normalizer(self, valid_count) -> float:
         if self.normalization == FULL:
