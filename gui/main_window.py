@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self._running = False
         self._render_cost = 0.0
         self._frame_began: float | None = None
+        self._last_frame_cpu: float | None = None
         self._paint_watch = _PaintWatch()
         self.setWindowTitle("Backprop Studio")
         self.resize(1600, 1000)
@@ -474,6 +475,7 @@ class MainWindow(QMainWindow):
     def apply_frame(self, frame: Frame) -> None:
         """Draw one frame; the time it takes tells the worker how often to send them."""
         began = time.perf_counter()
+        self._pace_worker()
         if self._frame_began is None:  # the worker waits while this frame draws and paints
             self.worker.gui_busy = True
             self._frame_began = began
@@ -506,12 +508,18 @@ class MainWindow(QMainWindow):
             return
         self._paint_watch.stop()
         self.worker.gui_busy = False
-        if self._frame_began is None:
-            return
-        cost = time.perf_counter() - self._frame_began
         self._frame_began = None
-        self._render_cost = cost if self._render_cost == 0 else 0.7 * self._render_cost + 0.3 * cost
-        self.worker.render_cost = self._render_cost
+
+    def _pace_worker(self) -> None:
+        """Tell the worker what a frame costs: the GUI thread's CPU time since the
+        previous frame (drawing it, its deferred repaints, anything else the GUI did).
+        Python runs one thread at a time, so that is time the solver did not run."""
+        cpu = time.thread_time()
+        if self._last_frame_cpu is not None:
+            cost = cpu - self._last_frame_cpu
+            self._render_cost = cost if self._render_cost == 0 else 0.6 * self._render_cost + 0.4 * cost
+            self.worker.render_cost = self._render_cost
+        self._last_frame_cpu = cpu
 
     def _show_event(self, frame: Frame) -> None:
         stop = frame.nonfinite
