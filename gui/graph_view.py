@@ -413,6 +413,7 @@ class GraphView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
         self.setBackgroundBrush(QColor("#FAFAFA"))
         self.setMinimumWidth(180)
+        self.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
         # fixed scroll bars: fitting the graph never shows or hides one, which would
         # resize the viewport and fit again (a resize loop)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOn)
