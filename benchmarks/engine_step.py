@@ -249,7 +249,7 @@ def bench_mnist(rounds: int) -> list[Result]:
     torch_step = torch_step_fn(weights, data, labels)
     if torch_step:
         contenders["PyTorch CPU"] = torch_step
-    timings = common.compare(contenders, calls=20, rounds=rounds)
+    timings = common.compare(contenders, calls=10, rounds=2 * rounds + 1)
     common.print_timings(f"MNIST-sized MLP {'-'.join(map(str, sizes))}, batch {batch}: time per call", timings)
     step = timings["engine solver.step(1)"].best
     fb = timings["engine clear + forward_backward"].best

@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, help="iterations after the warm-up")
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args(argv)
-    print(common.machine_line())
     results = run(args.quick, args.iterations)
+    print(common.machine_line())  # after the soak: importing PyTorch for its version costs ~200 MB
     common.print_results(results)
     if args.json:
         common.write_results(args.json, results)

@@ -67,6 +67,7 @@ class FlatParams:
         self.histories = [xp.empty(total, dtype=dtype) for _ in range(histories_per_param)]
         scratch = [xp.empty(min(CHUNK, total), dtype=dtype) for _ in range(2)]
         self.params = list(params)
+        self.solver_class = None  # the solver class this layout was checked for
         self.data_views, self.diff_views = [], []
         for i, blob in enumerate(params):
             start, shape = offsets[i], blob.shape

@@ -300,7 +300,8 @@ class Solver:
         stage without an ``update_rule``, mixed dtypes or devices)."""
         net = self.net
         flat = self.__dict__.get("_flat")
-        if flat is not None and flat.matches(net.learnable_params, self.history, net.lr_mults, net.decay_mults):
+        if flat is not None and flat.solver_class is type(self) and \
+                flat.matches(net.learnable_params, self.history, net.lr_mults, net.decay_mults):
             return flat
         self._flat = None
         if not (_flat_capable(type(self)) and FlatParams.possible(net.learnable_params)
@@ -308,6 +309,7 @@ class Solver:
             return None
         self._flat = FlatParams(net.learnable_params, self.history, self.histories_per_param,
                                 net.lr_mults, net.decay_mults)
+        self._flat.solver_class = type(self)  # a solver whose class changes is checked again
         return self._flat
 
     def _apply_update_values_flat(self, flat, rate) -> None:
