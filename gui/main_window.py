@@ -207,6 +207,8 @@ class MainWindow(QMainWindow):
         for iteration, scores in tests:
             self.curves.add_test_point(iteration, scores)
         self._pending_views = None
+        from .debug import install as install_debugger  # issue 6: debugger docks, Debug menu, Step Back
+        install_debugger(self)
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:

@@ -80,7 +80,7 @@ class DebugController(QObject):
         self.overlays.colouring_changed.connect(self._paint_chips)
         self.slow_motion.stopped.connect(lambda why: self._set_slow_checked(False, why))
         window.worker.runFinished.connect(self._on_worker_idle, Qt.QueuedConnection)
-        if hasattr(window, "inspector"):
+        if getattr(window, "inspector", None) is not None:  # built by ensure_panels (install after it)
             window.inspector.layerSelected.connect(lambda _name: self.watch_weight_maps())
         if hasattr(window, "graph"):
             window.graph.layerSelected.connect(self._on_layer_selected)

@@ -219,3 +219,21 @@ def test_double_clicking_a_weight_sets_it_and_step_back_undoes_it(window, qtbot)
     assert solver.iter == 2
     for mine, theirs in zip(weights(solver), original):
         assert numpy.array_equal(mine, theirs)
+
+
+def test_the_main_window_installs_the_debugger_with_its_panels(qtbot):
+    from gui.debug.controller import DebugController
+    eager = MainWindow(settings=None, modal_errors=False)
+    qtbot.addWidget(eager)
+    assert isinstance(getattr(eager, "debug", None), DebugController)
+    eager.shutdown()
+    lazy = MainWindow(settings=None, modal_errors=False, lazy_panels=True)
+    qtbot.addWidget(lazy)
+    assert getattr(lazy, "debug", None) is None  # pyqtgraph waits for the first paint ...
+    lazy.show()
+    assert lazy.open_path(SPIRAL)
+    qtbot.waitUntil(lambda: isinstance(getattr(lazy, "debug", None), DebugController), timeout=10000)
+    assert len(lazy.debug.history) == 1  # ... and the debugger then starts from the loaded net
+    run(lazy, 2)
+    assert lazy.debug.step_back() and lazy.session.solver.iter == 1
+    lazy.shutdown()
