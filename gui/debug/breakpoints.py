@@ -236,6 +236,11 @@ class Breakpoints:
                 return stop
         return None
 
+    def watches_iterations(self) -> bool:
+        """True when an enabled condition looks at finished iterations (loss, count)."""
+        return any(c.enabled and type(c).check_iteration is not Condition.check_iteration
+                   and not isinstance(c, NonFinite) for c in self.conditions)
+
     def check_iteration(self, result: IterationResult) -> Stop | None:
         for condition in self.active():
             stop = condition.check_iteration(result)

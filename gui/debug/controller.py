@@ -260,9 +260,12 @@ class DebugController(QObject):
             self._report_nonfinite()
             return
         self._record(solver, seconds)
-        stop = self.breakpoints.check_iteration(bp.IterationResult(solver.iter - 1, loss))
-        if stop is not None:
-            self._halt(stop)
+        if self.breakpoints.watches_iterations():  # the NaN trap works through session.nonfinite
+            stop = self.breakpoints.check_iteration(bp.IterationResult(solver.iter - 1, loss))
+            if stop is not None:
+                self._halt(stop)
+        if not (self._live["boundary"] or self._live["overlays"]):
+            return
         now = time.perf_counter()
         if now - self._last_live >= LIVE_INTERVAL and self.window.worker.busy:
             self._last_live = now

@@ -177,15 +177,21 @@ def restore(solver, checkpoint: Checkpoint) -> None:
 
 
 # -- the history ----------------------------------------------------------------
-@dataclass
 class Mark:
     """One reachable state on the timeline: after an iteration, or after an edit.
     ``checkpoint`` is None where the state is reached by replaying iterations
     from the nearest earlier checkpoint (deterministic, see the module doc)."""
 
-    iteration: int
-    label: str
-    checkpoint: Checkpoint | None = None
+    __slots__ = ("iteration", "_label", "checkpoint")
+
+    def __init__(self, iteration: int, label: str | None = None, checkpoint: Checkpoint | None = None):
+        self.iteration = iteration
+        self._label = label  # None: "iteration N", made when asked (one Mark per iteration is recorded)
+        self.checkpoint = checkpoint
+
+    @property
+    def label(self) -> str:
+        return self._label or f"iteration {self.iteration}"
 
 
 class History:
@@ -307,7 +313,7 @@ class History:
             want = self._needs_checkpoint(solver.iter) if checkpoint is None else checkpoint
             if not self.marks:
                 want = True  # the oldest state is always a full checkpoint
-            mark = Mark(solver.iter, label or f"iteration {solver.iter}",
+            mark = Mark(solver.iter, label or None,
                         capture(solver, label, activations=self.activations) if want else None)
             if mark.checkpoint is not None:
                 self._last_nbytes = mark.checkpoint.nbytes
@@ -331,9 +337,9 @@ class History:
         else:
             wanted = self._capture_seconds / (self.duty * self._iteration_seconds)
             self.checkpoint_every = max(1, min(200, math.ceil(wanted)))
-        began = time.perf_counter()
+        began = time.perf_counter() if self._needs_checkpoint(solver.iter) else None
         mark = self.record(solver)
-        if mark.checkpoint is not None:
+        if mark.checkpoint is not None and began is not None:
             took = time.perf_counter() - began
             self._capture_seconds = took if not self._capture_seconds else \
                 0.8 * self._capture_seconds + 0.2 * took

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from typing import Callable
 
 import numpy
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
                                QGridLayout, QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar,
@@ -204,7 +205,9 @@ class RewindBar(QWidget):
     """
 
     restored = Signal(int)
-    _history_changed = Signal()  # emitted from whichever thread recorded; refresh runs on the GUI thread
+
+    #: ms between refreshes while another thread records (the worker must not wake the GUI per iteration)
+    POLL_MS = 250
 
     def __init__(self, history: History, solver_provider: Callable, lock=None, parent=None, *,
                  before_restore: Callable[[], None] | None = None):
@@ -232,7 +235,10 @@ class RewindBar(QWidget):
             layout.addWidget(w)
         layout.setStretchFactor(self.slider, 1)
         self._refresh_pending = False
-        self._history_changed.connect(self.refresh)
+        self._poll = QTimer(self)
+        self._poll.setInterval(self.POLL_MS)
+        self._poll.timeout.connect(self._poll_refresh)
+        self._poll.start()
         history.subscribe(self._on_history_changed)
         self.refresh()
 
@@ -240,10 +246,16 @@ class RewindBar(QWidget):
         return self.lock if self.lock is not None else contextlib.nullcontext()
 
     def _on_history_changed(self, _history) -> None:
-        """Coalesce: while a refresh is queued, later changes ride along with it."""
-        if not self._refresh_pending:
+        """On the GUI thread: refresh now. From another thread (the worker recording every
+        iteration): only mark it; the poll timer refreshes a few times a second."""
+        if threading.current_thread() is threading.main_thread():  # the GUI thread
+            self.refresh()
+        else:
             self._refresh_pending = True
-            self._history_changed.emit()
+
+    def _poll_refresh(self) -> None:
+        if self._refresh_pending and self.isVisible():
+            self.refresh()
 
     def refresh(self) -> None:
         self._refresh_pending = False
