@@ -199,6 +199,13 @@ def print_results(results: list[Result]) -> None:
         print(f"| {r.benchmark} | {r.what} | {value} | {r.target_text()} | {verdict} | {r.note} |")
 
 
+def report(results: list[Result], json_path: str | None) -> None:
+    """Print the table and, when ``python -m benchmarks`` asked for it, write the JSON rows."""
+    print_results(results)
+    if json_path:
+        write_results(json_path, results)
+
+
 def print_timings(title: str, timings: dict[str, Timing]) -> None:
     print(f"  {title}")
     for t in timings.values():

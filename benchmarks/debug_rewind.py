@@ -55,9 +55,7 @@ def main(argv=None) -> int:
               f"{history.checkpoint_every} iterations, {checkpoint / 1e3:.0f} kB each; {history.describe()}")
         results.append(common.Result("debug_rewind", f"{example}: step with rewind / without", ratio,
                                      target=TARGET, note=f"checkpoint every {history.checkpoint_every}"))
-    common.print_results(results)
-    if args.json:
-        common.write_results(args.json, results)
+    common.report(results, args.json)
     return 0
 
 

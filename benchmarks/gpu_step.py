@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(common.machine_line())
     results = run(args.quick)
-    common.print_results(results)
-    if args.json:
-        common.write_results(args.json, results)
+    common.report(results, args.json)
     return 0
 
 

@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = run(args.quick, args.iterations)
     print(common.machine_line())  # after the soak: importing PyTorch for its version costs ~200 MB
-    common.print_results(results)
-    if args.json:
-        common.write_results(args.json, results)
+    common.report(results, args.json)
     return 0
 
 
