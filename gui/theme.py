@@ -54,10 +54,10 @@ MAP_TITLES = {
     "W": ("W", "weights"),
     "dW": ("dW", "raw gradient"),
     "db": ("db", "bias gradient"),
-    "update": ("V", "update, W ← W − V"),
-    "a": ("a", "input (bottom data)"),
-    "delta": ("δ", "top diff, arriving"),
-    "delta_down": ("δ_down", "bottom diff, sent down"),
+    "update": ("V", "update (W −= V)"),
+    "a": ("a", "bottom data"),
+    "delta": ("δ", "top diff"),
+    "delta_down": ("δ_down", "bottom diff"),
 }
 
 
