@@ -22,6 +22,7 @@ from .controls import Controls, gpu_availability
 from .errors import ErrorReporter
 from .graph_view import GraphView
 from .session import Session
+from .dataset_panel import DatasetPanel
 from .solver_panel import SolverPanel
 from .worker import Frame, start_worker, stop_worker
 
@@ -52,6 +53,7 @@ class MainWindow(QMainWindow):
         self._pending_views: tuple | None = None
         self.graph = GraphView()
         self.solver_panel = SolverPanel(self.session)
+        self.dataset_panel = DatasetPanel(self.regenerate_data)
         self.frames_drawn = 0
         self.last_frame: Frame | None = None
         self._running = False
@@ -103,6 +105,9 @@ class MainWindow(QMainWindow):
         self.solver_dock = self._dock("Solver", "solverDock", self.solver_panel, Qt.RightDockWidgetArea)
         self.curves_dock = self._dock("Curves", "curvesDock", QLabel("Building the curves…"),
                                       Qt.BottomDockWidgetArea)
+        self.dataset_dock = self._dock("Dataset", "datasetDock", self.dataset_panel, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.solver_dock, self.dataset_dock)
+        self.solver_dock.raise_()
         self.resizeDocks([self.graph_dock, self.solver_dock], [400, 300], Qt.Horizontal)
         self.resizeDocks([self.curves_dock], [300], Qt.Vertical)
 
@@ -380,6 +385,16 @@ class MainWindow(QMainWindow):
         """Stop within one iteration."""
         self.worker.pause()
 
+    def regenerate_data(self, **changes) -> None:
+        """New built-in dataset settings: rebuild the net on the regenerated data."""
+        self._stop_and_wait()
+        try:
+            self.session.regenerate_data(**changes)
+        except Exception as exc:
+            self.errors.report_exception("Could not regenerate the dataset", exc, KEPT)
+            return
+        self._after_load()
+
     def reset(self) -> None:
         """Re-initialise the weights from the fillers and the seed (iteration 0)."""
         self._stop_and_wait()
@@ -458,6 +473,7 @@ class MainWindow(QMainWindow):
         self._pending_points, self._pending_tests = [], []
         self.solver_panel.refresh()
         self.solver_panel.set_editable(True)
+        self.dataset_panel.show_settings(self.session.dataset_settings())
         self.controls.show_device(solver.device)
         name = os.path.basename(os.path.dirname(self.session.path)) if self.session.path else "net"
         self.setWindowTitle(f"Backprop Studio — {name} ({os.path.basename(self.session.path or '')})")

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import engine
-from engine.errors import NonFiniteError, PrototxtError
+from engine.errors import NetDefinitionError, NonFiniteError, PrototxtError
 from engine.events import BACKWARD, FORWARD, ITERATION_END, NONFINITE, TEST, UPDATE, Event
 from engine.proto import caffe_pb2
-from engine.prototxt import parse_net, parse_solver
+from engine.prototxt import parse_net, parse_solver, resolve_path
 
 from . import snapshot
 
@@ -203,6 +203,38 @@ class Session:
             solver = type(self.solver)(param, device=self.solver.device, path=self.solver.path)
         self._install(solver, self.path)
 
+    def dataset_settings(self) -> dict | None:
+        """The built-in dataset's settings (first BuiltinData layer), or None when the
+        net reads no built-in dataset."""
+        param = dataset_net_param(self.solver) if self.solver is not None else None
+        layers = builtin_data_layers(param) if param is not None else []
+        if not layers:
+            return None
+        p = layers[0].builtin_data_param
+        return {"dataset": p.dataset, "num_points": p.num_points, "noise": p.noise,
+                "test_fraction": p.test_fraction, "seed": p.seed}
+
+    def regenerate_data(self, **changes) -> None:
+        """Rebuild the solver with new built-in dataset settings (``num_points``,
+        ``noise``, ``test_fraction``, ``seed``) in every BuiltinData layer of both
+        phases; solver settings are kept, weights re-drawn (iteration 0)."""
+        if self.solver is None:
+            return
+        with self.lock:
+            net_param = dataset_net_param(self.solver)
+            layers = builtin_data_layers(net_param) if net_param is not None else []
+            if not layers:
+                raise NetDefinitionError(
+                    "this net reads no built-in dataset (no BuiltinData layer given by net or net_param)")
+            for layer in layers:
+                for name, value in changes.items():
+                    setattr(layer.builtin_data_param, name, value)
+            param = self.effective_param()
+            param.ClearField("net")
+            param.net_param.CopyFrom(net_param)
+            solver = type(self.solver)(param, device=self.solver.device, path=self.solver.path)
+        self._install(solver, self.path)
+
     def load_weights(self, path: str) -> None:
         """Copy weights from a .caffemodel(.h5) into the net (by layer name)."""
         with self.lock:
@@ -354,6 +386,23 @@ class Session:
 
     def inner_product_layers(self) -> list[str]:
         return snapshot.inner_product_layers(self.solver.net) if self.solver is not None else []
+
+
+def dataset_net_param(solver) -> caffe_pb2.NetParameter | None:
+    """A copy of the solver's whole net definition (both phases) when it is given by
+    ``net`` or ``net_param``; None otherwise."""
+    param = caffe_pb2.NetParameter()
+    if solver.param.HasField("net_param"):
+        param.CopyFrom(solver.param.net_param)
+        return param
+    if solver.param.HasField("net"):
+        parsed, _ = parse_net(resolve_path(solver.param.net, solver.path))
+        return parsed
+    return None
+
+
+def builtin_data_layers(net_param: caffe_pb2.NetParameter) -> list:
+    return [layer for layer in net_param.layer if layer.type == "BuiltinData"]
 
 
 def _check_value(name: str, value) -> None:
