@@ -47,6 +47,19 @@ def _weight_meaning(view: InnerProductView, what: str):
     return lambda r, c, v: f"{what} from input {c} to output {r}"
 
 
+def _with_formula(meaning, formula):
+    """A hover meaning followed by the seed's formula for that cell, indices substituted."""
+    return lambda r, c, v: f"{meaning(r, c, v)}  —  {formula(r, c)}"
+
+
+def _dw_formula(view: InnerProductView):
+    """dW[n,k] = Σₘ δ[m,n]·a[m,k] (the seed's first product) for one cell."""
+    m = view.dims.get("M_", "?")
+    if view.transpose:
+        return lambda r, c: f"dW[{r},{c}] = Σₘ a[m,{r}]·δ[m,{c}], m < M_={m}"
+    return lambda r, c: f"dW[{r},{c}] = Σₘ δ[m,{r}]·a[m,{c}], m < M_={m}"
+
+
 def _waiting_text(view: InnerProductView, symbol: str) -> str:
     """Why a gradient map is empty: before the first backward, or mid-iteration before this layer's."""
     if view.pending_backward:
@@ -61,14 +74,15 @@ def map_content(view: InnerProductView, which: str):
     if which == "W":
         return view.W, w_rows, w_cols, _weight_meaning(view, "weight"), ""
     if which == "dW":
-        return (view.dW, w_rows, w_cols, _weight_meaning(view, "∂loss/∂w of the weight"),
-                _waiting_text(view, "dW"))
+        return (view.dW, w_rows, w_cols, _with_formula(_weight_meaning(view, "∂loss/∂w of the weight"),
+                _dw_formula(view)), _waiting_text(view, "dW"))
     if which == "update":
         return (view.update_W, w_rows, w_cols, _weight_meaning(view, "update V of the weight"),
                 "The update V appears after the update stage of the iteration")
     if which == "db":
         text = "No bias (bias_term: false)" if view.b is None else _waiting_text(view, "db")
-        return view.db, names["output"], "bias", (lambda r, c, v: f"∂loss/∂b of output {r}"), text
+        return view.db, names["output"], "bias", _with_formula(lambda r, c, v: f"∂loss/∂b of output {r}",
+                                                         lambda r, c: f"db[{r}] = Σₘ δ[m,{r}], m < M_={view.dims.get('M_', '?')}"), text
     if which == "a":
         return (view.a, names["sample"], names["input"],
                 (lambda r, c, v: f"input {c} of sample {r}"), "a appears after the first forward pass")
@@ -82,7 +96,9 @@ def map_content(view: InnerProductView, which: str):
         else:
             text = _waiting_text(view, "δ_down")
         return (view.delta_down, names["sample"], names["input"],
-                (lambda r, c, v: f"δ sent down to input {c} of sample {r}"), text)
+                _with_formula(lambda r, c, v: f"δ sent down to input {c} of sample {r}",
+                              lambda r, c: f"δ_down[{r},{c}] = Σₙ δ[{r},n]·W[n,{c}], "
+                                           f"n < N_={view.dims.get('N_', '?')}"), text)
     raise KeyError(f"unknown map '{which}' (expected one of {', '.join(MAP_POSITIONS)})")
 
 

@@ -273,3 +273,19 @@ def test_a_net_without_inner_product_layers(panel, spiral_solver):
     _show(panel, spiral_solver)  # opening a net with such layers again selects the first
     assert panel.selected_layer() == "ip1"
     assert not panel.heatmap("ip1", "W").is_placeholder()
+
+
+def test_gradient_hovers_show_the_seed_formula_for_the_cell(qtbot):
+    import engine
+    from gui import snapshot
+    from gui.inspector import InspectorPanel
+    solver = engine.get_solver("resources/examples/spiral_mlp/solver.prototxt")
+    snapshot.prepare_for_inspection(solver)
+    solver.step(1)
+    panel = InspectorPanel()
+    qtbot.addWidget(panel)
+    panel.set_views(snapshot.inner_product_views(solver), snapshot.solver_info(solver))
+    panel.select_layer("ip2")
+    assert "dW[3,7] = Σₘ δ[m,3]·a[m,7], m < M_=32" in panel.heatmap("ip2", "dW").hover_text(3, 7)
+    assert "db[4] = Σₘ δ[m,4]" in panel.heatmap("ip2", "db").hover_text(4, 0)
+    assert "δ_down[1,2] = Σₙ δ[1,n]·W[n,2], n < N_=16" in panel.heatmap("ip2", "delta_down").hover_text(1, 2)
