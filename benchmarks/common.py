@@ -206,6 +206,18 @@ def report(results: list[Result], json_path: str | None) -> None:
         write_results(json_path, results)
 
 
+def quick_main(run: Callable[[bool], list[Result]], description: str, argv: list[str] | None) -> int:
+    """The command line shared by benchmark scripts: ``[--quick] [--json PATH]``."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--json", help="also write the result rows to this file")
+    args = parser.parse_args(argv)
+    print(machine_line())
+    report(run(args.quick), args.json)
+    return 0
+
+
 def print_timings(title: str, timings: dict[str, Timing]) -> None:
     print(f"  {title}")
     for t in timings.values():

@@ -14,7 +14,6 @@ Run: ``python -m benchmarks.gpu_step`` (``--quick``, ``--json FILE``).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -129,14 +128,7 @@ def run(quick: bool = False) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--json", help="also write the result rows to this file")
-    args = parser.parse_args(argv)
-    print(common.machine_line())
-    results = run(args.quick)
-    common.report(results, args.json)
-    return 0
+    return common.quick_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":
