@@ -3,6 +3,14 @@
 Points are appended to growing numpy buffers (amortised doubling) and handed to
 the plot items as views, so appending is cheap; the caller decides how often to
 append (at most ~30 times a second).
+
+The axes follow the data in steps (:func:`stepped_top`): the iteration axis ends a
+little past the newest point and the value axes just outside the data, and
+neither moves until a point falls outside. Most frames then change only the
+curves, so the (cached) axes and grids are not redrawn, the ticks do not jitter,
+and a frame costs one repaint instead of a repaint plus pyqtgraph's deferred
+auto-range repaint. Zooming or panning a plot stops the following; a double
+click resumes it.
 """
 from __future__ import annotations
 
@@ -22,12 +30,14 @@ TRAIN_SERIES = ("loss", "smoothed_loss", "lr")
 
 
 class _Series:
-    """A growable (x, y) buffer."""
+    """A growable (x, y) buffer that keeps the bounds of its finite values."""
 
     def __init__(self, capacity: int = 1024):
         self._x = numpy.empty(capacity, dtype=numpy.float64)
         self._y = numpy.empty(capacity, dtype=numpy.float64)
         self.size = 0
+        self.low = math.inf  # smallest finite value so far
+        self.high = -math.inf
 
     def extend(self, x: Sequence[float], y: Sequence[float]) -> None:
         x = numpy.asarray(x, dtype=numpy.float64).reshape(-1)
@@ -42,12 +52,37 @@ class _Series:
         self._x[self.size:need] = x
         self._y[self.size:need] = y
         self.size = need
+        finite = y[numpy.isfinite(y)]
+        if finite.size:
+            self.low = min(self.low, float(finite.min()))
+            self.high = max(self.high, float(finite.max()))
 
     def data(self) -> tuple[numpy.ndarray, numpy.ndarray]:
         return self._x[:self.size], self._y[:self.size]
 
     def clear(self) -> None:
         self.size = 0
+        self.low, self.high = math.inf, -math.inf
+
+
+def stepped_top(value: float) -> float:
+    """The smallest multiple of a fifth of ``value``'s power of ten that is >= ``value``
+    (1.1 -> 1.2, 0.37 -> 0.4, 1234 -> 1400): a range end that grows in a few steps
+    per decade instead of with every new point."""
+    if not math.isfinite(value) or value <= 0:
+        return 0.0
+    step = 10.0 ** math.floor(math.log10(value)) / 5.0
+    top = math.ceil(value / step - 1e-9) * step
+    return float(f"{top:.12g}")  # 0.6000000000000001 -> 0.6
+
+
+def stepped_range(lo: float, hi: float) -> tuple[float, float]:
+    """A range holding [lo, hi] whose ends move in steps (0 is kept in view)."""
+    top = stepped_top(hi) if hi > 0 else 0.0
+    bottom = -stepped_top(-lo) if lo < 0 else 0.0
+    if top == bottom:
+        top = bottom + 1.0
+    return bottom, top
 
 
 def is_loss_name(key: str) -> bool:
@@ -77,10 +112,13 @@ class CurvesPanel(QWidget):
             plot.setXLink(self.loss_plot)
         self._horizontal: bool | None = None
         self._arrange(horizontal=False)
-        self.lr_plot.enableAutoRange(y=False)
-        self.score_plot.enableAutoRange(y=False)
-        self.score_plot.setYRange(0, 1, padding=0.05)
-        self._lr_top = 0.0
+        self._following = True  # False once the user zooms or pans; a double click resumes
+        self._ranges: dict[str, tuple[float, float]] = {}
+        for plot in (self.loss_plot, self.score_plot, self.lr_plot):
+            plot.disableAutoRange()
+            plot.getViewBox().sigRangeChangedManually.connect(self._stop_following)
+        self._graphics.scene().sigMouseClicked.connect(self._on_click)
+        self._apply_ranges()
         self.loss_plot.addLegend(offset=(-10, 10), labelTextSize=f"{theme.STATS_PT}pt")
         self.score_plot.addLegend(offset=(-10, 10), labelTextSize=f"{theme.STATS_PT}pt")
         self._items["loss"] = self._curve(self.loss_plot, "loss", "training loss", width=1)
@@ -128,12 +166,16 @@ class CurvesPanel(QWidget):
             plot.getAxis(name).setStyle(tickFont=theme.font(theme.TICK_PT))
             plot.getAxis(name).enableAutoSIPrefix(False)
         plot.getAxis("left").setWidth(72)
+        theme.cache_axes(plot.getAxis("left"), plot.getAxis("bottom"))
         return plot
 
     @staticmethod
     def _curve(plot: pg.PlotItem, key: str, name: str | None, width: int) -> pg.PlotDataItem:
         item = plot.plot([], [], pen=pg.mkPen(theme.CURVE_COLORS[key], width=width), name=name)
+        # Peak downsampling to one bin per pixel column keeps every spike's envelope
+        # while a long run draws ~2 vertices per pixel instead of ~10 (pyqtgraph's default).
         item.setDownsampling(auto=True, method="peak")
+        item.opts["autoDownsampleFactor"] = 1.0
         item.setClipToView(True)
         return item
 
@@ -149,38 +191,82 @@ class CurvesPanel(QWidget):
         for key, values in (("loss", losses), ("smoothed_loss", smoothed), ("lr", lrs)):
             self._series[key].extend(iterations, values)
             self._items[key].setData(*self._series[key].data())
-        self._fit_lr_range(float(numpy.max(lrs)))
+        self._apply_ranges()
 
-    def _fit_lr_range(self, newest_max: float) -> None:
-        """Keep the learning-rate axis from 0 to a little above the largest rate seen."""
-        if math.isfinite(newest_max) and newest_max > self._lr_top:
-            self._lr_top = newest_max
-            self.lr_plot.setYRange(0, 1.1 * newest_max, padding=0.05)
+    def view_ranges(self) -> dict[str, tuple[float, float]]:
+        """The ranges the plots follow: 'iteration', 'loss', 'score' and 'lr' as (low, high)."""
+        x_top = max((float(s.data()[0][-1]) for s in self._series.values() if s.size), default=0.0)
+        loss_names = ["loss", "smoothed_loss"] + [f"test_{k}" for k in self._test_keys if is_loss_name(k)]
+        score_names = [f"test_{k}" for k in self._test_keys if not is_loss_name(k)]
+        return {"iteration": (0.0, stepped_top(max(1.0, x_top * 1.02))),
+                "loss": stepped_range(*self._bounds(loss_names)),
+                "score": stepped_range(*self._bounds(score_names, at_least=(0.0, 1.0))),
+                "lr": stepped_range(*self._bounds(["lr"]))}
 
-    def _fit_score_range(self) -> None:
-        """Scores in [0, 1] (accuracy) keep a 0..1 axis; anything else ranges automatically."""
-        values = [self._series[f"test_{k}"].data()[1] for k in self._test_keys if not is_loss_name(k)]
-        if values and all(v.size == 0 or (v.min() >= 0 and v.max() <= 1) for v in values):
-            self.score_plot.setYRange(0, 1, padding=0.05)
-        else:
-            self.score_plot.enableAutoRange(y=True)
+    def is_following(self) -> bool:
+        """True while the plots follow the data (no zoom or pan by the user since)."""
+        return self._following
+
+    def follow(self) -> None:
+        """Follow the data again (after the user zoomed or panned)."""
+        self._following = True
+        self._ranges = {}
+        self._apply_ranges()
+
+    def _bounds(self, names: list[str], at_least: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+        """(min, max) over the finite values of the named series, widened to ``at_least``."""
+        lo, hi = at_least
+        for name in names:
+            series = self._series[name]
+            lo, hi = min(lo, series.low), max(hi, series.high)
+        return lo, hi
+
+    def _apply_ranges(self) -> None:
+        """Give each plot its stepped range, touching only those that changed."""
+        if not self._following:
+            return
+        ranges = self.view_ranges()
+        plots = {"loss": self.loss_plot, "score": self.score_plot, "lr": self.lr_plot}
+        if ranges["iteration"] != self._ranges.get("iteration"):
+            self.loss_plot.setXRange(*ranges["iteration"], padding=0.02)  # the others are linked
+        for key, plot in plots.items():
+            if ranges[key] != self._ranges.get(key):
+                plot.setYRange(*ranges[key], padding=0.04)
+        self._ranges = ranges
+
+    def _stop_following(self, *_args) -> None:
+        self._following = False
+
+    def _on_click(self, event) -> None:
+        if event.double():
+            self.follow()
 
     def add_test_point(self, iteration: int, scores: dict[str, float]) -> None:
         """Append one test pass (e.g. {'accuracy': 0.9, 'loss': 0.31}) at ``iteration``."""
-        for key, value in scores.items():
-            name = f"test_{key}"
-            if name not in self._series:
-                self._add_test_series(key)
-            self._series[name].extend([iteration], [value])
+        self.add_test_points([(iteration, scores)])
+
+    def add_test_points(self, points: Sequence[tuple[int, dict[str, float]]]) -> None:
+        """Append several test passes, (iteration, scores) each, with one redraw per series."""
+        changed: list[str] = []
+        for iteration, scores in points:
+            for key, value in scores.items():
+                name = f"test_{key}"
+                if name not in self._series:
+                    self._add_test_series(key)
+                self._series[name].extend([iteration], [value])
+                if name not in changed:
+                    changed.append(name)
+        for name in changed:
             self._items[name].setData(*self._series[name].data())
-        self._fit_score_range()
+        if changed:
+            self._apply_ranges()
 
     def clear(self) -> None:
         """Forget every point (e.g. after Reset or opening another net)."""
         for name, series in self._series.items():
             series.clear()
             self._items[name].setData([], [])
-        self._lr_top = 0.0
+        self.follow()
 
     def series(self, name: str) -> tuple[numpy.ndarray, numpy.ndarray]:
         """(iterations, values) of 'loss', 'smoothed_loss', 'lr' or 'test_<output>' (copies)."""

@@ -105,26 +105,8 @@ class HeatmapView(QWidget):
         self._hover.hide()  # shown while the mouse is over a cell; the title has the line otherwise
         layout.addLayout(title_row)
 
-        self._graphics = pg.GraphicsLayoutWidget()
-        self._graphics.ci.setContentsMargins(0, 0, 0, 0)
-        self._plot = self._graphics.addPlot(axisItems={"left": IndexAxis("left"), "bottom": IndexAxis("bottom")})
-        self._plot.hideButtons()
-        self._plot.setMenuEnabled(False)
-        self._plot.invertY(True)
-        self._plot.getViewBox().setBackgroundColor(theme.NAN_COLOR)
-        self._image = pg.ImageItem(axisOrder="row-major")
-        self._plot.addItem(self._image)
-        tick_font = theme.font(theme.COMPACT_TICK_PT if self._compact else theme.TICK_PT)
-        for name in ("left", "bottom"):
-            self._plot.getAxis(name).setStyle(tickFont=tick_font)
-            self._plot.getAxis(name).enableAutoSIPrefix(False)
-            self._plot.getAxis(name).setStyle(hideOverlappingLabels=12)  # keep the "0" at the corner
-        self._bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=theme.DIVERGING, interactive=False,
-                                    width=10 if self._compact else 12)
-        self._bar.setImageItem(self._image, insert_in=self._plot)
-        self._bar.getAxis("right").setStyle(tickFont=tick_font)
-        self._bar.getAxis("right").setWidth(46 if self._compact else 50)
-        self._plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._build_plot()
+        self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         self._placeholder = QLabel()
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -141,12 +123,60 @@ class HeatmapView(QWidget):
         self._stats = QLabel(" ")
         self._stats.setFont(theme.mono_font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
         self._stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self._graphics.setToolTip(HOVER_HINT)
         layout.addWidget(self._stats)
-        # Same height for 2- and 3-line statistics, so maps in one row line up.
-        self._stats.setMinimumHeight(self._stats.fontMetrics().lineSpacing() * (2 if self._compact else 3) + 2)
+        # A fixed height that only grows: maps in one row line up, and a frame whose
+        # statistics take a line more or less never re-lays out (and so repaints) the plot.
+        self._stats_lines = 0
+        self._fit_stats_height(2 if self._compact else 3)
         self.setMinimumSize(120 if self._compact else 180, 110 if self._compact else 170)
+
+    def _build_plot(self) -> None:
+        """Image, index axes and colour bar laid out by hand in one GraphicsLayout: a
+        ViewBox without menus and plain axes build ~10x faster than a PlotItem plus a
+        ColorBarItem (each a full PlotItem with its context menus), and nine of these
+        are built at start-up."""
+        self._graphics = pg.GraphicsLayoutWidget()
+        layout = self._graphics.ci
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self._view = pg.ViewBox(enableMenu=False, invertY=True)
+        self._view.setMouseEnabled(x=False, y=False)
+        self._view.setBackgroundColor(theme.NAN_COLOR)
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._image.setColorMap(theme.DIVERGING)
+        self._view.addItem(self._image)
+        tick_font = theme.font(theme.COMPACT_TICK_PT if self._compact else theme.TICK_PT)
+        self._axes = {"left": IndexAxis("left"), "bottom": IndexAxis("bottom")}
+        for axis in self._axes.values():
+            axis.linkToView(self._view)
+            axis.setStyle(tickFont=tick_font, hideOverlappingLabels=12)  # keep the "0" at the corner
+            axis.enableAutoSIPrefix(False)
+        self._bar_view = pg.ViewBox(enableMenu=False)
+        self._bar_view.setMouseEnabled(x=False, y=False)
+        self._bar_view.setFixedWidth(10 if self._compact else 12)
+        self._bar_image = pg.ImageItem(numpy.linspace(-1.0, 1.0, theme.LUT_SIZE).reshape(-1, 1),
+                                       axisOrder="row-major", levels=(-1.0, 1.0))
+        self._bar_image.setColorMap(theme.DIVERGING)
+        self._bar_view.addItem(self._bar_image)
+        self._bar_axis = pg.AxisItem("right")
+        self._bar_axis.linkToView(self._bar_view)
+        self._bar_axis.setStyle(tickFont=tick_font)
+        self._bar_axis.setWidth(46 if self._compact else 50)
+        layout.addItem(self._axes["left"], row=0, col=0)
+        layout.addItem(self._view, row=0, col=1)
+        layout.addItem(self._bar_view, row=0, col=2)
+        layout.addItem(self._bar_axis, row=0, col=3)
+        layout.addItem(self._axes["bottom"], row=1, col=1)
+        self._show_bar_levels((-1.0, 1.0))
+        theme.cache_axes(self._axes["left"], self._axes["bottom"], self._bar_axis)
+
+    def _show_bar_levels(self, levels: tuple[float, float]) -> None:
+        """Stretch the colour bar over [low, high] so its axis reads the levels."""
+        low, high = levels
+        self._bar_image.setRect(QRectF(0.0, low, 1.0, high - low))
+        self._bar_view.setRange(xRange=(0.0, 1.0), yRange=(low, high), padding=0)
 
     # ------------------------------------------------------------------ public
     def set_title(self, title: str) -> None:
@@ -171,7 +201,7 @@ class HeatmapView(QWidget):
         self._image.setImage(display, autoLevels=False, levels=levels)
         if levels != self._levels:
             self._levels = levels
-            self._bar.setLevels(levels)
+            self._show_bar_levels(levels)
         if display.shape != self._display_shape:
             self._reshape(display.shape)
         self._shape = array.shape
@@ -267,22 +297,19 @@ class HeatmapView(QWidget):
         self._display_shape = shape
         self._image.setRect(QRectF(-0.5, -0.5, cols, rows))
         # New limits first: the old ones would clamp the new range.
-        self._plot.getViewBox().setLimits(xMin=-0.5, xMax=cols - 0.5, yMin=-0.5, yMax=rows - 0.5)
-        self._plot.setRange(xRange=(-0.5, cols - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
+        self._view.setLimits(xMin=-0.5, xMax=cols - 0.5, yMin=-0.5, yMax=rows - 0.5)
+        self._view.setRange(xRange=(-0.5, cols - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
 
     def _set_axis_labels(self, row_label: str, col_label: str) -> None:
         self._labels = (row_label, col_label)
-        if self._compact:
-            self._plot.setLabel("left", "")
-            self._plot.setLabel("bottom", "")
-            self._plot.getAxis("left").setLabel(None)
-            self._plot.getAxis("bottom").setLabel(None)
-            self._plot.getAxis("left").setToolTip(row_label)
-            self._plot.getAxis("bottom").setToolTip(col_label)
+        left, bottom = self._axes["left"], self._axes["bottom"]
+        if self._compact:  # no room for the labels: they are the axes' tooltips
+            left.setToolTip(row_label)
+            bottom.setToolTip(col_label)
             return
         style = {"font-size": f"{theme.LABEL_PT}pt", "color": theme.TEXT_COLOR}
-        self._plot.setLabel("left", row_label, **style)
-        self._plot.setLabel("bottom", col_label, **style)
+        left.setLabel(row_label, **style)
+        bottom.setLabel(col_label, **style)
 
     def _format_stats(self, summary: dict, extra: str) -> str:
         """Statistics as short fixed lines (compact: one line)."""
@@ -315,6 +342,14 @@ class HeatmapView(QWidget):
         text = "\n".join(lines) if lines else " "
         if text != self._stats.text():
             self._stats.setText(text)
+            self._fit_stats_height(len(lines))
+
+    def _fit_stats_height(self, lines: int) -> None:
+        """Make room for ``lines`` lines of statistics; never shrink."""
+        if lines <= self._stats_lines:
+            return
+        self._stats_lines = lines
+        self._stats.setFixedHeight(self._stats.fontMetrics().lineSpacing() * lines + 2)
 
     def _on_mouse_moved(self, scene_pos) -> None:
         text = ""

@@ -8,10 +8,12 @@ the session's lock.
 """
 from __future__ import annotations
 
+import collections
 import os
+import statistics
 import time
 
-from PySide6.QtCore import QByteArray, QEvent, QEventLoop, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QToolBar,
                                QVBoxLayout, QWidget)
@@ -57,10 +59,9 @@ class MainWindow(QMainWindow):
         self.frames_drawn = 0
         self.last_frame: Frame | None = None
         self._running = False
-        self._render_cost = 0.0
-        self._frame_began: float | None = None
+        self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
+        self._frame_drawing = False
         self._last_frame_cpu: float | None = None
-        self._paint_watch = _PaintWatch()
         self.setWindowTitle("Backprop Studio")
         self.resize(1600, 1000)
         self._build_central()
@@ -181,6 +182,7 @@ class MainWindow(QMainWindow):
         c.gpu.triggered.connect(lambda: self.set_device("gpu"))
         self.worker.frameReady.connect(self._on_frame_ready, Qt.QueuedConnection)
         self.worker.runFinished.connect(self._on_run_finished, Qt.QueuedConnection)
+        self.worker.runStarted.connect(self._on_run_started, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_worker_failed, Qt.QueuedConnection)
         self.graph.layerSelected.connect(self._on_graph_selected)
         self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
@@ -209,8 +211,7 @@ class MainWindow(QMainWindow):
         for batch in points:
             self.curves.add_train_points(*batch)
         tests, self._pending_tests = self._pending_tests, []
-        for iteration, scores in tests:
-            self.curves.add_test_point(iteration, scores)
+        self.curves.add_test_points(tests)
         self._pending_views = None
         from .debug import install as install_debugger  # issue 6: debugger docks, Debug menu, Step Back
         install_debugger(self)
@@ -492,13 +493,11 @@ class MainWindow(QMainWindow):
 
     def apply_frame(self, frame: Frame) -> None:
         """Draw one frame; the time it takes tells the worker how often to send them."""
-        began = time.perf_counter()
         self._pace_worker()
-        if self._frame_began is None:  # the worker waits while this frame draws and paints
+        if not self._frame_drawing:  # the worker waits while this frame draws and paints
             self.worker.gui_busy = True
-            self._frame_began = began
-            self._paint_watch.start()
-            QTimer.singleShot(0, self._frame_painted)
+            self._frame_drawing = True
+            QTimer.singleShot(0, self._frame_painted)  # after the repaint this frame posts
         self.last_frame = frame
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
@@ -509,8 +508,7 @@ class MainWindow(QMainWindow):
             self.inspector.set_views(frame.views, frame.info)
             if len(frame.train_points[0]):
                 self.curves.add_train_points(*frame.train_points)
-            for iteration, scores in frame.test_points:
-                self.curves.add_test_point(iteration, scores)
+            self.curves.add_test_points(frame.test_points)
         self._show_event(frame)
         self._show_status(frame)
         if frame.running:
@@ -518,15 +516,15 @@ class MainWindow(QMainWindow):
         self.frames_drawn += 1
 
     def _frame_painted(self) -> None:
-        """Runs once the events queued by a frame are handled, and again while they
-        cause more repaints (plots repaint after deferred range updates). The frame's
-        cost, from set_views to the last repaint, paces the worker."""
-        if self._paint_watch.take() and time.perf_counter() - (self._frame_began or 0) < 2.0:
-            QTimer.singleShot(30, self._frame_painted)
-            return
-        self._paint_watch.stop()
+        """Runs once the repaint a frame posted is done: the worker may go on."""
         self.worker.gui_busy = False
-        self._frame_began = None
+        self._frame_drawing = False
+
+    def _on_run_started(self) -> None:
+        """A run starts: measure frame costs afresh (what the GUI did while idle is not one)."""
+        self._last_frame_cpu = None
+        self._frame_costs.clear()
+        self.worker.render_cost = 0.0
 
     def _pace_worker(self) -> None:
         """Tell the worker what a frame costs: the GUI thread's CPU time since the
@@ -534,9 +532,8 @@ class MainWindow(QMainWindow):
         Python runs one thread at a time, so that is time the solver did not run."""
         cpu = time.thread_time()
         if self._last_frame_cpu is not None:
-            cost = cpu - self._last_frame_cpu
-            self._render_cost = cost if self._render_cost == 0 else 0.6 * self._render_cost + 0.4 * cost
-            self.worker.render_cost = self._render_cost
+            self._frame_costs.append(cpu - self._last_frame_cpu)
+            self.worker.render_cost = statistics.median(self._frame_costs)  # one slow frame is no trend
         self._last_frame_cpu = cpu
 
     def _show_event(self, frame: Frame) -> None:
@@ -583,33 +580,3 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{name} = {value}: applies from the next iteration", 6000)
         if not self.worker.busy:
             self.refresh()
-
-
-class _PaintWatch(QObject):
-    """Counts paint events application-wide while a frame is being drawn."""
-
-    def __init__(self):
-        super().__init__()
-        self.paints = 0
-        self.watching = False
-
-    def start(self) -> None:
-        if not self.watching:
-            self.paints = 0
-            QApplication.instance().installEventFilter(self)
-            self.watching = True
-
-    def stop(self) -> None:
-        if self.watching:
-            QApplication.instance().removeEventFilter(self)
-            self.watching = False
-
-    def take(self) -> int:
-        """Paints since the last call."""
-        count, self.paints = self.paints, 0
-        return count
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Paint:
-            self.paints += 1
-        return False

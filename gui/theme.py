@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QFontDatabase
+from PySide6.QtWidgets import QGraphicsItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k", antialias=True)
 
@@ -93,3 +94,11 @@ def format_number(x: float, digits: int = 4) -> str:
     if 1e-3 <= abs(x) < 1e4:
         return f"{x:.{digits}g}"
     return f"{x:.{digits - 1}e}"
+
+
+def cache_axes(*axes: pg.AxisItem) -> None:
+    """Keep each axis as a pixmap, redrawn only when its ticks or size change: a frame
+    that changes only the data then repaints an axis as one blit instead of replaying
+    every tick label (pyqtgraph replays them on every repaint of the view otherwise)."""
+    for axis in axes:
+        axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)

@@ -101,3 +101,68 @@ def test_layout_follows_the_shape_of_the_dock(curves, qtbot):
     assert not curves.is_horizontal()
     assert curves.loss_plot.sceneBoundingRect().bottom() <= curves.score_plot.sceneBoundingRect().top() + 1
     assert numpy.array_equal(curves.series("loss")[1], _train(20)[1])
+
+
+# -- the axes follow the data in steps --------------------------------------------------
+@pytest.mark.parametrize("value", [0.00731, 0.37, 1.0, 1.1, 2.0, 9.99, 12.0, 1234.0, 5e-7])
+def test_stepped_top_is_the_next_fifth_of_a_decade(value):
+    from gui.curves import stepped_top
+    step = 10.0 ** numpy.floor(numpy.log10(value)) / 5.0  # independent: a fifth of the power of ten
+    top = stepped_top(value)
+    assert top >= value
+    assert top - step < value * (1 + 1e-12)  # the smallest such multiple
+    assert abs(top / step - round(top / step)) < 1e-9  # a whole number of steps
+    assert top <= 1.2 * value + 1e-15  # never more than a fifth of the scale left empty
+
+
+def _ranges(panel):
+    (x0, x1), (y0, y1) = panel.loss_plot.getViewBox().viewRange()
+    return (x0, x1), (y0, y1)
+
+
+def test_loss_axes_hold_the_data_and_stay_put_within_a_step(curves, qtbot):
+    it, loss, smooth, lr = _train(120)
+    curves.add_train_points(it, loss, smooth, lr)
+    first = _ranges(curves)
+    (x0, x1), (y0, y1) = first
+    assert x0 <= 0 and x1 >= 119 and y0 <= 0 and y1 >= 1.0  # every point is in view
+    curves.add_train_points([120, 121], [0.5, 0.4], [0.45, 0.41], [0.05, 0.05])  # inside the current step
+    assert _ranges(curves) == first  # no re-layout of the axes for these
+    curves.add_train_points([122], [3.3], [0.6], [0.05])  # a spike above the range
+    (_, _), (_, y1_after) = _ranges(curves)
+    assert y1_after >= 3.3 > y1
+
+
+def test_nonfinite_losses_do_not_break_the_range(curves):
+    curves.add_train_points([0, 1, 2], [1.5, float("nan"), float("inf")], [1.5, 1.5, 1.5], [0.1] * 3)
+    (_, _), (y0, y1) = _ranges(curves)
+    assert numpy.isfinite([y0, y1]).all() and y1 >= 1.5
+
+
+def test_zooming_stops_following_and_follow_resumes(curves):
+    it, loss, smooth, lr = _train(100)
+    curves.add_train_points(it, loss, smooth, lr)
+    view = curves.loss_plot.getViewBox()
+    view.scaleBy((0.5, 0.5))  # what a wheel zoom does
+    view.sigRangeChangedManually.emit(view.state["mouseEnabled"])
+    assert not curves.is_following()
+    zoomed = _ranges(curves)
+    curves.add_train_points([100, 101], [5.0, 5.0], [5.0, 5.0], [0.1, 0.1])
+    assert _ranges(curves) == zoomed  # the user's zoom is kept
+    curves.follow()
+    (_, x1), (_, y1) = _ranges(curves)
+    assert curves.is_following() and x1 >= 101 and y1 >= 5.0
+
+
+def test_batched_test_points_equal_one_at_a_time(qtbot):
+    one, batch = CurvesPanel(), CurvesPanel()
+    qtbot.addWidget(one)
+    qtbot.addWidget(batch)
+    points = [(i * 100, {"accuracy": 0.1 * i, "loss": 2.0 / (i + 1)}) for i in range(6)]
+    for iteration, scores in points:
+        one.add_test_point(iteration, scores)
+    batch.add_test_points(points)
+    for name in ("test_accuracy", "test_loss"):
+        for a, b in zip(one.series(name), batch.series(name)):
+            assert numpy.array_equal(a, b)
+    assert one.view_ranges() == batch.view_ranges()
