@@ -26,6 +26,7 @@ import numpy
 from engine import backend, rng
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+MAX_CHECKPOINT_EVERY = 200  # the most iterations a goto replays is one less
 
 
 # -- one state ----------------------------------------------------------------
@@ -132,7 +133,7 @@ def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
         captured_store.setdefault(layer, {})[key] = array
     scalars = {"iter": solver.iter, "current_step": solver.current_step,
                "learning_rate": solver.learning_rate, "losses": list(solver.losses),
-               "smoothed_loss": solver.smoothed_loss, "test_scores": len(solver.test_scores),
+               "smoothed_loss": solver.smoothed_loss, "test_scores": list(solver.test_scores),
                "loss": net.loss}
     return Checkpoint(
         iteration=solver.iter, label=label or f"iteration {solver.iter}", params=params, param_diffs=diffs,
@@ -152,28 +153,44 @@ def restore(solver, checkpoint: Checkpoint) -> None:
         blob.diff_is_clear = not bool(diff.any())
     for target, saved in zip(solver.history, checkpoint.history):
         _put(target, saved)
-    if checkpoint.raw_gradients and len(solver.raw_gradients) == len(checkpoint.raw_gradients):
-        for target, saved in zip(solver.raw_gradients, checkpoint.raw_gradients):
-            _put(target, saved)
+    _restore_raw_gradients(solver, checkpoint.raw_gradients)
     for name, (data, diff) in checkpoint.activations.items():
         blob = net.blobs.get(name)
         if blob is not None and blob.shape == data.shape:
             _put(blob.data, data)
             _put(blob.diff, diff)
-    for layer, store in checkpoint.captured.items():
-        mine = net.captured.setdefault(layer, {})
-        for key, saved in store.items():
-            mine[key] = backend.to_device(saved.copy(), net.device)
+    _restore_captured(net, checkpoint.captured)
     s = checkpoint.scalars
     solver.iter, solver.current_step = s["iter"], s["current_step"]
     solver.learning_rate, solver.smoothed_loss = s["learning_rate"], s["smoothed_loss"]
     solver.losses = list(s["losses"])
-    del solver.test_scores[s["test_scores"]:]
+    solver.test_scores[:] = s["test_scores"]  # (iteration, scores) pairs: never changed once made
     net.loss = s["loss"]
     for n, cursors in zip([net] + list(solver.test_nets), checkpoint.data_cursors):
         for i, state in cursors.items():
             _set_data_layer_state(n.layers[i], state)
     rng.set_state(copy.deepcopy(checkpoint.rng_state))  # the generator must never hold our dict
+
+
+def _restore_raw_gradients(solver, saved: list[numpy.ndarray]) -> None:
+    """The solver's raw gradients as saved; none (a state before the first iteration): none."""
+    if saved and len(solver.raw_gradients) == len(saved):
+        for target, array in zip(solver.raw_gradients, saved):
+            _put(target, array)
+    else:
+        solver.raw_gradients = [backend.to_device(array.copy(), solver.net.device) for array in saved]
+
+
+def _restore_captured(net, saved: dict[str, dict[str, numpy.ndarray]]) -> None:
+    """``net.captured`` as saved: arrays captured after the saved state are dropped."""
+    for layer in [name for name in net.captured if name not in saved]:
+        del net.captured[layer]
+    for layer, store in saved.items():
+        mine = net.captured.setdefault(layer, {})
+        for key in [key for key in mine if key not in store]:
+            del mine[key]
+        for key, array in store.items():
+            mine[key] = backend.to_device(array.copy(), net.device)
 
 
 # -- the history ----------------------------------------------------------------
@@ -220,7 +237,8 @@ class History:
         self._last_nbytes = 0  # size of the newest checkpoint (for the memory bound)
         self._bytes = 0  # total size of the kept checkpoints
         self._last_checkpoint_iteration: int | None = None  # None: unknown, look it up
-        self.duty = 0.03  # record_iteration keeps checkpoints to about this share of the training time
+        self._limit = self.capacity  # effective_capacity() as of the last trim
+        self.duty = 0.02  # record_iteration keeps checkpoints to about this share of the training time
         self._iteration_seconds = 0.0
         self._capture_seconds = 0.0
 
@@ -247,9 +265,12 @@ class History:
         """Delete marks[start:stop], keeping the byte count."""
         gone = self.marks[start:stop]
         if gone:
-            self._bytes -= sum(m.checkpoint.nbytes for m in gone if m.checkpoint is not None)
+            dropped = [m for m in gone if m.checkpoint is not None]
+            self._bytes -= sum(m.checkpoint.nbytes for m in dropped)
             del self.marks[start:stop]
-            self._last_checkpoint_iteration = None
+            last = self._last_checkpoint_iteration
+            if any(m.iteration == last for m in dropped):
+                self._last_checkpoint_iteration = None  # maybe the newest checkpoint went: look it up again
 
     def keep_only_checkpoints(self) -> None:
         """Forget the states up to the cursor that would be replayed, and those after it
@@ -328,16 +349,34 @@ class History:
     def record_iteration(self, solver, seconds: float, *, every_iteration: bool = False) -> Mark:
         """Record after an iteration that took ``seconds``: full checkpoints only every
         k-th iteration, k chosen so they cost about ``duty`` of the training time
-        (``every_iteration``: k = 1, e.g. while the update decomposition is shown)."""
+        (``every_iteration``: k = 1, e.g. while the update decomposition is shown).
+
+        Between checkpoints this only appends a :class:`Mark` holding the iteration
+        number (no array is copied: :meth:`goto` replays those states); that path
+        runs on every iteration of a run, so it is kept to a few attribute reads."""
         if seconds > 0:
             self._iteration_seconds = seconds if not self._iteration_seconds else \
                 0.9 * self._iteration_seconds + 0.1 * seconds
+        iteration = solver.iter
+        if not every_iteration:
+            with self.lock:  # the fast path: no checkpoint due (by the current k), nothing to trim
+                marks, last = self.marks, self._last_checkpoint_iteration
+                plain = last is not None and iteration - last < self.checkpoint_every and \
+                    self.position == len(marks) - 1 and len(marks) < self._limit
+                if plain:
+                    mark = Mark(iteration)
+                    marks.append(mark)
+                    self.position += 1
+            if plain:
+                if self.listeners:
+                    self._changed()
+                return mark
         if every_iteration or not self._capture_seconds or not self._iteration_seconds:
             self.checkpoint_every = 1
         else:
             wanted = self._capture_seconds / (self.duty * self._iteration_seconds)
-            self.checkpoint_every = max(1, min(200, math.ceil(wanted)))
-        began = time.perf_counter() if self._needs_checkpoint(solver.iter) else None
+            self.checkpoint_every = max(1, min(MAX_CHECKPOINT_EVERY, math.ceil(wanted - 1e-9)))
+        began = time.perf_counter() if self._needs_checkpoint(iteration) else None
         mark = self.record(solver)
         if mark.checkpoint is not None and began is not None:
             took = time.perf_counter() - began
@@ -353,6 +392,7 @@ class History:
         if drop:
             self._drop(0, drop)
             self.position = max(0, self.position - drop)
+        self._limit = limit
 
     def ensure_recorded(self, solver) -> None:
         """Record the current state unless the cursor already holds it."""
@@ -420,4 +460,5 @@ class History:
             self._last_nbytes = 0
             self._bytes = 0
             self._last_checkpoint_iteration = None
+            self._limit = self.capacity
         self._changed()

@@ -168,6 +168,7 @@ def test_memory_accounting_follows_drops_and_rewinds(tmp_path):
 def test_record_iteration_spaces_checkpoints_by_their_cost(tmp_path):
     solver = make_solver(tmp_path)
     history = History()
+    history.duty = 0.03  # checkpoints may take 3 % of the training time
     history.record_iteration(solver, 0.0)  # nothing measured yet: a full checkpoint
     assert history.checkpoint_every == 1 and history.marks[-1].checkpoint is not None
     history._capture_seconds = 0.003  # as if a checkpoint took 3 ms ...
@@ -178,3 +179,134 @@ def test_record_iteration_spaces_checkpoints_by_their_cost(tmp_path):
     assert [m.checkpoint is not None for m in history.marks] == [True] + [False] * 6
     history.record_iteration(solver, 0.010, every_iteration=True)
     assert history.checkpoint_every == 1 and history.marks[-1].checkpoint is not None
+
+
+# -- replayed states are the live states, bit for bit -------------------------------
+#: Digits (8x8 images, K_ = 64) like the digits_mlp example, but shuffled, with Dropout,
+#: a small batch (the train cursor wraps within a few iterations) and a test net whose
+#: batch is smaller than the test split (its cursor moves at every test).
+DIGITS_NET = """
+name: "digits_like"
+layer { name: "data" type: "BuiltinData" top: "data" top: "label" include { phase: TRAIN }
+  builtin_data_param { dataset: "digits" seed: 1 test_fraction: 0.2 batch_size: 100 num_classes: 10
+                       shuffle: true } }
+layer { name: "data" type: "BuiltinData" top: "data" top: "label" include { phase: TEST }
+  builtin_data_param { dataset: "digits" seed: 1 test_fraction: 0.2 batch_size: 50 num_classes: 10 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+  inner_product_param { num_output: 16 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "drop1" type: "Dropout" bottom: "ip1" top: "ip1" dropout_param { dropout_ratio: 0.2 } }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "accuracy"
+  include { phase: TEST } }
+"""
+
+
+def _digits_solver(tmp_path):
+    from gui import snapshot
+    solver = make_solver(tmp_path, DIGITS_NET, test_interval=4, test_iter=1, stepsize=9)
+    snapshot.prepare_for_inspection(solver)  # as the app: raw gradients and captured diffs kept
+    return solver
+
+
+def _assert_identical(a, b, where="state"):
+    """``a`` and ``b`` equal bit for bit, recursively (arrays: same dtype, shape and bytes)."""
+    if isinstance(a, numpy.ndarray) or isinstance(b, numpy.ndarray):
+        assert isinstance(a, numpy.ndarray) and isinstance(b, numpy.ndarray), where
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        assert a.tobytes() == b.tobytes(), f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _assert_identical(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and a != a:
+        assert isinstance(b, float) and b != b, where  # NaN (the smoothed loss before any iteration)
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _assert_same_checkpoint(found, expected):
+    for name in ("iteration", "params", "param_diffs", "history", "raw_gradients", "activations", "captured",
+                 "scalars", "data_cursors", "rng_state"):
+        _assert_identical(getattr(found, name), getattr(expected, name), name)
+
+
+def _record_live(solver, history, iterations, capture_seconds=None):
+    """Step and record_iteration (as the app does: iterations of 10 ms), keeping a full
+    capture of every state. ``capture_seconds``: as if each checkpoint took that long
+    (the spacing k = capture_seconds / (duty · 10 ms) then stays put)."""
+    live = [capture(solver)]
+    history.record(solver, "loaded")
+    for _ in range(iterations):
+        solver.step(1)
+        if capture_seconds is not None:
+            history._capture_seconds = capture_seconds
+        history.record_iteration(solver, 0.010)
+        live.append(capture(solver))
+    return live
+
+
+def test_every_replayed_state_of_a_digits_net_is_the_live_state_bit_for_bit(tmp_path):
+    solver = _digits_solver(tmp_path)
+    history = History()
+    history.duty = 0.03
+    live = _record_live(solver, history, 13, capture_seconds=0.0015)  # k = 1.5 ms / (3% · 10 ms) = 5
+    assert history.checkpoint_every == 5
+    assert [m.iteration for m in history.marks if m.checkpoint is not None] == [0, 5, 10]
+    assert solver.test_scores and solver.net.layers[0].batcher.cursor != 0
+    for position in (13, 0, 1, 2, 6, 5, 4, 3, 12, 7, 11, 10, 9, 8):  # backwards, forwards, across checkpoints
+        history.goto(solver, position)
+        assert history.position == position
+        _assert_same_checkpoint(capture(solver), live[position])
+
+
+def test_training_on_from_a_replayed_state_continues_the_live_run(tmp_path):
+    solver = _digits_solver(tmp_path)
+    history = History(checkpoint_every=4)
+    live = _record_live(solver, history, 10)
+    history.goto(solver, 2)  # the first iterations: replayed from the initial checkpoint
+    for expected in live[3:]:
+        solver.step(1)
+        history.record_iteration(solver, 0.010)
+        _assert_same_checkpoint(capture(solver), expected)
+    assert len(history) == len(live)
+    history.goto(solver, 7)
+    _assert_same_checkpoint(capture(solver), live[7])
+
+
+def test_step_back_from_every_state_gives_the_live_state_before_it(tmp_path):
+    solver = _digits_solver(tmp_path)
+    history = History(checkpoint_every=3)
+    live = _record_live(solver, history, 8)
+    for position in range(7, -1, -1):
+        history.step_back(solver)
+        _assert_same_checkpoint(capture(solver), live[position])
+    assert not history.can_step_back()
+
+
+def test_a_full_history_keeps_replaying_exactly_and_within_its_memory(tmp_path):
+    twin = _digits_solver(tmp_path)
+    twin.step(1)
+    one = capture(twin).nbytes  # a checkpoint after an iteration (with raw gradients and captured diffs)
+    solver = _digits_solver(tmp_path)
+    history = History(capacity=500, max_bytes=one * 3 + one // 2)  # room for three checkpoints
+    history.duty = 0.03
+    live = _record_live(solver, history, 30, capture_seconds=0.0012)  # k = 4: 3 checkpoints, 12 states
+    assert history.checkpoint_every == 4
+    assert history.effective_capacity() == 14
+    assert history.memory_bytes <= history.max_bytes
+    assert history.memory_bytes == sum(c.nbytes for c in history.entries)
+    assert history.marks[0].checkpoint is not None  # the oldest kept state can be restored
+    assert len(history) <= history.effective_capacity()
+    checkpoints = [m.iteration for m in history.marks if m.checkpoint is not None]
+    assert all(b - a == 4 for a, b in zip(checkpoints, checkpoints[1:]))  # the spacing survives trimming
+    assert history.marks[-1].iteration == 30
+    for position in range(len(history)):
+        history.goto(solver, position)
+        _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
