@@ -9,6 +9,7 @@ interleave.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -36,6 +37,9 @@ EDITABLE_FIELDS = {
 }
 
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+
+#: ``wrapper(kind, proceed)`` run around each step (see :meth:`Session.add_step_wrapper`).
+StepWrapper = Callable[[str, Callable[[], object]], object]
 
 
 @dataclass
@@ -144,6 +148,7 @@ class Session:
         self.pending_edits: dict[str, object] = {}
         self.lock = threading.RLock()
         self._listeners: list[Callable] = []
+        self._step_wrappers: list[StepWrapper] = []  # see add_step_wrapper
 
     # -- listeners -----------------------------------------------------
     def subscribe(self, listener: Callable) -> None:
@@ -294,12 +299,45 @@ class Session:
         if new_type and new_type != solver.type_name:
             _switch_solver_type(solver, new_type)
 
+    # -- step wrappers ---------------------------------------------------
+    def add_step_wrapper(self, wrapper: StepWrapper) -> None:
+        """Run ``wrapper(kind, proceed)`` around every :meth:`step_iteration` (kind
+        ``"iteration"``) and :meth:`step_event` (kind ``"event"``), on the stepping
+        thread with ``lock`` held. ``proceed()`` does the step (the session's own, or
+        the next wrapper's) and returns its result, which the wrapper returns or
+        replaces. A wrapper added later runs inside the earlier ones."""
+        with self.lock:
+            if wrapper not in self._step_wrappers:
+                self._step_wrappers.append(wrapper)
+
+    def remove_step_wrapper(self, wrapper: StepWrapper) -> None:
+        with self.lock:
+            if wrapper in self._step_wrappers:
+                self._step_wrappers.remove(wrapper)
+
+    def _wrapped(self, kind: str, step: Callable):
+        for wrapper in reversed(self._step_wrappers):
+            step = functools.partial(wrapper, kind, step)
+        return step()
+
     # -- stepping (worker thread) ----------------------------------------
-    def step_iteration(self) -> float:
+    def step_iteration(self, *, wrapped: bool = True) -> float:
         """Finish the iteration in progress, or run one whole iteration.
 
         Returns the loss; NaN when a non-finite value stopped it (see ``nonfinite``).
+        ``wrapped=False`` skips the step wrappers (for a wrapper that steps itself).
         """
+        with self.lock:
+            return self._wrapped("iteration", self._step_iteration) if wrapped else self._step_iteration()
+
+    def step_event(self, *, wrapped: bool = True) -> Event | None:
+        """Advance the step-through to its next stop: the forward or backward of the
+        next layer, or the whole update stage. Returns the event (None at the end).
+        ``wrapped=False`` skips the step wrappers (for a wrapper that steps itself)."""
+        with self.lock:
+            return self._wrapped("event", self._step_event) if wrapped else self._step_event()
+
+    def _step_iteration(self) -> float:
         with self.lock:
             if self.events is not None:
                 while self.events is not None:
@@ -320,9 +358,7 @@ class Session:
             self._record(loss, tests_before)
             return loss
 
-    def step_event(self) -> Event | None:
-        """Advance the step-through to its next stop: the forward or backward of the
-        next layer, or the whole update stage. Returns the event."""
+    def _step_event(self) -> Event | None:
         with self.lock:
             if self.events is None:
                 self._apply_pending_edits()

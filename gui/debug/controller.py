@@ -1,10 +1,10 @@
 """Mounts the debugger and classroom panels on the main window and binds them to its session.
 
 ``install(window)`` adds (hidden) dock widgets, a Debug menu and three toolbar
-actions (Step Back Shift+F10, Gradient check, Presenter mode). The session's
-two stepping methods are wrapped on the instance, so every finished iteration
-is recorded for Rewind and checked against the break conditions in the worker
-thread, under the session's lock. Views are updated on the GUI thread: from
+actions (Step Back Shift+F10, Gradient check, Presenter mode). A step wrapper
+registered with ``Session.add_step_wrapper`` records every finished iteration
+for Rewind and checks the break conditions, in the worker thread under the
+session's lock (``unhook_session`` removes it). Views are updated on the GUI thread: from
 signals the worker thread emits (queued), or when the worker is idle.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ class DebugController(QObject):
         self._slow_stopped_at = None
         self._build_docks()
         self._build_actions()
-        self._wrap_session()
+        self.hook_session()
         self.stopped.connect(self._on_stopped, Qt.QueuedConnection)
         self.boundaryReady.connect(self._show_boundary, Qt.QueuedConnection)
         self.statsReady.connect(self.overlays.set_rows, Qt.QueuedConnection)
@@ -185,35 +185,40 @@ class DebugController(QObject):
             self._on_worker_idle()
 
     # -- the session's stepping (worker thread) ------------------------------
-    def _wrap_session(self) -> None:
-        session = self.session
-        self._plain_step_iteration = session.step_iteration
-        self._plain_step_event = session.step_event
-        session.step_iteration = self._step_iteration
-        session.step_event = self._step_event
+    def hook_session(self) -> None:
+        """Record and check every step the session takes (its step wrapper; idempotent)."""
+        self.session.add_step_wrapper(self._around_step)
+
+    def unhook_session(self) -> None:
+        """Stop recording and checking the session's steps."""
+        self.session.remove_step_wrapper(self._around_step)
+
+    def _around_step(self, kind: str, proceed):
+        """The session's step wrapper (worker thread, session lock held)."""
+        return self._step_iteration(proceed) if kind == "iteration" else self._step_event(proceed)
 
     def _layer_breaks(self) -> bool:
         return any(isinstance(c, bp.LayerBreak) for c in self.breakpoints.active())
 
-    def _step_iteration(self) -> float:
-        session = self.session
-        with session.lock:
-            if session.solver is None:
-                return float("nan")
-            if self._layer_breaks():
-                return self._iteration_by_events()
-            began = time.perf_counter()
-            loss = self._plain_step_iteration()
-            self._after_iteration(loss, time.perf_counter() - began)
-            return loss
+    def _step_iteration(self, proceed) -> float:
+        if self.session.solver is None:
+            return float("nan")
+        if self._layer_breaks():
+            return self._iteration_by_events()
+        began = time.perf_counter()
+        loss = proceed()
+        self._after_iteration(loss, time.perf_counter() - began)
+        return loss
 
-    def _step_event(self):
+    def _step_event(self, proceed):
         session = self.session
-        with session.lock:
-            event = self._plain_step_event()
-            if event is not None and event.kind == bp.UPDATE and session.nonfinite is None:
-                self._after_iteration(session.last_loss, 0.0)
-            return event
+        event = proceed()
+        if event is not None and event.kind == bp.UPDATE and session.nonfinite is None:
+            self._after_iteration(session.last_loss, 0.0)
+        return event
+
+    def _plain_step_event(self):
+        return self.session.step_event(wrapped=False)
 
     def _iteration_by_events(self) -> float:
         """Run the rest of an iteration stop by stop, checking the layer breakpoints."""

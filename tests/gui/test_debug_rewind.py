@@ -5,7 +5,7 @@ import pytest
 from engine import rng
 from gui.debug.rewind import History, capture, restore
 
-from .debug_nets import make_solver, spiral_solver, weights
+from .debug_nets import SPIRAL, make_solver, spiral_solver, weights
 
 
 def _state(solver):
@@ -310,3 +310,37 @@ def test_a_full_history_keeps_replaying_exactly_and_within_its_memory(tmp_path):
     for position in range(len(history)):
         history.goto(solver, position)
         _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
+
+
+# -- the debugger's hook on the session ------------------------------------------
+def test_the_debugger_records_the_steps_the_session_takes_until_unhooked(qtbot):
+    import gui.debug
+    from gui.main_window import MainWindow
+
+    window = MainWindow(settings=None, modal_errors=False)
+    qtbot.addWidget(window)
+    try:
+        assert window.open_path(str(SPIRAL))
+        controller = gui.debug.install(window)
+        session, history = window.session, controller.history
+        assert len(history) == 1  # the loaded state
+        session.step_iteration()  # as the worker steps: through the session's own methods
+        while session.step_event().kind != "update":
+            pass
+        assert [m.iteration for m in history.marks] == [0, 1, 2]
+        history.goto(session.solver, 1)  # ... and the recorded states restore
+        assert session.solver.iter == 1
+        session.step_iteration()
+        assert [m.iteration for m in history.marks] == [0, 1, 2] and history.position == 2
+        controller.unhook_session()
+        session.step_iteration()
+        while session.step_event().kind != "update":
+            pass
+        assert session.iteration == 4 and len(history) == 3
+        controller.hook_session()
+        controller.hook_session()  # once only
+        session.step_iteration()
+        assert [m.iteration for m in history.marks][-1] == 5 and len(history) == 4
+    finally:
+        window.debug.slow_motion.stop()
+        window.shutdown()

@@ -1,6 +1,8 @@
 """gui.session: the Qt-free model/controller (loading, stepping, editing, non-finite stops)."""
 from __future__ import annotations
 
+import threading
+
 import numpy
 import pytest
 
@@ -159,3 +161,67 @@ def test_views_are_copies(session):
     W = session.solver.net.params["ip1"][0].data
     numpy.testing.assert_array_equal(views["ip1"].W, W)
     assert views["ip1"].W is not W
+
+
+# -- step wrappers -------------------------------------------------------------
+def test_step_wrappers_run_around_every_step_until_removed(session):
+    calls = []
+
+    def outer(kind, proceed):
+        calls.append(("outer in", kind, session.iteration))
+        result = proceed()
+        calls.append(("outer out", kind, session.iteration))
+        return result
+
+    def inner(kind, proceed):
+        calls.append(("inner in", kind, session.iteration))
+        return proceed()
+
+    session.add_step_wrapper(outer)
+    session.add_step_wrapper(inner)
+    session.add_step_wrapper(outer)  # once only
+    loss = session.step_iteration()
+    assert loss == session.last_loss and session.iteration == 1
+    assert calls == [("outer in", "iteration", 0), ("inner in", "iteration", 0), ("outer out", "iteration", 1)]
+    calls.clear()
+    event = session.step_event()
+    assert event.kind == FORWARD and session.last_event is event
+    assert [c[:2] for c in calls] == [("outer in", "event"), ("inner in", "event"), ("outer out", "event")]
+    calls.clear()
+    session.step_event(wrapped=False)  # what a wrapper stepping on its own uses
+    assert calls == []
+    session.remove_step_wrapper(outer)
+    session.step_iteration()  # finishes the iteration in progress
+    assert calls == [("inner in", "iteration", 1)] and session.iteration == 2
+    session.remove_step_wrapper(inner)
+    session.remove_step_wrapper(inner)  # removing twice is harmless
+    calls.clear()
+    session.step_iteration()
+    session.step_event()
+    assert calls == [] and session.iteration == 3
+
+
+def test_a_step_wrapper_sees_the_lock_held_and_may_replace_the_result(session):
+    def another_thread_can_lock() -> bool:
+        got = []
+
+        def attempt():
+            got.append(session.lock.acquire(blocking=False))
+            if got[0]:
+                session.lock.release()
+        thread = threading.Thread(target=attempt)
+        thread.start()
+        thread.join()
+        return got[0]
+
+    def wrapper(kind, proceed):
+        assert not another_thread_can_lock()
+        proceed()
+        return -1.0 if kind == "iteration" else None
+
+    assert another_thread_can_lock()
+    session.add_step_wrapper(wrapper)
+    assert session.step_iteration() == -1.0
+    assert session.step_event() is None and session.mid_iteration  # the step was taken
+    session.remove_step_wrapper(wrapper)
+    assert session.step_event().kind == FORWARD
