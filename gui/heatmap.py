@@ -40,6 +40,19 @@ def _nice_at_least(x: float) -> float:
         step *= 10.0
 
 
+def bar_label(value: float) -> str:
+    """A colour-bar label: 3 significant digits, short exponent form outside 1e-3..1e4."""
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    return f"{value:.1e}"
+
+
+#: Room above and below the colour bar, as a fraction of its half height.
+BAR_MARGIN = 0.1
+
+
 class IndexAxis(pg.AxisItem):
     """An axis of row / column indices: labels only at integers, no closer than fits the text."""
 
@@ -138,6 +151,7 @@ class HeatmapView(QWidget):
         ColorBarItem (each a full PlotItem with its context menus), and nine of these
         are built at start-up."""
         self._graphics = pg.GraphicsLayoutWidget()
+        self._graphics.setAntialiasing(False)  # pixels and straight ticks: smoothing only costs time
         layout = self._graphics.ci
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -158,12 +172,17 @@ class HeatmapView(QWidget):
         self._bar_view.setFixedWidth(10 if self._compact else 12)
         self._bar_image = pg.ImageItem(numpy.linspace(-1.0, 1.0, theme.LUT_SIZE).reshape(-1, 1),
                                        axisOrder="row-major", levels=(-1.0, 1.0))
+        self._bar_image.setRect(QRectF(0.0, -1.0, 1.0, 2.0))
         self._bar_image.setColorMap(theme.DIVERGING)
         self._bar_view.addItem(self._bar_image)
+        # A little room above and below the bar, so the end labels (at ±1) are not cut.
+        self._bar_view.setRange(xRange=(0.0, 1.0), yRange=(-1.0 - BAR_MARGIN, 1.0 + BAR_MARGIN), padding=0)
         self._bar_axis = pg.AxisItem("right")
         self._bar_axis.linkToView(self._bar_view)
-        self._bar_axis.setStyle(tickFont=tick_font)
-        self._bar_axis.setWidth(46 if self._compact else 50)
+        self._bar_axis.setStyle(tickFont=tick_font, hideOverlappingLabels=False)
+        # Wide enough for the longest label bar_label writes ("-0.00424", "-4.2e-05").
+        self._bar_axis.setWidth(theme.text_width("-0.00000", tick_font) + 12)
+        self._bar_ticks: list | None = None
         layout.addItem(self._axes["left"], row=0, col=0)
         layout.addItem(self._view, row=0, col=1)
         layout.addItem(self._bar_view, row=0, col=2)
@@ -173,10 +192,15 @@ class HeatmapView(QWidget):
         theme.cache_axes(self._axes["left"], self._axes["bottom"], self._bar_axis)
 
     def _show_bar_levels(self, levels: tuple[float, float]) -> None:
-        """Stretch the colour bar over [low, high] so its axis reads the levels."""
+        """Label the colour bar with the levels themselves: the ends read -m and +m exactly
+        (3 significant digits), with ±m/2 and 0 between. The bar never changes its range,
+        so its axis is redrawn only when a label's text changes, not on every frame."""
         low, high = levels
-        self._bar_image.setRect(QRectF(0.0, low, 1.0, high - low))
-        self._bar_view.setRange(xRange=(0.0, 1.0), yRange=(low, high), padding=0)
+        marks = (low, low / 2, 0.0, high / 2, high)
+        ticks = [[(-1.0 + k * 0.5, bar_label(value)) for k, value in enumerate(marks)]]
+        if ticks != self._bar_ticks:
+            self._bar_ticks = ticks
+            self._bar_axis.setTicks(ticks)
 
     # ------------------------------------------------------------------ public
     def set_title(self, title: str) -> None:

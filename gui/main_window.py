@@ -13,7 +13,7 @@ import os
 import statistics
 import time
 
-from PySide6.QtCore import QByteArray, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QToolBar,
                                QVBoxLayout, QWidget)
@@ -60,7 +60,6 @@ class MainWindow(QMainWindow):
         self.last_frame: Frame | None = None
         self._running = False
         self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
-        self._frame_drawing = False
         self._last_frame_cpu: float | None = None
         self.setWindowTitle("Backprop Studio")
         self.resize(1600, 1000)
@@ -184,6 +183,7 @@ class MainWindow(QMainWindow):
         self.worker.runFinished.connect(self._on_run_finished, Qt.QueuedConnection)
         self.worker.runStarted.connect(self._on_run_started, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_worker_failed, Qt.QueuedConnection)
+        self._watch_event_loop()
         self.graph.layerSelected.connect(self._on_graph_selected)
         self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
         self.solver_panel.edited.connect(self._on_solver_edited)
@@ -350,6 +350,9 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the worker thread (idempotent)."""
         if self._thread is not None:
+            dispatcher = QAbstractEventDispatcher.instance()
+            dispatcher.awake.disconnect(self._on_event_loop_awake)
+            dispatcher.aboutToBlock.disconnect(self._on_event_loop_idle)
             stop_worker(self.worker, self._thread)
             self._thread = None
 
@@ -438,6 +441,8 @@ class MainWindow(QMainWindow):
         self._running = running
         self.controls.set_running(running)
         self.solver_panel.set_editable(not running)
+        if self.curves is not None:
+            self.curves.set_live(running)
 
     def _on_run_finished(self) -> None:
         if not self.worker.busy:
@@ -494,10 +499,6 @@ class MainWindow(QMainWindow):
     def apply_frame(self, frame: Frame) -> None:
         """Draw one frame; the time it takes tells the worker how often to send them."""
         self._pace_worker()
-        if not self._frame_drawing:  # the worker waits while this frame draws and paints
-            self.worker.gui_busy = True
-            self._frame_drawing = True
-            QTimer.singleShot(0, self._frame_painted)  # after the repaint this frame posts
         self.last_frame = frame
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
@@ -515,10 +516,20 @@ class MainWindow(QMainWindow):
             self.controls.show_progress(*frame.progress)
         self.frames_drawn += 1
 
-    def _frame_painted(self) -> None:
-        """Runs once the repaint a frame posted is done: the worker may go on."""
+    def _watch_event_loop(self) -> None:
+        """Python runs one thread at a time, so a GUI thread that must win the interpreter
+        from the solver for every call draws slowly (pyqtgraph paints in Python). The
+        worker therefore steps aside whenever this thread's event loop is awake (a frame,
+        its repaints, a click) and runs while it sleeps."""
+        dispatcher = QAbstractEventDispatcher.instance()
+        dispatcher.awake.connect(self._on_event_loop_awake)
+        dispatcher.aboutToBlock.connect(self._on_event_loop_idle)
+
+    def _on_event_loop_awake(self) -> None:
+        self.worker.gui_busy = True
+
+    def _on_event_loop_idle(self) -> None:
         self.worker.gui_busy = False
-        self._frame_drawing = False
 
     def _on_run_started(self) -> None:
         """A run starts: measure frame costs afresh (what the GUI did while idle is not one)."""

@@ -96,6 +96,12 @@ def format_number(x: float, digits: int = 4) -> str:
     return f"{x:.{digits - 1}e}"
 
 
+def text_width(text: str, font: QFont) -> int:
+    """Width in pixels of ``text`` drawn in ``font``."""
+    from PySide6.QtGui import QFontMetrics
+    return QFontMetrics(font).horizontalAdvance(text)
+
+
 def cache_axes(*axes: pg.AxisItem) -> None:
     """Keep each axis as a pixmap, redrawn only when its ticks or size change: a frame
     that changes only the data then repaints an axis as one blit instead of replaying

@@ -166,3 +166,16 @@ def test_batched_test_points_equal_one_at_a_time(qtbot):
         for a, b in zip(one.series(name), batch.series(name)):
             assert numpy.array_equal(a, b)
     assert one.view_ranges() == batch.view_ranges()
+
+
+def test_live_mode_drops_antialiasing_of_the_wide_curves_and_restores_it(curves):
+    curves.add_train_points([0, 1], [1.0, 0.9], [1.0, 0.95], [0.1, 0.1])
+    wide = ("smoothed_loss", "lr")
+    assert all(curves._items[n].curve.opts["antialias"] for n in wide)
+    curves.set_live(True)
+    curves.add_test_point(1, {"accuracy": 0.5})  # a series created during the run is fast too
+    assert curves.is_live()
+    assert not any(curves._items[n].curve.opts["antialias"] for n in wide + ("test_accuracy",))
+    curves.set_live(False)
+    assert not curves.is_live()
+    assert all(curves._items[n].curve.opts["antialias"] for n in wide + ("test_accuracy",))
