@@ -312,6 +312,10 @@ class HeatmapView(QWidget):
         from PySide6.QtCore import QPointF
         return self._image.mapToScene(QPointF(col + 0.5, row + 0.5))
 
+    def colour_bar_labels(self) -> list[tuple[float, str]]:
+        """(position on the bar from -1 to 1, label) of the colour bar's ticks."""
+        return list(self._bar_ticks[0]) if self._bar_ticks else []
+
     def image_item(self) -> pg.ImageItem:
         return self._image
 

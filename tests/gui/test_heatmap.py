@@ -160,3 +160,22 @@ def test_hover_read_out_follows_new_frames(heatmap):
     far.setX(far.x() + 10_000)
     heatmap.image_item().scene().sigMouseMoved.emit(far)
     assert heatmap.hover_label_text() == ""
+
+
+def test_colour_bar_labels_read_the_exact_levels(heatmap):
+    m = numpy.array([[0.00424, -0.001], [0.002, -0.00399]], dtype=numpy.float32)
+    heatmap.set_matrix(m, row_label="r", col_label="c")
+    top = float(numpy.abs(m).max())
+    labels = dict(heatmap.colour_bar_labels())
+    assert labels[1.0] == f"{top:.3g}" and labels[-1.0] == f"{-top:.3g}" and labels[0.0] == "0"
+    assert labels[0.5] == f"{top / 2:.3g}"
+    heatmap.set_matrix(m * 1e-3, row_label="r", col_label="c")  # tiny gradients: exponent form
+    assert dict(heatmap.colour_bar_labels())[1.0] == f"{top * 1e-3:.1e}"
+
+
+def test_colour_bar_labels_fit_the_bar(heatmap, qtbot):
+    heatmap.set_matrix(numpy.array([[-0.00424, 1e-5]], dtype=numpy.float32), row_label="r", col_label="c")
+    from PySide6.QtGui import QFontMetrics
+    metrics = QFontMetrics(heatmap._bar_axis.style["tickFont"])
+    widest = max(metrics.horizontalAdvance(text) for _, text in heatmap.colour_bar_labels())
+    assert widest + 6 <= heatmap._bar_axis.width()  # the text drawn beside the ticks is not cut
