@@ -27,6 +27,7 @@ from engine import backend, rng
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_CHECKPOINT_EVERY = 200  # the most iterations a goto replays is one less
+MAX_REPLAY_SECONDS = 0.5  # ... and they take about this long at most
 
 
 # -- one state ----------------------------------------------------------------
@@ -238,7 +239,9 @@ class History:
         self._bytes = 0  # total size of the kept checkpoints
         self._last_checkpoint_iteration: int | None = None  # None: unknown, look it up
         self._limit = self.capacity  # effective_capacity() as of the last trim
-        self.duty = 0.02  # record_iteration keeps checkpoints to about this share of the training time
+        #: record_iteration keeps checkpoints to about this share of the training time (their
+        #: measured copy time; the caches they stir up cost the next iterations about as much again)
+        self.duty = 0.01
         self._iteration_seconds = 0.0
         self._capture_seconds = 0.0
 
@@ -374,8 +377,9 @@ class History:
         if every_iteration or not self._capture_seconds or not self._iteration_seconds:
             self.checkpoint_every = 1
         else:
-            wanted = self._capture_seconds / (self.duty * self._iteration_seconds)
-            self.checkpoint_every = max(1, min(MAX_CHECKPOINT_EVERY, math.ceil(wanted - 1e-9)))
+            wanted = math.ceil(self._capture_seconds / (self.duty * self._iteration_seconds) - 1e-9)
+            longest = int(MAX_REPLAY_SECONDS / self._iteration_seconds)  # a goto stays quick
+            self.checkpoint_every = max(1, min(MAX_CHECKPOINT_EVERY, longest, wanted))
         began = time.perf_counter() if self._needs_checkpoint(iteration) else None
         mark = self.record(solver)
         if mark.checkpoint is not None and began is not None:
@@ -387,6 +391,13 @@ class History:
     def _trim(self) -> None:
         limit = self.effective_capacity()
         drop = max(0, len(self.marks) - limit)
+        if self._bytes > self.max_bytes:  # k grew: the older checkpoints are denser than the newer
+            excess, i = self._bytes - self.max_bytes, 0
+            while i < len(self.marks) - 1 and (excess > 0 or i < drop):
+                if self.marks[i].checkpoint is not None:
+                    excess -= self.marks[i].checkpoint.nbytes
+                i += 1
+            drop = max(drop, i)
         while drop < len(self.marks) - 1 and self.marks[drop].checkpoint is None:
             drop += 1  # the oldest kept state must be a checkpoint to replay from
         if drop:

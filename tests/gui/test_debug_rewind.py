@@ -181,6 +181,23 @@ def test_record_iteration_spaces_checkpoints_by_their_cost(tmp_path):
     assert history.checkpoint_every == 1 and history.marks[-1].checkpoint is not None
 
 
+
+def test_slow_iterations_keep_the_replay_short(tmp_path):
+    """k by the duty alone would be 25 (a 50 ms copy, 1 % of 200 ms iterations); the
+    replay a goto needs is held to MAX_REPLAY_SECONDS (0.5 s: 2 iterations of 0.2 s)."""
+    from gui.debug.rewind import MAX_REPLAY_SECONDS
+    solver = make_solver(tmp_path)
+    history = History()
+    history.duty = 0.01
+    history.record(solver)
+    for _ in range(6):
+        solver.step(1)
+        history._capture_seconds = 0.050
+        history.record_iteration(solver, 0.200)
+    assert MAX_REPLAY_SECONDS == 0.5 and history.checkpoint_every == 2
+    assert [m.checkpoint is not None for m in history.marks] == [True, False, True, False, True, False, True]
+
+
 # -- replayed states are the live states, bit for bit -------------------------------
 #: Digits (8x8 images, K_ = 64) like the digits_mlp example, but shuffled, with Dropout,
 #: a small batch (the train cursor wraps within a few iterations) and a test net whose
@@ -344,3 +361,29 @@ def test_the_debugger_records_the_steps_the_session_takes_until_unhooked(qtbot):
     finally:
         window.debug.slow_motion.stop()
         window.shutdown()
+
+
+def test_the_memory_bound_holds_when_checkpoints_become_sparser(tmp_path):
+    """Checkpoints taken every iteration (decomposition shown), then every 4th: the
+    older, denser ones are dropped to stay within max_bytes."""
+    twin = _digits_solver(tmp_path)
+    twin.step(1)
+    one = capture(twin).nbytes
+    solver = _digits_solver(tmp_path)
+    history = History(capacity=500, max_bytes=one * 4 + one // 2)
+    history.duty = 0.03
+    live = [capture(solver)]
+    history.record(solver)
+    for i in range(14):
+        solver.step(1)
+        if i >= 6:
+            history._capture_seconds = 0.0012  # k = 4 from now on
+        history.record_iteration(solver, 0.010, every_iteration=i < 6)
+        live.append(capture(solver))
+    assert history.checkpoint_every == 4
+    assert history.memory_bytes <= history.max_bytes
+    assert history.memory_bytes == sum(c.nbytes for c in history.entries)
+    assert history.marks[0].checkpoint is not None and history.marks[-1].iteration == 14
+    for position in range(len(history)):
+        history.goto(solver, position)
+        _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
