@@ -8,17 +8,20 @@ test nets), the engine's RNG state, and the net's activations for the views.
 Restoring a checkpoint and stepping again therefore reproduces the same
 numbers bit for bit.
 
-:class:`History` is the list of checkpoints with a cursor (like an undo stack):
-``record`` after every iteration (or edit), ``step_back`` / ``goto`` to scrub,
-and recording from a rewound position drops the states after it.
+:class:`History` is the timeline of states with a cursor (like an undo stack):
+``record_iteration`` after every iteration (``record`` after an edit),
+``step_back`` / ``goto`` to scrub, and recording from a rewound position drops
+the states after it. Only some states hold a checkpoint (every k-th iteration,
+k adapted to what a copy costs); the others are reached by restoring the
+checkpoint before them and replaying the iterations in between.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy
@@ -69,51 +72,86 @@ def _set_data_layer_state(layer, state: dict) -> None:
     layer.arrays = state["arrays"]
 
 
-@dataclass
 class Checkpoint:
     """The full training state at one moment (host copies).
 
-    All arrays are views into one packed buffer (``flat``): a checkpoint is one
-    allocation and one copy, cheap enough to take after every iteration.
+    Every array is in one packed buffer (``flat``): a checkpoint is one allocation
+    and one copy. ``params``, ``param_diffs``, ``history``, ``raw_gradients``,
+    ``activations`` and ``captured`` are views into it, made when first read (most
+    checkpoints are never read: making them at capture would cost more than the copy).
     """
 
-    iteration: int
-    label: str
-    params: list[numpy.ndarray]
-    param_diffs: list[numpy.ndarray]
-    history: list[numpy.ndarray]
-    raw_gradients: list[numpy.ndarray]
-    activations: dict[str, tuple[numpy.ndarray, numpy.ndarray]]
-    captured: dict[str, dict[str, numpy.ndarray]]
-    scalars: dict[str, Any]
-    data_cursors: list[dict[int, dict]]
-    rng_state: dict
-    flat: numpy.ndarray | None = None
+    def __init__(self, iteration: int, label: str, flat: numpy.ndarray, shapes: list[list[tuple]],
+                 activation_names: list[str], captured_keys: list[tuple[str, str]], scalars: dict[str, Any],
+                 data_cursors: list[dict[int, dict]], rng_state: dict):
+        self.iteration = iteration
+        self.label = label
+        self.flat = flat
+        self._shapes = shapes  # per group (params, diffs, history, raw, act. data, act. diff, captured)
+        self._activation_names = activation_names
+        self._captured_keys = captured_keys
+        self.scalars = scalars
+        self.data_cursors = data_cursors
+        self.rng_state = rng_state
 
     @property
     def nbytes(self) -> int:
-        return int(self.flat.nbytes) if self.flat is not None else 0
+        return int(self.flat.nbytes)
+
+    @functools.cached_property
+    def _views(self) -> list[list[numpy.ndarray]]:
+        views, offset = [], 0
+        for shapes in self._shapes:
+            group = []
+            for shape in shapes:
+                size = math.prod(shape)
+                group.append(self.flat[offset:offset + size].reshape(shape))
+                offset += size
+            views.append(group)
+        return views
+
+    @property
+    def params(self) -> list[numpy.ndarray]:
+        return self._views[0]
+
+    @property
+    def param_diffs(self) -> list[numpy.ndarray]:
+        return self._views[1]
+
+    @property
+    def history(self) -> list[numpy.ndarray]:
+        return self._views[2]
+
+    @property
+    def raw_gradients(self) -> list[numpy.ndarray]:
+        return self._views[3]
+
+    @functools.cached_property
+    def activations(self) -> dict[str, tuple[numpy.ndarray, numpy.ndarray]]:
+        return {n: (d, g) for n, d, g in zip(self._activation_names, self._views[4], self._views[5])}
+
+    @functools.cached_property
+    def captured(self) -> dict[str, dict[str, numpy.ndarray]]:
+        store: dict[str, dict[str, numpy.ndarray]] = {}
+        for (layer, key), array in zip(self._captured_keys, self._views[6]):
+            store.setdefault(layer, {})[key] = array
+        return store
 
 
 def _as_host(array) -> numpy.ndarray:
     return array if type(array) is numpy.ndarray else backend.to_numpy(array)
 
 
-def _pack(groups: list[list]) -> tuple[numpy.ndarray, list[list[numpy.ndarray]]]:
-    """Copy every array of ``groups`` into one flat buffer; the same groups as views into it."""
+def _pack(groups: list[list]) -> tuple[numpy.ndarray, list[list[tuple]]]:
+    """Copy every array of ``groups`` into one flat buffer; returns it and the groups' shapes."""
     host = [[_as_host(a) for a in group] for group in groups]
     arrays = [a for group in host for a in group]
-    dtype = numpy.result_type(*arrays) if arrays else numpy.float32
-    flat = numpy.concatenate([a.reshape(-1) for a in arrays], dtype=dtype) if arrays \
-        else numpy.empty(0, dtype)
-    views, offset = [], 0
-    for group in host:
-        out = []
-        for a in group:
-            out.append(flat[offset:offset + a.size].reshape(a.shape))
-            offset += a.size
-        views.append(out)
-    return flat, views
+    if not arrays:
+        return numpy.empty(0, numpy.float32), [[] for _ in groups]
+    dtypes = {a.dtype for a in arrays}
+    dtype = dtypes.pop() if len(dtypes) == 1 else numpy.result_type(*dtypes)
+    flat = numpy.concatenate(arrays, axis=None, dtype=dtype)  # each array flattened in C order
+    return flat, [[a.shape for a in group] for group in host]
 
 
 def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
@@ -125,24 +163,17 @@ def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
     blobs = _unique_param_blobs(net)
     act_names = list(net.blobs) if activations else []
     captured_keys = [(layer, key) for layer, store in net.captured.items() for key in store]
-    flat, (params, diffs, history, raw, act_data, act_diff, captured) = _pack([
+    flat, shapes = _pack([
         [b.data for b in blobs], [b.diff for b in blobs], list(solver.history), list(solver.raw_gradients),
         [net.blobs[n].data for n in act_names], [net.blobs[n].diff for n in act_names],
         [net.captured[layer][key] for layer, key in captured_keys]])
-    captured_store: dict[str, dict[str, numpy.ndarray]] = {}
-    for (layer, key), array in zip(captured_keys, captured):
-        captured_store.setdefault(layer, {})[key] = array
     scalars = {"iter": solver.iter, "current_step": solver.current_step,
                "learning_rate": solver.learning_rate, "losses": list(solver.losses),
                "smoothed_loss": solver.smoothed_loss, "test_scores": list(solver.test_scores),
                "loss": net.loss}
-    return Checkpoint(
-        iteration=solver.iter, label=label or f"iteration {solver.iter}", params=params, param_diffs=diffs,
-        history=history, raw_gradients=raw,
-        activations={n: (d, g) for n, d, g in zip(act_names, act_data, act_diff)},
-        captured=captured_store, scalars=scalars, data_cursors=cursors,
-        rng_state=rng.get_state(),  # a fresh dict of ints: nothing shared with the generator
-        flat=flat)
+    return Checkpoint(solver.iter, label or f"iteration {solver.iter}", flat, shapes, act_names, captured_keys,
+                      scalars, cursors,
+                      rng.get_state())  # a fresh dict of ints: nothing shared with the generator
 
 
 def restore(solver, checkpoint: Checkpoint) -> None:
