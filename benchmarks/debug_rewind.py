@@ -48,7 +48,8 @@ def contenders(example: str):
 
     twin = engine.get_solver(path)
     snapshot.prepare_for_inspection(twin)
-    fns = {"step": lambda: plain.step(1), "step + rewind": step_and_record, "step (twin)": lambda: twin.step(1)}
+    fns = {"step": lambda: plain.step(1), "step + rewind": step_and_record,
+           "step (twin)": lambda: twin.step(1)}
     return fns, history
 
 

@@ -305,7 +305,9 @@ class Session:
         ``"iteration"``) and :meth:`step_event` (kind ``"event"``), on the stepping
         thread with ``lock`` held. ``proceed()`` does the step (the session's own, or
         the next wrapper's) and returns its result, which the wrapper returns or
-        replaces. A wrapper added later runs inside the earlier ones."""
+        replaces; a wrapper may instead take the step its own way (e.g. event by
+        event with ``step_event(wrapped=False)``). A wrapper added later runs inside
+        the earlier ones."""
         with self.lock:
             if wrapper not in self._step_wrappers:
                 self._step_wrappers.append(wrapper)

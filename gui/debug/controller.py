@@ -4,8 +4,8 @@
 actions (Step Back Shift+F10, Gradient check, Presenter mode). A step wrapper
 registered with ``Session.add_step_wrapper`` records every finished iteration
 for Rewind and checks the break conditions, in the worker thread under the
-session's lock (``unhook_session`` removes it). Views are updated on the GUI thread: from
-signals the worker thread emits (queued), or when the worker is idle.
+session's lock (``unhook_session`` removes it). Views are updated on the GUI
+thread: from signals the worker thread emits (queued), or when the worker is idle.
 """
 from __future__ import annotations
 

@@ -171,8 +171,8 @@ def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
                "learning_rate": solver.learning_rate, "losses": list(solver.losses),
                "smoothed_loss": solver.smoothed_loss, "test_scores": list(solver.test_scores),
                "loss": net.loss}
-    return Checkpoint(solver.iter, label or f"iteration {solver.iter}", flat, shapes, act_names, captured_keys,
-                      scalars, cursors,
+    return Checkpoint(solver.iter, label or f"iteration {solver.iter}", flat, shapes, act_names,
+                      captured_keys, scalars, cursors,
                       rng.get_state())  # a fresh dict of ints: nothing shared with the generator
 
 

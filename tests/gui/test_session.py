@@ -182,7 +182,8 @@ def test_step_wrappers_run_around_every_step_until_removed(session):
     session.add_step_wrapper(outer)  # once only
     loss = session.step_iteration()
     assert loss == session.last_loss and session.iteration == 1
-    assert calls == [("outer in", "iteration", 0), ("inner in", "iteration", 0), ("outer out", "iteration", 1)]
+    assert calls == [("outer in", "iteration", 0), ("inner in", "iteration", 0),
+                     ("outer out", "iteration", 1)]
     calls.clear()
     event = session.step_event()
     assert event.kind == FORWARD and session.last_event is event
