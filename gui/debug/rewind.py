@@ -388,9 +388,9 @@ class History:
         Between checkpoints this only appends a :class:`Mark` holding the iteration
         number (no array is copied: :meth:`goto` replays those states); that path
         runs on every iteration of a run, so it is kept to a few attribute reads."""
-        if seconds > 0:
-            self._iteration_seconds = seconds if not self._iteration_seconds else \
-                0.9 * self._iteration_seconds + 0.1 * seconds
+        average = self._iteration_seconds
+        if seconds > 0:  # one outlier (the thread lost its core for a while) moves it by 30 % at most
+            self._iteration_seconds = seconds if not average else 0.9 * average + 0.1 * min(seconds, 4 * average)
         iteration = solver.iter
         if not every_iteration:
             with self.lock:  # the fast path: no checkpoint due (by the current k), nothing to trim
