@@ -50,13 +50,25 @@ def contenders(example: str):
     snapshot.prepare_for_inspection(twin)
     fns = {"step": lambda: plain.step(1), "step + rewind": step_and_record,
            "step (twin)": lambda: twin.step(1)}
-    return fns, history
+    return fns, history, recorded
 
 
 def paired_ratio(timings: dict[str, common.Timing], name: str) -> float:
     """The median over rounds of (``name``'s round time / the plain round beside it)."""
     pairs = zip(timings[name].samples, timings["step"].samples)
     return statistics.median(other / plain for other, plain in pairs)
+
+
+def time_step_back(history, solver) -> str:
+    """Time Step Back from the newest state (it replays from the checkpoint before it)."""
+    marks = history.marks
+    base = len(marks) - 2
+    while marks[base].checkpoint is None:
+        base -= 1
+    replayed = marks[-2].iteration - marks[base].iteration
+    began = time.perf_counter()
+    history.step_back(solver)
+    return f"Step Back from there replays {replayed} iterations: {common.format_time(time.perf_counter() - began)}"
 
 
 def one_blas_thread():
@@ -69,7 +81,7 @@ def one_blas_thread():
 
 
 def measure(example: str, quick: bool) -> common.Result:
-    fns, history = contenders(example)
+    fns, history, recorded = contenders(example)
     limits = one_blas_thread()
     try:
         timings = common.compare(fns, calls=200 if quick else 400, rounds=15 if quick else 31, warmup=1)
@@ -82,6 +94,7 @@ def measure(example: str, quick: bool) -> common.Result:
           f"{common.format_time(timings['step + rewind'].median)} (median paired ratio x{ratio:.3f}; "
           f"A/A control x{control:.3f}); checkpoint every {history.checkpoint_every} iterations, "
           f"{checkpoint / 1e3:.0f} kB each; {history.describe()}")
+    print(f"  {time_step_back(history, recorded)}")
     return common.Result("debug_rewind", f"{example}: step with rewind / without", ratio, target=TARGET,
                          note=f"checkpoint every {history.checkpoint_every}; A/A x{control:.3f}")
 
