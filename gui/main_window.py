@@ -13,7 +13,7 @@ import os
 import statistics
 import time
 
-from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEvent, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QToolBar,
                                QVBoxLayout, QWidget)
@@ -30,6 +30,10 @@ from .worker import Frame, start_worker, stop_worker
 
 MAX_RECENT = 8
 KEPT = "The net that was loaded before stays loaded."
+
+
+#: The worker waits for a frame's repaint at most this long (ms).
+FRAME_WAIT_MS = 250
 
 
 class MainWindow(QMainWindow):
@@ -61,6 +65,8 @@ class MainWindow(QMainWindow):
         self._running = False
         self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
         self._last_frame_cpu: float | None = None
+        self._frame_state: str | None = None  # None, "applied" (worker waits), "painted"
+        self._frame_serial = 0
         self.setWindowTitle("Backprop Studio")
         self.resize(1600, 1000)
         self._build_central()
@@ -350,9 +356,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the worker thread (idempotent)."""
         if self._thread is not None:
-            dispatcher = QAbstractEventDispatcher.instance()
-            dispatcher.awake.disconnect(self._on_event_loop_awake)
-            dispatcher.aboutToBlock.disconnect(self._on_event_loop_idle)
+            QAbstractEventDispatcher.instance().aboutToBlock.disconnect(self._on_event_loop_idle)
             stop_worker(self.worker, self._thread)
             self._thread = None
 
@@ -499,6 +503,7 @@ class MainWindow(QMainWindow):
     def apply_frame(self, frame: Frame) -> None:
         """Draw one frame; the time it takes tells the worker how often to send them."""
         self._pace_worker()
+        self._begin_frame()
         self.last_frame = frame
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
@@ -517,19 +522,32 @@ class MainWindow(QMainWindow):
         self.frames_drawn += 1
 
     def _watch_event_loop(self) -> None:
-        """Python runs one thread at a time, so a GUI thread that must win the interpreter
-        from the solver for every call draws slowly (pyqtgraph paints in Python). The
-        worker therefore steps aside whenever this thread's event loop is awake (a frame,
-        its repaints, a click) and runs while it sleeps."""
-        dispatcher = QAbstractEventDispatcher.instance()
-        dispatcher.awake.connect(self._on_event_loop_awake)
-        dispatcher.aboutToBlock.connect(self._on_event_loop_idle)
+        """Python runs one thread at a time, and pyqtgraph paints in Python: a GUI thread
+        that must win the interpreter back from the solver for every call draws a frame
+        several times slower. So the worker steps aside from the moment a frame is
+        applied until the window has repainted it and the event loop goes idle."""
+        QAbstractEventDispatcher.instance().aboutToBlock.connect(self._on_event_loop_idle)
 
-    def _on_event_loop_awake(self) -> None:
+    def _begin_frame(self) -> None:
         self.worker.gui_busy = True
+        self._frame_state = "applied"
+        self._frame_serial += 1
+        serial = self._frame_serial
+        QTimer.singleShot(FRAME_WAIT_MS, lambda: serial == self._frame_serial and self._end_frame())
+
+    def _end_frame(self) -> None:
+        self.worker.gui_busy = False
+        self._frame_state = None
+
+    def event(self, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        handled = super().event(event)
+        if event.type() == QEvent.Type.UpdateRequest and getattr(self, "_frame_state", None) == "applied":
+            self._frame_state = "painted"  # the window's repaint (every dirty child) just ran
+        return handled
 
     def _on_event_loop_idle(self) -> None:
-        self.worker.gui_busy = False
+        if self._frame_state == "painted":
+            self._end_frame()
 
     def _on_run_started(self) -> None:
         """A run starts: measure frame costs afresh (what the GUI did while idle is not one)."""

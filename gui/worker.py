@@ -138,6 +138,7 @@ class SolverWorker(QObject):
     @Slot(int, int)
     def _run(self, request: int, count: int) -> None:
         self.runStarted.emit()
+        self._yielded = 0.0  # what the GUI took before this run does not delay its first frame
         done = 0
         last_frame = time.perf_counter()
         frame_done = 0
