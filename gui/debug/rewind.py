@@ -254,6 +254,10 @@ class History:
     checkpoint of their own.
     """
 
+    __slots__ = ("capacity", "max_bytes", "activations", "checkpoint_every", "marks", "position", "listeners",
+                 "lock", "_last_nbytes", "_bytes", "_last_checkpoint_iteration", "_limit", "_plain_until", "duty",
+                 "_iteration_seconds", "_capture_seconds")  # record_iteration reads them on every iteration
+
     def __init__(self, capacity: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES, *, activations: bool = True,
                  checkpoint_every: int = 1):
         if capacity < 2:
@@ -270,6 +274,7 @@ class History:
         self._bytes = 0  # total size of the kept checkpoints
         self._last_checkpoint_iteration: int | None = None  # None: unknown, look it up
         self._limit = self.capacity  # effective_capacity() as of the last trim
+        self._plain_until = 0  # record_iteration's fast path: iterations before this one (0: none)
         #: record_iteration keeps checkpoints to about this share of the training time (their
         #: measured copy time; the caches they stir up cost the next iterations about as much again)
         self.duty = 0.01
@@ -297,6 +302,7 @@ class History:
 
     def _drop(self, start: int, stop: int | None = None) -> None:
         """Delete marks[start:stop], keeping the byte count."""
+        self._plain_until = 0
         gone = self.marks[start:stop]
         if gone:
             dropped = [m for m in gone if m.checkpoint is not None]
@@ -310,6 +316,7 @@ class History:
         """Forget the states up to the cursor that would be replayed, and those after it
         (after a settings change a replay would not give the same numbers)."""
         with self.lock:
+            self._plain_until = 0
             kept = [m for m in self.marks[:self.position + 1] if m.checkpoint is not None]
             self.marks = kept
             self._bytes = sum(m.checkpoint.nbytes for m in kept)
@@ -365,6 +372,7 @@ class History:
         ``checkpoint``: force (True) or skip (False) a full copy; None: by ``checkpoint_every``."""
         with self.lock:
             self._drop(self.position + 1)
+            self._plain_until = 0
             want = self._needs_checkpoint(solver.iter) if checkpoint is None else checkpoint
             if not self.marks:
                 want = True  # the oldest state is always a full checkpoint
@@ -394,12 +402,10 @@ class History:
         iteration = solver.iter
         if not every_iteration:
             with self.lock:  # the fast path: no checkpoint due (by the current k), nothing to trim
-                marks, last = self.marks, self._last_checkpoint_iteration
-                plain = last is not None and iteration - last < self.checkpoint_every and \
-                    self.position == len(marks) - 1 and len(marks) < self._limit
+                plain = iteration < self._plain_until
                 if plain:
                     mark = Mark(iteration)
-                    marks.append(mark)
+                    self.marks.append(mark)
                     self.position += 1
             if plain:
                 if self.listeners:
@@ -417,9 +423,22 @@ class History:
             took = time.perf_counter() - began
             self._capture_seconds = took if not self._capture_seconds else \
                 0.8 * self._capture_seconds + 0.2 * took
+        if not every_iteration:
+            with self.lock:
+                self._plain_until = self._fast_path_end(iteration)
         return mark
 
+    def _fast_path_end(self, iteration: int) -> int:
+        """The iteration before which the next ones only append a Mark: no checkpoint due
+        by the current k, no trim (the next ones are taken to come one by one; every other
+        change to the history sets ``_plain_until`` back to 0)."""
+        last = self._last_checkpoint_iteration
+        if last is None or self.position != len(self.marks) - 1 or self.marks[-1].iteration != iteration:
+            return 0
+        return min(last + self.checkpoint_every, iteration + 1 + self._limit - len(self.marks))
+
     def _trim(self) -> None:
+        self._plain_until = 0
         limit = self.effective_capacity()
         drop = max(0, len(self.marks) - limit)
         if self._bytes > self.max_bytes:  # k grew: the older checkpoints are denser than the newer
@@ -484,6 +503,7 @@ class History:
         if not 0 <= position < len(self.marks):
             raise IndexError(f"history position {position} out of range 0..{len(self.marks) - 1}")
         with self.lock:
+            self._plain_until = 0
             base = position
             while self.marks[base].checkpoint is None:
                 base -= 1
@@ -503,4 +523,5 @@ class History:
             self._bytes = 0
             self._last_checkpoint_iteration = None
             self._limit = self.capacity
+            self._plain_until = 0
         self._changed()
