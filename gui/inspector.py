@@ -117,29 +117,36 @@ def dims_text(view: InnerProductView) -> str:
             f"K_ = {d.get('K_', '?')} inputs" + ("  ·  transposed W" if view.transpose else ""))
 
 
-def side_html(view: InnerProductView | None, info: SolverInfo | None) -> str:
-    """Rich text of the products with live shapes and the update rule."""
-    parts = []
+def products_html(view: InnerProductView | None) -> str:
+    """Rich text of the layer's products with their live shapes (changes with the layer)."""
+    if view is None:
+        return ""
     mono = "font-family: monospace;"
-    if view is not None:
-        parts.append(f"<p style='font-size:{theme.TITLE_PT}pt'><b>{html.escape(view.layer)}</b></p>")
-        d = view.dims
-        parts.append(f"<p>M_ = {d.get('M_')} · N_ = {d.get('N_')} · K_ = {d.get('K_')}</p>")
-        parts.append("<p><b>Forward</b></p>")
-        parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.forward_products]
-        parts.append("<p><b>Backward (three products)</b></p>")
-        parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.backward_products]
-    if info is not None:
-        parts.append(f"<p><b>Update rule</b> ({html.escape(info.type)}, iteration {info.iteration})</p>")
-        rule = html.escape(info.rule_text()).replace(";   ", "<br>")
-        parts.append(f"<p style='{mono}'>{rule}</p>")
-        parts.append(f"<p>lr = {info.learning_rate:g}   momentum = {info.momentum:g}<br>"
-                     f"weight decay = {info.weight_decay:g} ({html.escape(info.regularization)})"
-                     + (f"<br>clip gradients at ‖g‖ = {info.clip_gradients:g}" if info.clip_gradients > 0 else "")
-                     + "</p>")
-        if info.loss == info.loss:  # not NaN
-            parts.append(f"<p>loss = {theme.format_number(info.loss)}   "
-                         f"(smoothed {theme.format_number(info.smoothed_loss)})</p>")
+    d = view.dims
+    parts = [f"<p style='font-size:{theme.TITLE_PT}pt'><b>{html.escape(view.layer)}</b></p>",
+             f"<p>M_ = {d.get('M_')} · N_ = {d.get('N_')} · K_ = {d.get('K_')}</p>",
+             "<p><b>Forward</b></p>"]
+    parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.forward_products]
+    parts.append("<p><b>Backward (three products)</b></p>")
+    parts += [f"<p style='{mono}'>{html.escape(p)}</p>" for p in view.backward_products]
+    return "".join(parts)
+
+
+def rule_html(info: SolverInfo | None) -> str:
+    """Rich text of the update rule with its current numbers (changes every iteration)."""
+    if info is None:
+        return ""
+    mono = "font-family: monospace;"
+    rule = html.escape(info.rule_text()).replace(";   ", "<br>")
+    parts = [f"<p><b>Update rule</b> ({html.escape(info.type)}, iteration {info.iteration})</p>",
+             f"<p style='{mono}'>{rule}</p>",
+             f"<p>lr = {info.learning_rate:g}   momentum = {info.momentum:g}<br>"
+             f"weight decay = {info.weight_decay:g} ({html.escape(info.regularization)})"
+             + (f"<br>clip gradients at ‖g‖ = {info.clip_gradients:g}" if info.clip_gradients > 0 else "")
+             + "</p>"]
+    if info.loss == info.loss:  # not NaN
+        parts.append(f"<p>loss = {theme.format_number(info.loss)}   "
+                     f"(smoothed {theme.format_number(info.smoothed_loss)})</p>")
     return "".join(parts)
 
 
@@ -172,7 +179,6 @@ class InspectorPanel(QWidget):
         self._selected: str | None = None
         self._grid_mode = False
         self._locked = False
-        self._side_cache = ""
         self._grid_layers: tuple[str, ...] = ()
         self._grid_maps: dict[tuple[str, str], HeatmapView] = {}
         self._grid_titles: dict[str, QLabel] = {}
@@ -241,10 +247,20 @@ class InspectorPanel(QWidget):
         self._side.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self._side.setFont(theme.font(theme.FORMULA_PT))
         self._side.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # The rule changes every iteration, the products only with the layer: two labels,
+        # so a frame re-lays out the few lines of the rule, not the whole panel.
+        self._side_rule = QLabel("")
+        self._side_rule.setWordWrap(True)
+        self._side_rule.setTextFormat(Qt.TextFormat.RichText)
+        self._side_rule.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._side_rule.setFont(theme.font(theme.FORMULA_PT))
+        self._side_rule.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         frame = QFrame()
         frame.setFrameShape(QFrame.Shape.NoFrame)
         side_layout = QVBoxLayout(frame)
+        side_layout.setSpacing(self._side.fontMetrics().lineSpacing() // 2)  # a paragraph gap
         side_layout.addWidget(self._side)
+        side_layout.addWidget(self._side_rule)
         side_layout.addStretch(1)
         side_scroll = QScrollArea()
         side_scroll.setWidgetResizable(True)
@@ -451,7 +467,7 @@ class InspectorPanel(QWidget):
             self._selected = None
             for heatmap in self._maps.values():
                 heatmap.set_placeholder(NO_LAYERS)
-            self._set_side("")
+            self._set_side("", "")
         self._empty.setText(READING_HELP if names else NO_LAYERS)
 
     def _on_combo(self, name: str) -> None:
@@ -475,7 +491,7 @@ class InspectorPanel(QWidget):
             self._dims.setText(text)
         for which, heatmap in self._maps.items():
             self._show(heatmap, view, which)
-        self._set_side(side_html(view, self._info))
+        self._set_side(products_html(view), rule_html(self._info))
 
     def _refresh_grid(self) -> None:
         layers = tuple(self._views)
@@ -500,10 +516,15 @@ class InspectorPanel(QWidget):
         extra = update_ratio_text(view) if which == "W" else ""
         heatmap.set_matrix(array, row_label=rows, col_label=cols, meaning=meaning, extra_stats=extra)
 
-    def _set_side(self, text: str) -> None:
-        if text != self._side_cache:
-            self._side_cache = text
-            self._side.setText(text)
+    def _set_side(self, products: str, rule: str) -> None:
+        if products != self._side.text():
+            self._side.setText(products)
+        if rule != self._side_rule.text():
+            self._side_rule.setText(rule)
+
+    def side_text(self) -> str:
+        """The side panel's rich text: the products, then the update rule."""
+        return self._side.text() + self._side_rule.text()
 
 
 def render_docs(folder: str, steps: int = 200) -> list[str]:

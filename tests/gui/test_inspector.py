@@ -119,7 +119,7 @@ def test_side_panel_shows_products_and_rule(panel, spiral_solver):
     spiral_solver.step(1)
     _show(panel, spiral_solver)
     panel.select_layer("ip2")
-    text = panel._side.text()
+    text = panel.side_text()
     assert "dW [16×16] += δᵀ [16×32] · a [32×16]" in text
     assert "δ_down [32×16] = δ [32×16] · W [16×16]" in text
     assert "V ← 0.9·V + 0.1·(dW + 0.0001·W)" in text
