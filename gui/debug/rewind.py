@@ -390,7 +390,8 @@ class History:
 
     def record_iteration(self, solver, seconds: float, *, every_iteration: bool = False) -> Mark:
         """Record after an iteration that took ``seconds``: full checkpoints only every
-        k-th iteration, k chosen so they cost about ``duty`` of the training time
+        k-th iteration, k chosen so they cost about ``duty`` of the training time, but
+        at most MAX_CHECKPOINT_EVERY, MAX_REPLAY_SECONDS of replay and half the capacity
         (``every_iteration``: k = 1, e.g. while the update decomposition is shown).
 
         Between checkpoints this only appends a :class:`Mark` holding the iteration
@@ -416,7 +417,8 @@ class History:
         else:
             wanted = math.ceil(self._capture_seconds / (self.duty * self._iteration_seconds) - 1e-9)
             longest = int(MAX_REPLAY_SECONDS / self._iteration_seconds)  # a goto stays quick
-            self.checkpoint_every = max(1, min(MAX_CHECKPOINT_EVERY, longest, wanted))
+            room = self.capacity // 2  # trimming must leave a checkpoint to replay from
+            self.checkpoint_every = max(1, min(MAX_CHECKPOINT_EVERY, longest, room, wanted))
         began = time.perf_counter() if self._needs_checkpoint(iteration) else None
         mark = self.record(solver)
         if mark.checkpoint is not None and began is not None:
@@ -505,8 +507,10 @@ class History:
         with self.lock:
             self._plain_until = 0
             base = position
-            while self.marks[base].checkpoint is None:
+            while base >= 0 and self.marks[base].checkpoint is None:
                 base -= 1
+            if base < 0:
+                raise IndexError(f"history position {position} has no checkpoint before it to replay from")
             restore(solver, self.marks[base].checkpoint)
             replay = self.marks[position].iteration - self.marks[base].iteration
             if replay:

@@ -387,3 +387,56 @@ def test_the_memory_bound_holds_when_checkpoints_become_sparser(tmp_path):
     for position in range(len(history)):
         history.goto(solver, position)
         _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
+
+
+def test_changes_between_iterations_end_the_fast_path(tmp_path):
+    """set_capacity, keep_only_checkpoints (a settings edit) and goto while recording
+    with record_iteration: the history stays within its capacity, starts with a
+    checkpoint, and every kept state still replays to the live one."""
+    solver = _digits_solver(tmp_path)
+    history = History(capacity=40)
+    history.duty = 0.03
+    live = {c.iteration: c for c in _record_live(solver, history, 10, capture_seconds=0.0012)}  # k = 4
+    history.set_capacity(6)
+    assert len(history) <= 6 and history.marks[0].checkpoint is not None
+    for _ in range(7):
+        solver.step(1)
+        history._capture_seconds = 0.0012
+        history.record_iteration(solver, 0.010)
+        live[solver.iter] = capture(solver)
+        assert len(history) <= history.effective_capacity() == 6
+        assert history.marks[0].checkpoint is not None and history.position == len(history) - 1
+    history.keep_only_checkpoints()
+    assert all(m.checkpoint is not None for m in history.marks) and len(history) >= 2
+    first = history.marks[0].iteration
+    history.goto(solver, 0)
+    solver.step(1)
+    history.record_iteration(solver, 0.010)
+    _assert_same_checkpoint(capture(solver), live[first + 1])  # the same iteration as before
+    for _ in range(2):
+        solver.step(1)
+        history.record_iteration(solver, 0.010)
+        live[solver.iter] = capture(solver)
+    assert [m.iteration for m in history.marks] == [first, first + 1, first + 2, first + 3]
+    for position in range(len(history)):
+        history.goto(solver, position)
+        _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
+
+
+def test_a_smaller_capacity_applies_at_once_and_keeps_a_checkpoint_to_replay_from(tmp_path):
+    solver = _digits_solver(tmp_path)
+    history = History(capacity=40)
+    history.duty = 0.03
+    live = _record_live(solver, history, 10, capture_seconds=0.006)  # k = 20: no checkpoint due soon
+    assert history.checkpoint_every == 20
+    history.set_capacity(12)
+    for _ in range(20):
+        solver.step(1)
+        history._capture_seconds = 0.006
+        history.record_iteration(solver, 0.010)
+        live.append(capture(solver))
+        assert len(history) <= 12 and history.marks[0].checkpoint is not None
+    assert history.checkpoint_every == 6  # at most half the capacity
+    for position in range(len(history)):
+        history.goto(solver, position)
+        _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
