@@ -24,6 +24,8 @@ MAX_FPS = 30.0
 GUI_DUTY = 0.06
 #: ... but the view never goes longer than this without a frame (seconds).
 MAX_FRAME_GAP = 5.0
+#: The longest the solver waits for the GUI to finish drawing a frame (seconds).
+MAX_GUI_WAIT = 0.25
 #: Under a speed limit the solver has time to spare, but the GUI still keeps half
 #: its time for the user (clicks, hovers) however slow a redraw is.
 GUI_DUTY_LIMITED = 0.5
@@ -66,7 +68,8 @@ class SolverWorker(QObject):
         self.speed_limit = 0.0  # iterations per second; 0 = as fast as possible
         self.wanted_layers: list[str] | None = None  # None: every InnerProduct layer
         self.render_cost = 0.0  # seconds the GUI took to draw the last frame
-        self.gui_busy = False  # the GUI thread is handling events: give it the interpreter
+        self._gui_idle = threading.Event()  # cleared while the GUI draws a frame: give it the interpreter
+        self._gui_idle.set()
         self._yielded = 0.0  # seconds given to the GUI since the last frame
         self.rate = 0.0
         self._outstanding = 0  # requests asked for and not finished
@@ -106,9 +109,22 @@ class SolverWorker(QObject):
         with self._count_lock:
             self._outstanding -= 1
 
+    @property
+    def gui_busy(self) -> bool:
+        """True while the GUI thread draws a frame (set by the GUI thread)."""
+        return not self._gui_idle.is_set()
+
+    @gui_busy.setter
+    def gui_busy(self, busy: bool) -> None:
+        if busy:
+            self._gui_idle.clear()
+        else:
+            self._gui_idle.set()
+
     def pause(self) -> None:
         """Stop every run asked for so far, within one iteration."""
         self._cancelled_upto = self._requests
+        self._gui_idle.set()  # a worker waiting for a frame to be drawn stops now
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block (GUI thread) until the worker is idle; True if it is."""
@@ -156,7 +172,7 @@ class SolverWorker(QObject):
                     last_frame, frame_done = now, done
                     self._yielded = 0.0
                 self._keep_speed_limit(began, request)
-                self._yield_to_gui(request)
+                self._yield_to_gui()
             elapsed = time.perf_counter() - last_frame
             if done - frame_done and elapsed > 0 and done > 1:
                 self._measure_rate(done - frame_done, elapsed)
@@ -201,16 +217,13 @@ class SolverWorker(QObject):
                 return
             time.sleep(min(left, 0.01))
 
-    def _yield_to_gui(self, request: int) -> None:
-        """Wait while the GUI thread handles events (a frame, a click): Python runs one
-        thread at a time, and a GUI that must fight for it draws slowly."""
+    def _yield_to_gui(self) -> None:
+        """Wait while the GUI thread draws a frame: Python runs one thread at a time, and
+        a GUI that must fight for it draws slowly. Never longer than MAX_GUI_WAIT."""
         if not self.gui_busy:
             return
         began = time.perf_counter()
-        waited = 0
-        while self.gui_busy and waited < 200 and request > self._cancelled_upto:
-            time.sleep(0.0005)
-            waited += 1
+        self._gui_idle.wait(MAX_GUI_WAIT)
         self._yielded += time.perf_counter() - began
 
     def _measure_rate(self, iterations: int, seconds: float) -> None:
