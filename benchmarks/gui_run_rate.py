@@ -94,13 +94,14 @@ def measure(name: str, seconds: float, rounds: int) -> dict:
     from engine import resources
     path = resources.examples()[name]
     run = WindowRun(path)
-    ratios, windowed, headless, fps, costs = [], [], [], [], []
+    ratios, windowed, headless, fps, costs, controls = [], [], [], [], [], []
     for _ in range(rounds):
         before = headless_for(path, seconds / 2)
         rate, frames, _ = run.rate(seconds)
         costs.append(run.window.worker.render_cost)
         after = headless_for(path, seconds / 2)
         ratios.append(rate / ((before + after) / 2))
+        controls.append(after / before)  # A/A: the same headless run twice; its spread is the noise
         windowed.append(rate)
         headless += [before, after]
         fps.append(frames)
@@ -108,23 +109,25 @@ def measure(name: str, seconds: float, rounds: int) -> dict:
     run.window.shutdown()
     result = {"ratio": statistics.median(ratios), "ratios": ratios, "headless": statistics.median(headless),
               "window": statistics.median(windowed), "fps": statistics.median(fps),
-              "frame_cpu": statistics.median(costs), "longest_gap": longest}
+              "frame_cpu": statistics.median(costs), "longest_gap": longest, "controls": controls}
     print(f"{name}: headless {result['headless']:,.0f} it/s, window {result['window']:,.0f} it/s "
           f"({result['fps']:.2f} frames/s, GUI CPU {1000 * result['frame_cpu']:.0f} ms per frame); ratio "
           f"window/headless median {result['ratio']:.3f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}); "
-          f"longest event-loop gap while running {longest * 1000:.0f} ms")
+          f"longest event-loop gap while running {longest * 1000:.0f} ms; A/A control headless/headless "
+          f"{', '.join(f'{r:.2f}' for r in controls)}")
     return result
 
 
 def run(quick: bool) -> list:
     from benchmarks import common
     name = "spiral_mlp"
-    result = measure(name, 4.0 if quick else 6.0, 3 if quick else 5)
+    result = measure(name, 2.0 if quick else 3.0, 5 if quick else 10)
     bench = f"GUI running {name}"
     return [common.Result(bench, "window rate / headless rate (median)", result["ratio"], target=RATE_TARGET,
                           higher_is_better=True,
                           note=f"window {result['window']:,.0f} it/s, headless {result['headless']:,.0f} it/s; "
-                               f"rounds {', '.join(f'{r:.2f}' for r in result['ratios'])}"),
+                               f"rounds {', '.join(f'{r:.2f}' for r in result['ratios'])}; A/A control "
+                               f"{min(result['controls']):.2f}-{max(result['controls']):.2f}"),
             common.Result(bench, "frames drawn per second", result["fps"], unit="/s",
                           note=f"GUI CPU {1000 * result['frame_cpu']:.0f} ms per frame"),
             common.Result(bench, "longest event-loop gap while running", 1000 * result["longest_gap"], unit=" ms",
