@@ -157,6 +157,20 @@ def layer_times(solver, repeats: int = 20) -> list[tuple[str, float, float]]:
     return rows
 
 
+def report_row(medians: dict[str, float], json_path: str | None) -> None:
+    """The table row (engine / PyTorch per iteration, target <= 1.5x) for ``python -m benchmarks``."""
+    from benchmarks import common
+    name = f"LeNet b{BATCH} 1x28x28"
+    if "pytorch" in medians:
+        row = common.Result(name, "engine iteration / PyTorch iteration (medians)",
+                            medians["engine"] / medians["pytorch"], target=1.5,
+                            note=f"engine {1e3 * medians['engine']:.2f} ms, PyTorch {1e3 * medians['pytorch']:.2f} ms")
+    else:
+        row = common.Result(name, "engine iteration / PyTorch iteration", float("nan"), target=1.5,
+                            note="PyTorch not installed: not measured")
+    common.report([row], json_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -164,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", action="store_true", help="print the engine's per-layer times")
     parser.add_argument("--threads", type=int, default=0,
                         help="BLAS and PyTorch threads (default: as numpy's BLAS has them)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds")
+    parser.add_argument("--json", help="also write the table row to this file (for python -m benchmarks)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = 3
     if args.threads:
         limit_threads(args.threads)
 
@@ -196,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ratio engine / PyTorch = {medians['engine'] / medians['pytorch']:.2f}")
     else:
         print("  PyTorch is not installed: no comparison")
+    report_row(medians, args.json)
     if args.layers:
         print("  engine per layer (ms): forward / backward")
         for name, fwd, bwd in layer_times(solver):
