@@ -150,6 +150,17 @@ def rule_html(info: SolverInfo | None) -> str:
     return "".join(parts)
 
 
+def _formula_label() -> QLabel:
+    """A selectable, word-wrapped rich-text label in the formula font."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+    label.setFont(theme.font(theme.FORMULA_PT))
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
 def _atomic_grab(widget: QWidget, path: str) -> None:
     """Render ``widget`` to a PNG at ``path`` via a temp file in the same folder."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -241,20 +252,10 @@ class InspectorPanel(QWidget):
         maps_host = QWidget()
         maps_host.setLayout(maps)
         maps.setContentsMargins(0, 0, 0, 0)
-        self._side = QLabel("")
-        self._side.setWordWrap(True)
-        self._side.setTextFormat(Qt.TextFormat.RichText)
-        self._side.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self._side.setFont(theme.font(theme.FORMULA_PT))
-        self._side.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # The rule changes every iteration, the products only with the layer: two labels,
         # so a frame re-lays out the few lines of the rule, not the whole panel.
-        self._side_rule = QLabel("")
-        self._side_rule.setWordWrap(True)
-        self._side_rule.setTextFormat(Qt.TextFormat.RichText)
-        self._side_rule.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self._side_rule.setFont(theme.font(theme.FORMULA_PT))
-        self._side_rule.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._side = _formula_label()
+        self._side_rule = _formula_label()
         frame = QFrame()
         frame.setFrameShape(QFrame.Shape.NoFrame)
         side_layout = QVBoxLayout(frame)
