@@ -170,12 +170,8 @@ class GemmFloor:
 
 
 # -- PyTorch -------------------------------------------------------------------------
-def torch_step_fn(weights, data, labels):
-    """One PyTorch SGD iteration (zero_grad, forward, backward, step), or None."""
-    torch = common.torch_module()
-    if torch is None:
-        return None
-    common.match_torch_threads()
+def torch_mlp(torch, weights):
+    """The same Linear/ReLU stack in PyTorch, starting from the engine's weights."""
     layers = []
     for k, (w, b) in enumerate(weights):
         linear = torch.nn.Linear(w.shape[1], w.shape[0])
@@ -185,7 +181,16 @@ def torch_step_fn(weights, data, labels):
         layers.append(linear)
         if k < len(weights) - 1:
             layers.append(torch.nn.ReLU(inplace=True))
-    model = torch.nn.Sequential(*layers)
+    return torch.nn.Sequential(*layers)
+
+
+def torch_step_fn(weights, data, labels):
+    """One PyTorch SGD iteration (zero_grad, forward, backward, step), or None."""
+    torch = common.torch_module()
+    if torch is None:
+        return None
+    common.match_torch_threads()
+    model = torch_mlp(torch, weights)
     optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     criterion = torch.nn.CrossEntropyLoss()
     x = torch.from_numpy(data)

@@ -24,7 +24,8 @@ if __package__ in (None, ""):
 import engine  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.common import Result  # noqa: E402
-from benchmarks.engine_step import BASE_LR, MOMENTUM, WEIGHT_DECAY, make_batch, solver_prototxt  # noqa: E402
+from benchmarks.engine_step import (BASE_LR, MOMENTUM, WEIGHT_DECAY, make_batch, solver_prototxt,  # noqa: E402
+                                    torch_mlp)
 
 NETS = [([784, 1024, 1024, 10], 1024), ([4096, 4096, 4096, 10], 4096)]
 
@@ -58,16 +59,7 @@ def torch_cuda_step(weights, data, labels):
     if torch is None or not torch.cuda.is_available():
         return None
     device = torch.device("cuda")
-    layers = []
-    for k, (w, b) in enumerate(weights):
-        linear = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers.append(linear)
-        if k < len(weights) - 1:
-            layers.append(torch.nn.ReLU(inplace=True))
-    model = torch.nn.Sequential(*layers).to(device)
+    model = torch_mlp(torch, weights).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     criterion = torch.nn.CrossEntropyLoss()
     x = torch.from_numpy(data).to(device)
