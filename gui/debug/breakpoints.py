@@ -238,8 +238,10 @@ class Breakpoints:
 
     def watches_iterations(self) -> bool:
         """True when an enabled condition looks at finished iterations (loss, count)."""
-        return any(c.enabled and type(c).check_iteration is not Condition.check_iteration
-                   and not isinstance(c, NonFinite) for c in self.conditions)
+        for c in self.conditions:  # a plain loop: this runs every iteration
+            if c.enabled and type(c).check_iteration is not Condition.check_iteration and not isinstance(c, NonFinite):
+                return True
+        return False
 
     def check_iteration(self, result: IterationResult) -> Stop | None:
         for condition in self.active():

@@ -198,7 +198,10 @@ class DebugController(QObject):
         return self._step_iteration(proceed) if kind == "iteration" else self._step_event(proceed)
 
     def _layer_breaks(self) -> bool:
-        return any(isinstance(c, bp.LayerBreak) for c in self.breakpoints.active())
+        for condition in self.breakpoints.conditions:  # a plain loop: this runs every iteration
+            if condition.enabled and isinstance(condition, bp.LayerBreak):
+                return True
+        return False
 
     def _step_iteration(self, proceed) -> float:
         if self.session.solver is None:

@@ -256,7 +256,7 @@ class History:
 
     __slots__ = ("capacity", "max_bytes", "activations", "checkpoint_every", "marks", "position", "listeners",
                  "lock", "_last_nbytes", "_bytes", "_last_checkpoint_iteration", "_limit", "_plain_until", "duty",
-                 "_iteration_seconds", "_capture_seconds")  # record_iteration reads them on every iteration
+                 "_iteration_seconds", "_capture_seconds", "version")  # record_iteration reads them every iteration
 
     def __init__(self, capacity: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES, *, activations: bool = True,
                  checkpoint_every: int = 1):
@@ -269,6 +269,7 @@ class History:
         self.marks: list[Mark] = []
         self.position = -1
         self.listeners: list = []
+        self.version = 0  # counts every change, the plain iterations included (see subscribe)
         self.lock = threading.RLock()  # the worker records while the GUI reads summary()
         self._last_nbytes = 0  # size of the newest checkpoint (for the memory bound)
         self._bytes = 0  # total size of the kept checkpoints
@@ -283,10 +284,14 @@ class History:
 
     # -- observing ------------------------------------------------------
     def subscribe(self, callback) -> None:
-        """``callback(history)`` runs after every change (for widgets; maybe on the worker thread)."""
+        """``callback(history)`` runs after every change but a plain iteration recorded by
+        record_iteration's fast path (maybe on the worker thread). Those only bump
+        ``version``: a view that shows them polls it (calling back on every iteration of a
+        run cost ~3 % of the step time)."""
         self.listeners.append(callback)
 
     def _changed(self) -> None:
+        self.version += 1
         for callback in list(self.listeners):
             callback(self)
 
@@ -408,9 +413,8 @@ class History:
                     mark = Mark(iteration)
                     self.marks.append(mark)
                     self.position += 1
+                    self.version += 1
             if plain:
-                if self.listeners:
-                    self._changed()
                 return mark
         if every_iteration or not self._capture_seconds or not self._iteration_seconds:
             self.checkpoint_every = 1

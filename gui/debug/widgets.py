@@ -235,6 +235,7 @@ class RewindBar(QWidget):
             layout.addWidget(w)
         layout.setStretchFactor(self.slider, 1)
         self._refresh_pending = False
+        self._seen_version = -1
         self._poll = QTimer(self)
         self._poll.setInterval(self.POLL_MS)
         self._poll.timeout.connect(self._poll_refresh)
@@ -254,11 +255,14 @@ class RewindBar(QWidget):
             self._refresh_pending = True
 
     def _poll_refresh(self) -> None:
-        if self._refresh_pending and self.isVisible():
+        """A few times a second: show what the worker recorded (plain iterations only
+        bump the history's version, see History.subscribe)."""
+        if (self._refresh_pending or self.history.version != self._seen_version) and self.isVisible():
             self.refresh()
 
     def refresh(self) -> None:
         self._refresh_pending = False
+        self._seen_version = self.history.version
         self._updating = True
         s = self.history.summary()
         count = s["count"]

@@ -184,3 +184,24 @@ def test_presenter_mode_scales_fonts_and_restores(qtbot):
     assert app.palette().window().color().name() == presenter.theme.window
     presenter.toggle()
     assert app.font().pointSizeF() == pytest.approx(size) and controls.isVisible()
+
+
+def test_rewind_bar_shows_iterations_recorded_on_the_fast_path(qtbot):
+    """Plain iterations recorded during a run bump History.version without calling the
+    listeners; the bar's poll timer shows them."""
+    solver = spiral_solver()
+    history = History()
+    history.step(solver, 3)
+    bar = RewindBar(history, lambda: solver)
+    _renders(qtbot, bar, (800, 50))
+    calls = []
+    history.subscribe(calls.append)
+    shown = bar.slider.maximum()
+    version = history.version
+    for _ in range(5):
+        solver.step(1)
+        history.record_iteration(solver, 0.001)
+    assert history.version == version + 5 and len(history) == shown + 1 + 5
+    plain = 5 - len(calls)  # checkpoints still notify; the iterations between them do not
+    assert plain > 0
+    qtbot.waitUntil(lambda: bar.slider.maximum() == len(history) - 1, timeout=2000)
