@@ -277,3 +277,17 @@ def test_layout_and_recent_files_are_remembered(qtbot, tmp_path):
     assert [a.text() for a in second.recent_menu.actions()] == second.recent_files()
     assert not second.curves_dock.isVisible() and second.graph_dock.isVisible()
     second.close()
+
+
+def test_the_worker_steps_aside_until_a_frame_is_painted(qtbot, window):
+    """A frame stops the worker (the GUI gets the interpreter) from apply until the window
+    has repainted and its event loop is idle; pausing releases a waiting worker too."""
+    window.step_iterations(3)
+    assert window.wait_until_idle(timeout=30)
+    window.apply_frame(window.worker.make_frame())
+    assert window.worker.gui_busy  # set synchronously by the frame
+    qtbot.waitUntil(lambda: not window.worker.gui_busy, timeout=2000)
+    assert window._frame_state is None
+    window.worker.gui_busy = True
+    window.worker.pause()
+    assert not window.worker.gui_busy
