@@ -34,6 +34,8 @@ KEPT = "The net that was loaded before stays loaded."
 
 #: The worker waits for a frame's repaint at most this long (ms).
 FRAME_WAIT_MS = 250
+#: While running, the iteration count and progress are shown this often (ms), frames or not.
+TICK_MS = 200
 
 
 class MainWindow(QMainWindow):
@@ -65,6 +67,10 @@ class MainWindow(QMainWindow):
         self._running = False
         self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
         self._last_frame_cpu: float | None = None
+        self._run_goal = (0, 0)  # (iteration at the start of the run, iterations asked for; 0: until paused)
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(TICK_MS)
+        self._ticker.timeout.connect(self._tick)
         self._frame_state: str | None = None  # None, "applied" (worker waits), "painted"
         self._frame_serial = 0
         self.setWindowTitle("Backprop Studio")
@@ -367,6 +373,7 @@ class MainWindow(QMainWindow):
         if self.session.solver is None or self._running:
             return
         if count > 1:
+            self._run_goal = (self.session.iteration, count)
             self._set_running(True)
         self.worker.request_run(count)
 
@@ -386,6 +393,7 @@ class MainWindow(QMainWindow):
         """Run until paused."""
         if self.session.solver is None:
             return
+        self._run_goal = (self.session.iteration, 0)
         self._set_running(True)
         self.worker.request_run(0)
 
@@ -447,6 +455,20 @@ class MainWindow(QMainWindow):
         self.solver_panel.set_editable(not running)
         if self.curves is not None:
             self.curves.set_live(running)
+        if running:
+            self._ticker.start()
+        else:
+            self._ticker.stop()
+
+    def _tick(self) -> None:
+        """While running, between frames (about one a second at full speed): the iteration
+        count and the Run N progress, read without the session lock (two integers), so the
+        window shows progress at a cost of well under 1% of the time."""
+        iteration = self.session.iteration
+        self.status_labels["iteration"].setText(f"iteration {iteration}")
+        start, count = self._run_goal
+        if count > 1:
+            self.controls.show_progress(min(count, max(0, iteration - start)), count)
 
     def _on_run_finished(self) -> None:
         if not self.worker.busy:
@@ -590,7 +612,9 @@ class MainWindow(QMainWindow):
 
     def _show_status(self, frame: Frame) -> None:
         labels = self.status_labels
-        labels["iteration"].setText(f"iteration {frame.iteration}")
+        # While running, the ticker may already show a later count than this frame's.
+        iteration = max(frame.iteration, self.session.iteration) if frame.running else frame.iteration
+        labels["iteration"].setText(f"iteration {iteration}")
         loss = "—" if frame.loss != frame.loss else f"{frame.loss:.4g}"
         smoothed = "" if not frame.iteration else f" (smoothed {frame.smoothed_loss:.4g})"
         labels["loss"].setText(f"loss {loss}{smoothed}")

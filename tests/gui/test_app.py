@@ -291,3 +291,18 @@ def test_the_worker_steps_aside_until_a_frame_is_painted(qtbot, window):
     window.worker.gui_busy = True
     window.worker.pause()
     assert not window.worker.gui_busy
+
+
+def test_the_iteration_count_ticks_between_frames(qtbot, window):
+    """Frames come about once a second at full speed; the status bar's iteration count and
+    the Run N progress follow the solver five times a second without them."""
+    start = window.session.iteration
+    window.controls.count.setValue(100000)
+    window.controls.run_n.trigger()  # a long run: not waited for
+    assert window._ticker.isActive()
+    qtbot.waitUntil(lambda: window.session.iteration > start + 50, timeout=10000)
+    window.pause()
+    assert window.wait_until_idle(timeout=30)
+    assert not window._ticker.isActive()
+    window._tick()  # what the timer does: read the solver's count without a frame
+    assert window.status_labels["iteration"].text() == f"iteration {window.session.iteration}"
