@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self._running = False
         self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
         self._last_frame_cpu: float | None = None
+        self._discard_next_cost = False
         self._run_goal = (0, 0)  # (iteration at the start of the run, iterations asked for; 0: until paused)
         self._ticker = QTimer(self)
         self._ticker.setInterval(TICK_MS)
@@ -572,17 +573,20 @@ class MainWindow(QMainWindow):
             self._end_frame()
 
     def _on_run_started(self) -> None:
-        """A run starts: measure frame costs afresh (what the GUI did while idle is not one)."""
+        """A run starts: what the GUI did while idle is no frame's cost, nor is the run's
+        first frame (it repaints all that starting changed); the last run's costs stay
+        the estimate until new ones come in."""
         self._last_frame_cpu = None
-        self._frame_costs.clear()
-        self.worker.render_cost = 0.0
+        self._discard_next_cost = True
 
     def _pace_worker(self) -> None:
         """Tell the worker what a frame costs: the GUI thread's CPU time since the
         previous frame (drawing it, its deferred repaints, anything else the GUI did).
         Python runs one thread at a time, so that is time the solver did not run."""
         cpu = time.thread_time()
-        if self._last_frame_cpu is not None:
+        if self._last_frame_cpu is not None and self._discard_next_cost:
+            self._discard_next_cost = False  # the run's first frame repaints everything the start changed
+        elif self._last_frame_cpu is not None:
             self._frame_costs.append(cpu - self._last_frame_cpu)
             self.worker.render_cost = statistics.median(self._frame_costs)  # one slow frame is no trend
         self._last_frame_cpu = cpu

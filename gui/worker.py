@@ -23,7 +23,7 @@ MAX_FPS = 30.0
 #: (Python runs one thread at a time: each redraw is time the solver does not run).
 GUI_DUTY = 0.06
 #: ... but the view never goes longer than this without a frame (seconds).
-MAX_FRAME_GAP = 5.0
+MAX_FRAME_GAP = 2.0
 #: The longest the solver waits for the GUI to finish drawing a frame (seconds).
 MAX_GUI_WAIT = 0.25
 #: Under a speed limit the solver has time to spare, but the GUI still keeps half
@@ -70,7 +70,6 @@ class SolverWorker(QObject):
         self.render_cost = 0.0  # seconds the GUI took to draw the last frame
         self._gui_idle = threading.Event()  # cleared while the GUI draws a frame: give it the interpreter
         self._gui_idle.set()
-        self._yielded = 0.0  # seconds given to the GUI since the last frame
         self.rate = 0.0
         self._outstanding = 0  # requests asked for and not finished
         self._count_lock = threading.Lock()
@@ -154,7 +153,6 @@ class SolverWorker(QObject):
     @Slot(int, int)
     def _run(self, request: int, count: int) -> None:
         self.runStarted.emit()
-        self._yielded = 0.0  # what the GUI took before this run does not delay its first frame
         done = 0
         last_frame = time.perf_counter()
         frame_done = 0
@@ -166,11 +164,10 @@ class SolverWorker(QObject):
                 if self.session.nonfinite is not None:
                     break
                 now = time.perf_counter()
-                if self._frame_due(now - last_frame):
+                if done == 1 or self._frame_due(now - last_frame):  # a run shows its start at once
                     self._measure_rate(done - frame_done, now - last_frame)
                     self._publish(running=True, progress=(done, count))
                     last_frame, frame_done = now, done
-                    self._yielded = 0.0
                 self._keep_speed_limit(began, request)
                 self._yield_to_gui()
             elapsed = time.perf_counter() - last_frame
@@ -196,12 +193,9 @@ class SolverWorker(QObject):
             self.runFinished.emit()
 
     def _frame_due(self, since_last: float) -> bool:
-        """Time for a frame: the interval has passed, and the time this thread gave the
-        GUI since the last frame (drawing it, handling input) is within the GUI's share."""
-        if since_last >= MAX_FRAME_GAP:
-            return True
-        duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
-        return since_last >= self._frame_interval() and self._yielded <= duty * since_last
+        """Time for a frame: long enough since the last one for the GUI's cost per frame
+        (``render_cost``: all it did between two frames) to stay within its share."""
+        return since_last >= self._frame_interval()
 
     def _frame_interval(self) -> float:
         duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
@@ -222,9 +216,7 @@ class SolverWorker(QObject):
         a GUI that must fight for it draws slowly. Never longer than MAX_GUI_WAIT."""
         if not self.gui_busy:
             return
-        began = time.perf_counter()
         self._gui_idle.wait(MAX_GUI_WAIT)
-        self._yielded += time.perf_counter() - began
 
     def _measure_rate(self, iterations: int, seconds: float) -> None:
         current = iterations / seconds if seconds > 0 else 0.0
