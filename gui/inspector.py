@@ -12,7 +12,7 @@ import tempfile
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
-                               QScrollArea, QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+                               QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.heatmap import HeatmapView
