@@ -197,7 +197,7 @@ def test_the_graph_context_menu_sets_breakpoints_and_checks_one_layer(window, qt
 
 
 def test_double_clicking_a_weight_sets_it_and_step_back_undoes_it(window, qtbot):
-    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtCore import QEvent
     from PySide6.QtWidgets import QGraphicsSceneMouseEvent
     run(window, 2)
     controller = window.debug
