@@ -15,7 +15,7 @@ import numpy
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QToolTip, QVBoxLayout, QWidget
 
 from gui import theme
 from gui.snapshot import stats as array_stats
@@ -105,18 +105,7 @@ class HeatmapView(QWidget):
         self._title.setTextFormat(Qt.TextFormat.RichText)
         self._title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._title.setFont(theme.font(theme.COMPACT_TITLE_PT if self._compact else theme.TITLE_PT, bold=True))
-        # The hover read-out shares the title's line (and shows in full as a tooltip at the cursor).
-        self._hover = QLabel("")
-        self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
-        self._hover.setStyleSheet(f"color: {theme.TEXT_COLOR};")
-        self._hover.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self._hover.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        title_row = QHBoxLayout()
-        title_row.setContentsMargins(0, 0, 0, 0)
-        title_row.addWidget(self._title, 2)
-        title_row.addWidget(self._hover, 3)
-        self._hover.hide()  # shown while the mouse is over a cell; the title has the line otherwise
-        layout.addLayout(title_row)
+        layout.addWidget(self._title)
 
         self._build_plot()
         self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -139,6 +128,18 @@ class HeatmapView(QWidget):
         self._stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self._graphics.setToolTip(HOVER_HINT)
         layout.addWidget(self._stats)
+        # While the mouse is over a cell, its read-out is laid over the statistics (and as
+        # far up the map's foot as its wrapped lines need), so even a narrow map shows it
+        # whole without the layout moving the cell under the mouse; it is also the tooltip.
+        self._hover = QLabel("", self)
+        self._hover.setFont(theme.font(theme.COMPACT_TICK_PT if self._compact else theme.STATS_PT))
+        self._hover.setStyleSheet(f"QLabel {{ color: {theme.TEXT_COLOR}; background-color: #fffff4;"
+                                  " border: 1px solid #bbbbbb; padding: 1px 3px; }")
+        self._hover.setAutoFillBackground(True)
+        self._hover.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)  # the map keeps the mouse
+        self._hover.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._hover.setWordWrap(True)
+        self._hover.hide()
         # A fixed height that only grows: maps in one row line up, and a frame whose
         # statistics take a line more or less never re-lays out (and so repaints) the plot.
         self._stats_lines = 0
@@ -251,8 +252,7 @@ class HeatmapView(QWidget):
         self._shape = None
         self._stats_text = ""
         self._stats.setText(" ")
-        self._hover.setText("")
-        self._hover.hide()
+        self._show_hover("")
         self._hover_text = ""
         self._hover_cell = None
 
@@ -359,6 +359,8 @@ class HeatmapView(QWidget):
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
         self._fit_stats()
+        if self._hover.isVisible():
+            self._place_hover()
 
     def _fit_stats(self) -> None:
         """Show the statistics, breaking a line at its double spaces where it is wider than the map."""
@@ -377,7 +379,22 @@ class HeatmapView(QWidget):
         if lines <= self._stats_lines:
             return
         self._stats_lines = lines
-        self._stats.setFixedHeight(self._stats.fontMetrics().lineSpacing() * lines + 2)
+        height = self._stats.fontMetrics().lineSpacing() * lines + 2
+        self._stats.setFixedHeight(height)
+
+    def _show_hover(self, text: str) -> None:
+        """The cell read-out over the statistics ('' takes it away)."""
+        self._hover.setText(text)
+        self._hover.setVisible(bool(text))
+        if text:
+            self._place_hover()
+
+    def _place_hover(self) -> None:
+        """Bottom-aligned over the statistics, the full width, as tall as the text needs."""
+        width = max(40, self.width() - 4)
+        height = max(self._stats.height(), self._hover.heightForWidth(width))
+        self._hover.setGeometry(2, max(0, self.height() - height - 2), width, height)
+        self._hover.raise_()
 
     def _on_mouse_moved(self, scene_pos) -> None:
         text = ""
@@ -389,8 +406,7 @@ class HeatmapView(QWidget):
         if text == self._hover_text:
             return
         self._hover_text = text
-        self._hover.setText(text)
-        self._hover.setVisible(bool(text))
+        self._show_hover(text)
         self._graphics.setToolTip(text or HOVER_HINT)
         if text and self.isVisible():
             view_pos = self._graphics.mapFromScene(scene_pos)

@@ -179,3 +179,22 @@ def test_colour_bar_labels_fit_the_bar(heatmap, qtbot):
     metrics = QFontMetrics(heatmap._bar_axis.style["tickFont"])
     widest = max(metrics.horizontalAdvance(text) for _, text in heatmap.colour_bar_labels())
     assert widest + 6 <= heatmap._bar_axis.width()  # the text drawn beside the ticks is not cut
+
+
+def test_hover_read_out_is_shown_whole_on_a_narrow_map(qtbot):
+    """The read-out is laid over the statistics, wrapped, as tall as it needs: a narrow map
+    shows all of it (the old one-line read-out beside the title was cut)."""
+    view = HeatmapView("dW", compact=True)
+    qtbot.addWidget(view)
+    view.resize(150, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    long_meaning = "dW[3,1] = Σₘ δ[m,3]·a[m,1], m < M_=32 — the weight from input 1 to output 3"
+    view.set_matrix(_matrix(5, 2), row_label="r", col_label="c", meaning=lambda r, c, v: long_meaning)
+    view._on_mouse_moved(view.cell_scene_pos(3, 1))
+    label = view._hover
+    assert label.isVisible() and long_meaning in label.text()
+    assert label.height() >= label.heightForWidth(label.width())  # every wrapped line fits
+    assert label.geometry().bottom() <= view.rect().bottom() and label.width() <= view.width()
+    view._on_mouse_moved(view.cell_scene_pos(-5, -5))  # off the map: the read-out goes away
+    assert not label.isVisible()
