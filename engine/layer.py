@@ -56,6 +56,8 @@ class Layer:
     min_tops = 1
     #: True for layers whose top[0] is a loss (loss_weight defaults to 1)
     is_loss = False
+    #: False for layers whose top may not be one of their bottoms (checked at setup)
+    in_place_allowed = True
     #: False for bottoms that never take a gradient (labels)
     def allow_force_backward(self, bottom_index: int) -> bool:
         return True
@@ -103,6 +105,8 @@ class Layer:
         if len(top) < self.min_tops:
             raise NetDefinitionError(
                 f"layer '{self.name}' ({self.type_name}) needs at least {self.min_tops} top blob(s)")
+        if not self.in_place_allowed and any(t is b for t in top for b in bottom):
+            raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}): cannot be computed in place")
 
     def bottom_name(self, index: int) -> str:
         """The prototxt name of bottom ``index`` (for error messages)."""

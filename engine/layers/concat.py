@@ -7,6 +7,7 @@ from ..layer import Layer, register
 
 @register("Concat")
 class ConcatLayer(Layer):
+    in_place_allowed = False
     num_bottoms = None
     num_tops = 1
 
@@ -17,8 +18,6 @@ class ConcatLayer(Layer):
                 f"layer '{self.name}' (Concat): give either axis or concat_dim, not both")
         if not bottom:
             raise NetDefinitionError(f"layer '{self.name}' (Concat): needs at least one bottom")
-        if any(top[0] is b for b in bottom):
-            raise NetDefinitionError(f"layer '{self.name}' (Concat): cannot be computed in place")
         self.raw_axis = int(p.concat_dim) if p.HasField("concat_dim") else int(p.axis)
 
     def reshape(self, bottom, top):

@@ -1,7 +1,7 @@
 """Flatten: merge the axes ``axis .. end_axis`` into one (a copy of the data, same order)."""
 from __future__ import annotations
 
-from ..errors import NetDefinitionError, ShapeError
+from ..errors import ShapeError
 from ..layer import Layer, register
 
 
@@ -19,12 +19,11 @@ def flattened_shape(shape: tuple[int, ...], axis: int, end_axis: int) -> tuple[i
 
 @register("Flatten")
 class FlattenLayer(Layer):
+    in_place_allowed = False
     num_bottoms = 1
     num_tops = 1
 
     def layer_setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise NetDefinitionError(f"layer '{self.name}' (Flatten): cannot be computed in place")
         p = self.param.flatten_param
         self.axis, self.end_axis = int(p.axis), int(p.end_axis)
 

@@ -5,7 +5,7 @@ replaces (Caffe's ReshapeParameter).
 """
 from __future__ import annotations
 
-from ..errors import NetDefinitionError, ShapeError
+from ..errors import ShapeError
 from ..layer import Layer, register
 
 
@@ -55,12 +55,11 @@ def reshaped(bottom_shape: tuple[int, ...], dims: list[int], axis: int = 0,
 
 @register("Reshape")
 class ReshapeLayer(Layer):
+    in_place_allowed = False
     num_bottoms = 1
     num_tops = 1
 
     def layer_setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise NetDefinitionError(f"layer '{self.name}' (Reshape): cannot be computed in place")
         p = self.param.reshape_param
         self.dims = [int(d) for d in p.shape.dim]
         self.axis, self.num_axes = int(p.axis), int(p.num_axes)

@@ -263,3 +263,15 @@ def test_bias_shape_errors():
         make_layer('type: "Bias" bottom: "x" bottom: "y" top: "t"', [numpy.zeros((2, 3)), numpy.zeros((4,))])
     with pytest.raises(ShapeError, match="out of range"):
         make_layer('type: "Scale" scale_param { axis: 1 num_axes: 3 }', [numpy.zeros((2, 3))])
+
+
+@pytest.mark.parametrize("layer", [
+    'type: "Flatten" bottom: "x" top: "x"',
+    'type: "Reshape" bottom: "x" top: "x" reshape_param { shape { dim: 0 dim: -1 } }',
+    'type: "Concat" bottom: "x" top: "x"',
+])
+def test_shape_layers_refuse_to_run_in_place(layer):
+    text = ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 } } }\n'
+            f'layer {{ name: "shaper" {layer} }}')
+    with pytest.raises(NetDefinitionError, match="layer 'shaper' .*cannot be computed in place"):
+        engine.Net(text, engine.TEST)
