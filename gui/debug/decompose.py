@@ -196,14 +196,20 @@ def _history(pre: PreUpdate, index: int, which: int = 0) -> numpy.ndarray:
     return pre.history[index + which * len(pre.weights)].copy()
 
 
-def _sgd(pre, index, g, local_rate, result):
+def _momentum_step(pre, index, g, local_rate, result, note: str):
+    """SGD's and Nesterov's common part: μ, V before, and V' = μ·V + lr·g as the engine computes it."""
     m = numpy.float32(pre.param.momentum)
     old = _history(pre, index)
     result.numbers["momentum"] = float(m)
-    result.terms.append(Term("history", "momentum history V (before)", "V = previous ΔW", old.copy()))
+    result.terms.append(Term("history", "momentum history V (before)", note, old.copy()))
     h = old.copy()
     h *= m
     h += local_rate * g
+    return m, old, h
+
+
+def _sgd(pre, index, g, local_rate, result):
+    m, old, h = _momentum_step(pre, index, g, local_rate, result, "V = previous ΔW")
     clipped, decay = result.term("clipped").array, result.term("decay").array
     result.terms += [
         Term("momentum_term", "momentum term μ·V", f"μ = {float(m):g}", m * old),
@@ -214,13 +220,7 @@ def _sgd(pre, index, g, local_rate, result):
 
 
 def _nesterov(pre, index, g, local_rate, result):
-    m = numpy.float32(pre.param.momentum)
-    old = _history(pre, index)
-    result.numbers["momentum"] = float(m)
-    result.terms.append(Term("history", "momentum history V (before)", "", old.copy()))
-    h = old.copy()
-    h *= m
-    h += local_rate * g
+    m, old, h = _momentum_step(pre, index, g, local_rate, result, "")
     update = (numpy.float32(1) + m) * h - m * old
     clipped, decay = result.term("clipped").array, result.term("decay").array
     one_m = numpy.float64(1) + numpy.float64(m)
