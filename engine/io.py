@@ -253,15 +253,20 @@ def _copy_h5_layer(path: str, layer, group, owners, report: WeightsReport) -> No
     report.copied.append(layer.name)
 
 
-def _parse_net_binary(path: str) -> caffe_pb2.NetParameter:
-    data = _read_bytes(path, "weights file")
-    param = caffe_pb2.NetParameter()
+def _parse_binary(path: str, what: str, message):
+    """``path`` parsed as a binary protobuf ``message`` (a class); ``what`` names the file in errors."""
+    data = _read_bytes(path, what)
+    parsed = message()
     try:
-        param.ParseFromString(data)
+        parsed.ParseFromString(data)
     except DecodeError as exc:
-        raise DataError(f"weights file '{path}' is corrupt or truncated (not a binary Caffe "
-                        f"NetParameter: {exc})") from None
-    return param
+        raise DataError(f"{what} '{path}' is corrupt or truncated (not a binary Caffe "
+                        f"{message.__name__}: {exc})") from None
+    return parsed
+
+
+def _parse_net_binary(path: str) -> caffe_pb2.NetParameter:
+    return _parse_binary(path, "weights file", caffe_pb2.NetParameter)
 
 
 def _source_layers(path: str, param: caffe_pb2.NetParameter) -> list[tuple[str, list]]:
@@ -638,13 +643,7 @@ def _restore_h5(solver, path: str) -> None:
 
 
 def _restore_binary(solver, path: str) -> None:
-    data = _read_bytes(path, "solver state")
-    state = caffe_pb2.SolverState()
-    try:
-        state.ParseFromString(data)
-    except DecodeError as exc:
-        raise DataError(f"solver state '{path}' is corrupt or truncated (not a binary Caffe "
-                        f"SolverState: {exc})") from None
+    state = _parse_binary(path, "solver state", caffe_pb2.SolverState)
     if not state.HasField("iter"):
         raise DataError(f"solver state '{path}' has no iteration count (empty or not a .solverstate)")
     if state.HasField("learned_net"):
