@@ -25,7 +25,7 @@ class WindowRun:
         from PySide6.QtWidgets import QApplication
         from gui.main_window import MainWindow
         self.app = QApplication.instance() or QApplication([])
-        self.window = MainWindow(modal_errors=False)
+        self.window = MainWindow(modal_errors=False, process_runs=True)  # as the app runs
         self.window.resize(1600, 1000)
         self.window.show()
         self.window.open_path(path)
@@ -50,7 +50,7 @@ class WindowRun:
             last[0] = now
 
         def stop():
-            stopped["iteration"] = window.session.iteration
+            stopped["iteration"] = window.worker.iteration
             stopped["time"] = time.perf_counter()
             stopped["frames"] = window.frames_drawn
             window.pause()

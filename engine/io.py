@@ -546,6 +546,7 @@ def write_extras(group, solver) -> None:
     group.attrs["rng_state"] = json.dumps(rng.get_state())
     group.create_dataset("smoothed_loss", data=numpy.float64(solver.smoothed_loss))
     group.create_dataset("losses", data=numpy.asarray(solver.losses, dtype=numpy.float64))
+    group.attrs["loss_window_start"] = solver.loss_window_start  # the window's oldest slot follows it
     layers = group.create_group("data_layers")
     for net_name, net in _nets(solver):
         for i, layer in enumerate(net.layers):
@@ -696,6 +697,7 @@ def read_extras(group, solver, path: str) -> None:
     if "losses" in group:
         solver.losses = [float(x) for x in group["losses"][()]]
         solver.smoothed_loss = float(group["smoothed_loss"][()])
+        solver.loss_window_start = int(group.attrs.get("loss_window_start", 0))
     state = group.attrs.get("rng_state")
     if state is not None:
         rng.set_state(json.loads(state))

@@ -37,10 +37,15 @@ def get_solver(source, device: str | None = None) -> "Solver":
     param, path = _solver_param(source)
     kind = param.type if param.HasField("type") or not param.HasField("solver_type") \
         else _LEGACY_TYPES[param.solver_type]
+    return solver_class(kind)(param, device=device, path=path)
+
+
+def solver_class(kind: str) -> type:
+    """The solver class of a Caffe solver type name ("SGD", "Adam", ...)."""
     cls = _SOLVERS.get(kind)
     if cls is None:
         raise NetDefinitionError(f"unknown solver type '{kind}' (supported: {', '.join(_SOLVERS)})")
-    return cls(param, device=device, path=path)
+    return cls
 
 
 def _solver_param(source):
@@ -76,7 +81,7 @@ class Solver:
                         for b in self.net.learnable_params]
         self.losses: list[float] = []
         self.smoothed_loss = 0.0
-        self._loss_origin = 0  # Caffe's start_iter: the iteration the losses window began at
+        self.loss_window_start = 0  # Caffe's start_iter: the iteration the losses window began at
         self.learning_rate = float(learning_rate(self.param, 0, 0)[0])
         self.check_finite = True
         self.capture_gradients = False
@@ -158,12 +163,12 @@ class Solver:
     def _update_smoothed_loss(self, loss: float) -> None:
         average = max(1, self.param.average_loss)
         if not self.losses:
-            self._loss_origin = self.iter
+            self.loss_window_start = self.iter
         if len(self.losses) < average:
             self.losses.append(loss)
             self.smoothed_loss = (self.smoothed_loss * (len(self.losses) - 1) + loss) / len(self.losses)
         else:
-            index = (self.iter - self._loss_origin) % average  # the oldest loss in the window
+            index = (self.iter - self.loss_window_start) % average  # the oldest loss in the window
             self.smoothed_loss += (loss - self.losses[index]) / average
             self.losses[index] = loss
 

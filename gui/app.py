@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
 
     settings = None if args.screenshot else QSettings("BackpropStudio", "Backprop Studio")
-    window = MainWindow(settings=settings, modal_errors=not args.screenshot, lazy_panels=not args.screenshot)
+    window = MainWindow(settings=settings, modal_errors=not args.screenshot, lazy_panels=not args.screenshot,
+                        process_runs=not args.screenshot)
     window.resize(args.width, args.height)
     path = args.path or default_example()
     if not window.open_path(path, args.device):

@@ -26,6 +26,7 @@ from .graph_view import GraphView
 from .session import Session
 from .dataset_panel import DatasetPanel
 from .solver_panel import SolverPanel
+from .solver_process import ProcessLane, make_order
 from .worker import Frame, start_worker, stop_worker
 
 MAX_RECENT = 8
@@ -47,12 +48,14 @@ class MainWindow(QMainWindow):
     once; frames that arrive before are kept and drawn when they exist."""
 
     def __init__(self, session: Session | None = None, *, settings: QSettings | None = None,
-                 modal_errors: bool = True, lazy_panels: bool = False):
+                 modal_errors: bool = True, lazy_panels: bool = False, process_runs: bool = False):
         super().__init__()
         self.session = session or Session()
         self.settings = settings
         self.errors = ErrorReporter(self, modal=modal_errors)
         self.worker, self._thread = start_worker(self.session)
+        if process_runs:  # issue 7: runs step in a process of their own (see gui.solver_process)
+            self.worker.process_lane = ProcessLane()
         self.controls = Controls(self)
         self.inspector = None  # built by ensure_panels()
         self.curves = None
@@ -465,13 +468,16 @@ class MainWindow(QMainWindow):
         """While running, between frames (about one a second at full speed): the iteration
         count and the Run N progress, read without the session lock (two integers), so the
         window shows progress at a cost of well under 1% of the time."""
-        iteration = self.session.iteration
+        iteration = self.worker.iteration
         self.status_labels["iteration"].setText(f"iteration {iteration}")
         start, count = self._run_goal
         if count > 1:
             self.controls.show_progress(min(count, max(0, iteration - start)), count)
 
     def _on_run_finished(self) -> None:
+        if self.worker.notice:
+            self.statusBar().showMessage(f"Ran in the window's thread: {self.worker.notice}", 8000)
+            self.worker.notice = ""
         if not self.worker.busy:
             self._set_running(False)
             self.controls.progress.setVisible(False)
@@ -511,6 +517,8 @@ class MainWindow(QMainWindow):
         name = os.path.basename(os.path.dirname(self.session.path)) if self.session.path else "net"
         self.setWindowTitle(f"Backprop Studio — {name} ({os.path.basename(self.session.path or '')})")
         self.refresh()
+        if self.worker.process_lane is not None:  # the solver process builds it now: Run starts at once
+            self.worker.process_lane.prepare(make_order(self.session, 0, None))
 
     def refresh(self) -> None:
         """Draw the current state (worker idle): a frame made on this thread under the lock."""

@@ -149,6 +149,7 @@ class Session:
         self.lock = threading.RLock()
         self._listeners: list[Callable] = []
         self._step_wrappers: list[StepWrapper] = []  # see add_step_wrapper
+        self.run_hooks: list = []  # see add_run_hook
 
     # -- listeners -----------------------------------------------------
     def subscribe(self, listener: Callable) -> None:
@@ -277,7 +278,7 @@ class Session:
         with self.lock:
             self.pending_edits[name] = value
             if not self.mid_iteration:
-                self._apply_pending_edits()
+                self.apply_pending_edits()
         self.emit("param", field=name, value=value)
 
     def effective_param(self) -> caffe_pb2.SolverParameter:
@@ -288,7 +289,8 @@ class Session:
             _set_field(param, name, value)
         return param
 
-    def _apply_pending_edits(self) -> None:
+    def apply_pending_edits(self) -> None:
+        """Apply the queued setting edits now (the next iteration would)."""
         if not self.pending_edits:
             return
         solver = self.solver
@@ -316,6 +318,19 @@ class Session:
         with self.lock:
             if wrapper in self._step_wrappers:
                 self._step_wrappers.remove(wrapper)
+
+    def add_run_hook(self, hook) -> None:
+        """Let ``hook`` take part in runs made in the solver process (gui.solver_process):
+        ``hook.allows_process_run()`` says whether it can do without seeing each step,
+        ``hook.process_run_options()`` adds to what the process is sent (a dict), and
+        ``hook.absorb_process_run(result)`` takes the run's outcome (the stepping thread,
+        ``lock`` held). Step wrappers are not called for the steps the process takes."""
+        if hook not in self.run_hooks:
+            self.run_hooks.append(hook)
+
+    def remove_run_hook(self, hook) -> None:
+        if hook in self.run_hooks:
+            self.run_hooks.remove(hook)
 
     def _wrapped(self, kind: str, step: Callable):
         for wrapper in reversed(self._step_wrappers):
@@ -347,7 +362,7 @@ class Session:
                     if event is None or event.kind == NONFINITE:
                         break
                 return float("nan") if self.nonfinite else self.last_loss
-            self._apply_pending_edits()
+            self.apply_pending_edits()
             solver = self.solver
             tests_before = len(solver.test_scores)
             try:
@@ -363,7 +378,7 @@ class Session:
     def _step_event(self) -> Event | None:
         with self.lock:
             if self.events is None:
-                self._apply_pending_edits()
+                self.apply_pending_edits()
                 self.nonfinite = None
             return self._advance()
 
@@ -469,8 +484,8 @@ def _set_field(param: caffe_pb2.SolverParameter, name: str, value) -> None:
 
 def _switch_solver_type(solver, new_type: str) -> None:
     """Turn a live solver into another type; its history restarts at zero."""
-    from engine.solver import _SOLVERS
-    cls = _SOLVERS[new_type]
+    from engine.solver import solver_class
+    cls = solver_class(new_type)
     solver.__class__ = cls
     solver.param.type = new_type
     solver.history = [solver._zeros_like(b) for _ in range(cls.histories_per_param)

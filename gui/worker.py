@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from . import solver_process
 from .session import NonFiniteStop, Session
 
 #: Redraws per second, at most.
@@ -80,6 +81,9 @@ class SolverWorker(QObject):
         self._frame_pending = False
         self._sent_points = 0
         self._sent_tests = 0
+        #: a gui.solver_process.ProcessLane: runs go to a process of their own when they can
+        self.process_lane: solver_process.ProcessLane | None = None
+        self.notice = ""  # why the last run did not use the solver process (shown in the status bar)
         self._runRequested.connect(self._run)
         self._eventRequested.connect(self._step_event)
 
@@ -124,6 +128,16 @@ class SolverWorker(QObject):
         """Stop every run asked for so far, within one iteration."""
         self._cancelled_upto = self._requests
         self._gui_idle.set()  # a worker waiting for a frame to be drawn stops now
+        if self.process_lane is not None:
+            self.process_lane.request_stop()
+
+    @property
+    def iteration(self) -> int:
+        """The solver's iteration, also while a run is in the solver process."""
+        lane = self.process_lane
+        if lane is not None and lane.active:
+            return lane.iteration
+        return self.session.iteration
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block (GUI thread) until the worker is idle; True if it is."""
@@ -147,6 +161,9 @@ class SolverWorker(QObject):
         """The latest frame (GUI thread); None if it was already taken."""
         with self._frame_lock:
             frame, self._latest, self._frame_pending = self._latest, None, False
+        lane = self.process_lane
+        if frame is not None and lane is not None and lane.active:
+            lane.frame_taken()
         return frame
 
     # -- the worker thread ---------------------------------------------
@@ -154,31 +171,102 @@ class SolverWorker(QObject):
     def _run(self, request: int, count: int) -> None:
         self.runStarted.emit()
         done = 0
-        last_frame = time.perf_counter()
-        frame_done = 0
         try:
-            while (count <= 0 or done < count) and request > self._cancelled_upto:
-                began = time.perf_counter()
-                self.session.step_iteration()
-                done += 1
-                if self.session.nonfinite is not None:
-                    break
-                now = time.perf_counter()
-                if done == 1 or self._frame_due(now - last_frame):  # a run shows its start at once
-                    self._measure_rate(done - frame_done, now - last_frame)
-                    self._publish(running=True, progress=(done, count))
-                    last_frame, frame_done = now, done
-                self._keep_speed_limit(began, request)
-                self._yield_to_gui()
-            elapsed = time.perf_counter() - last_frame
-            if done - frame_done and elapsed > 0 and done > 1:
-                self._measure_rate(done - frame_done, elapsed)
+            if self._process_allowed(count):
+                try:
+                    done = self._run_in_process(request, count)
+                    return
+                except solver_process.ProcessUnavailable as exc:
+                    self.notice = str(exc)
+                except solver_process.ProcessCrashed as exc:
+                    self.notice = str(exc)
+                    self.failed.emit(str(exc))
+                    return
+            done = self._run_in_thread(request, count)
         except Exception as exc:  # an engine error mid-run: report it, keep the app alive
             self.failed.emit(_message(exc))
         finally:
             self._publish(running=False, progress=(done, count))
             self._end()
             self.runFinished.emit()
+
+    def _process_allowed(self, count: int) -> bool:
+        """A run goes to the solver process when there is one, it is long enough, runs
+        flat out, and no run hook (the debugger) needs to see each step."""
+        lane, session = self.process_lane, self.session
+        if lane is None or lane.broken or self.speed_limit > 0 or session.mid_iteration:
+            return False
+        if 0 < count < solver_process.PROCESS_MIN_RUN:
+            return False
+        return all(hook.allows_process_run() for hook in session.run_hooks)
+
+    def _run_in_thread(self, request: int, count: int) -> int:
+        done = 0
+        last_frame = time.perf_counter()
+        frame_done = 0
+        while (count <= 0 or done < count) and request > self._cancelled_upto:
+            began = time.perf_counter()
+            self.session.step_iteration()
+            done += 1
+            if self.session.nonfinite is not None:
+                break
+            now = time.perf_counter()
+            if done == 1 or self._frame_due(now - last_frame):  # a run shows its start at once
+                self._measure_rate(done - frame_done, now - last_frame)
+                self._publish(running=True, progress=(done, count))
+                last_frame, frame_done = now, done
+            self._keep_speed_limit(began, request)
+            self._yield_to_gui()
+        elapsed = time.perf_counter() - last_frame
+        if done - frame_done and elapsed > 0 and done > 1:
+            self._measure_rate(done - frame_done, elapsed)
+        return done
+
+    def _run_in_process(self, request: int, count: int) -> int:
+        """Run in the solver process; frames come from there, the state comes back at
+        the end (see gui.solver_process)."""
+        lane = self.process_lane
+        order = solver_process.make_order(self.session, count, self.wanted_layers)
+        lane.set_frame_interval(self._frame_interval(GUI_DUTY_LIMITED))
+
+        def on_frame(data: solver_process.FrameData) -> None:
+            self._append_points(data.train_points, data.test_points)
+            self.rate = data.rate
+            self._post(Frame(iteration=data.iteration, loss=data.loss, smoothed_loss=data.smoothed_loss,
+                             learning_rate=data.learning_rate, device=data.device, views=data.views,
+                             info=data.info, train_points=data.train_points, test_points=data.test_points,
+                             rate=data.rate, running=True, progress=(data.done, count)))
+            lane.set_frame_interval(self._frame_interval(GUI_DUTY_LIMITED))
+
+        history = self.session.history
+        kept = (len(history), len(history.tests))
+        try:
+            result = lane.run(order, on_frame, lambda: request <= self._cancelled_upto)
+        except solver_process.ProcessCrashed:
+            with self.session.lock:  # the state is the one before the run: so are the curves
+                del history.iterations[kept[0]:], history.losses[kept[0]:], history.smoothed[kept[0]:]
+                del history.lrs[kept[0]:], history.tests[kept[1]:]
+                self._sent_points, self._sent_tests = kept
+            raise
+        self._append_points(result.train_points, result.test_points)
+        solver_process.absorb(self.session, result)
+        if result.rate:
+            self.rate = result.rate
+        if result.error:
+            self.failed.emit(result.error)
+        self.notice = ""
+        return result.done
+
+    def _append_points(self, train_points: tuple, test_points: list) -> None:
+        """Curve points made in the solver process join the session's history (as sent:
+        the frame carries them already)."""
+        session = self.session
+        with session.lock:
+            history = session.history
+            for iteration, loss, smoothed, lr in zip(*train_points):
+                history.append(iteration, loss, smoothed, lr)
+            history.tests.extend(test_points)
+            self._sent_points, self._sent_tests = len(history), len(history.tests)
 
     @Slot()
     def _step_event(self) -> None:
@@ -197,8 +285,11 @@ class SolverWorker(QObject):
         (``render_cost``: all it did between two frames) to stay within its share."""
         return since_last >= self._frame_interval()
 
-    def _frame_interval(self) -> float:
-        duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
+    def _frame_interval(self, duty: float | None = None) -> float:
+        """Seconds between frames; ``duty``: the GUI's share of the time (by default
+        GUI_DUTY flat out, GUI_DUTY_LIMITED under a speed limit)."""
+        if duty is None:
+            duty = GUI_DUTY if self.speed_limit <= 0 else GUI_DUTY_LIMITED
         return min(MAX_FRAME_GAP, max(1.0 / MAX_FPS, self.render_cost / duty))
 
     def _keep_speed_limit(self, began: float, request: int) -> None:
@@ -245,7 +336,10 @@ class SolverWorker(QObject):
         return frame
 
     def _publish(self, **extra) -> None:
-        frame = self.make_frame(**extra)
+        self._post(self.make_frame(**extra))
+
+    def _post(self, frame: Frame) -> None:
+        """Make ``frame`` the latest; a frame not drawn yet passes its curve points on."""
         with self._frame_lock:
             if self._latest is not None:  # not drawn yet: keep its curve points
                 frame.train_points = tuple(list(a) + list(b) for a, b in
@@ -258,11 +352,7 @@ class SolverWorker(QObject):
             self.frameReady.emit()
 
 
-def _message(exc: Exception) -> str:
-    from engine.errors import EngineError
-    if isinstance(exc, EngineError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+_message = solver_process.error_message
 
 
 def start_worker(session: Session) -> tuple[SolverWorker, QThread]:
@@ -280,3 +370,5 @@ def stop_worker(worker: SolverWorker, thread: QThread) -> None:
     worker.pause()
     thread.quit()
     thread.wait(5000)
+    if worker.process_lane is not None:
+        worker.process_lane.close()

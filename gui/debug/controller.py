@@ -188,10 +188,31 @@ class DebugController(QObject):
     def hook_session(self) -> None:
         """Record and check every step the session takes (its step wrapper; idempotent)."""
         self.session.add_step_wrapper(self._around_step)
+        self.session.add_run_hook(self)
 
     def unhook_session(self) -> None:
         """Stop recording and checking the session's steps."""
         self.session.remove_step_wrapper(self._around_step)
+        self.session.remove_run_hook(self)
+
+    # -- runs in the solver process (gui.solver_process; worker thread) ----------
+    def allows_process_run(self) -> bool:
+        """A run may go to the solver process unless a breakpoint (but the NaN trap,
+        which the process keeps) or a live view must see each step."""
+        live = self._live
+        return not (self._layer_breaks() or self.breakpoints.watches_iterations() or live["boundary"]
+                    or live["overlays"] or live["decomposition"])
+
+    def process_run_options(self) -> dict:
+        """Rewind keeps recording in the solver process, as it would here."""
+        return {"rewind": self.history.recorder_settings()}
+
+    def absorb_process_run(self, result) -> None:
+        """The run's states join the rewind timeline; a NaN stop is reported as here."""
+        if result.recorded is not None:
+            self.history.append_recorded(result.recorded)
+        if self.session.nonfinite is not None:
+            self._report_nonfinite()
 
     def _around_step(self, kind: str, proceed):
         """The session's step wrapper (worker thread, session lock held)."""

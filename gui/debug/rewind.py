@@ -65,6 +65,9 @@ def _set_data_layer_state(layer, state: dict) -> None:
     if state["kind"] == "batcher":
         layer.batcher.set_state(state["state"])
         return
+    if state["arrays"] is None:  # sent from another process without the file's rows: reload if needed
+        layer.set_state(state)
+        return
     layer.current_file = state["current_file"]
     layer.current_row = state["current_row"]
     layer.row_order = state["row_order"].copy()
@@ -97,6 +100,15 @@ class Checkpoint:
     @property
     def nbytes(self) -> int:
         return int(self.flat.nbytes)
+
+    def __getstate__(self) -> dict:
+        """Pickled (sent to or from the solver process) without the views made from
+        ``flat`` and without the rows of loaded HDF5 files: the other side reads those
+        from the file itself (see ``_set_data_layer_state``)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_views", "activations", "captured")}
+        state["data_cursors"] = [{i: ({**c, "arrays": None} if c["kind"] == "hdf5" else c) for i, c in net.items()}
+                                 for net in self.data_cursors]
+        return state
 
     @functools.cached_property
     def _views(self) -> list[list[numpy.ndarray]]:
@@ -170,7 +182,7 @@ def capture(solver, label: str = "", *, activations: bool = True) -> Checkpoint:
     scalars = {"iter": solver.iter, "current_step": solver.current_step,
                "learning_rate": solver.learning_rate, "losses": list(solver.losses),
                "smoothed_loss": solver.smoothed_loss, "test_scores": list(solver.test_scores),
-               "loss": net.loss}
+               "loss": net.loss, "loss_window_start": solver.loss_window_start}
     return Checkpoint(solver.iter, label or f"iteration {solver.iter}", flat, shapes, act_names,
                       captured_keys, scalars, cursors,
                       rng.get_state())  # a fresh dict of ints: nothing shared with the generator
@@ -196,6 +208,7 @@ def restore(solver, checkpoint: Checkpoint) -> None:
     solver.iter, solver.current_step = s["iter"], s["current_step"]
     solver.learning_rate, solver.smoothed_loss = s["learning_rate"], s["smoothed_loss"]
     solver.losses = list(s["losses"])
+    solver.loss_window_start = s["loss_window_start"]  # where the smoothing window began
     solver.test_scores[:] = s["test_scores"]  # (iteration, scores) pairs: never changed once made
     net.loss = s["loss"]
     for n, cursors in zip([net] + list(solver.test_nets), checkpoint.data_cursors):
@@ -460,6 +473,60 @@ class History:
             self._drop(0, drop)
             self.position = max(0, self.position - drop)
         self._limit = limit
+
+    # -- recording in the solver process ------------------------------------
+    def recorder_settings(self) -> dict:
+        """What a history recording in another process (see gui.solver_process) needs to
+        choose its checkpoints as this one would."""
+        with self.lock:
+            return {"capacity": self.capacity, "max_bytes": self.max_bytes, "activations": self.activations,
+                    "duty": self.duty, "iteration_seconds": self._iteration_seconds,
+                    "capture_seconds": self._capture_seconds}
+
+    @classmethod
+    def recorder(cls, settings: dict, start: Checkpoint) -> "History":
+        """A history (in the solver process) that starts at ``start`` and records a run
+        with ``settings`` (from :meth:`recorder_settings`)."""
+        history = cls(settings["capacity"], settings["max_bytes"], activations=settings["activations"])
+        history.duty = settings["duty"]
+        history._iteration_seconds = settings["iteration_seconds"]
+        history._capture_seconds = settings["capture_seconds"]
+        history.marks.append(Mark(start.iteration, None, start))
+        history.position = 0
+        history._bytes = history._last_nbytes = start.nbytes
+        history._last_checkpoint_iteration = start.iteration
+        return history
+
+    def recorded(self) -> dict:
+        """A recorder's run, for :meth:`append_recorded` (pickled back to the window)."""
+        return {"marks": self.marks, "iteration_seconds": self._iteration_seconds,
+                "capture_seconds": self._capture_seconds, "checkpoint_every": self.checkpoint_every}
+
+    def append_recorded(self, recorded: dict) -> None:
+        """Continue the timeline at the cursor with a run recorded elsewhere. Its first
+        state is the one the run started from: where the cursor's state has no checkpoint,
+        it takes the recorder's."""
+        marks = list(recorded["marks"])
+        with self.lock:
+            self._drop(self.position + 1)
+            current = self.current
+            if marks and current is not None and current.iteration == marks[0].iteration:
+                first = marks.pop(0)
+                if current.checkpoint is None and first.checkpoint is not None:
+                    current.checkpoint = first.checkpoint
+                    self._bytes += first.checkpoint.nbytes
+            for mark in marks:
+                if mark.checkpoint is not None:
+                    self._bytes += mark.checkpoint.nbytes
+                    self._last_nbytes = mark.checkpoint.nbytes
+            self.marks.extend(marks)
+            self.position = len(self.marks) - 1
+            self._last_checkpoint_iteration = None
+            self._iteration_seconds = recorded["iteration_seconds"]
+            self._capture_seconds = recorded["capture_seconds"]
+            self.checkpoint_every = recorded["checkpoint_every"]
+            self._trim()
+        self._changed()
 
     def ensure_recorded(self, solver) -> None:
         """Record the current state unless the cursor already holds it."""

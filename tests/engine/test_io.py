@@ -530,6 +530,23 @@ def test_resume_without_the_extras_would_differ(workdir):
                for mine, theirs in zip(resumed.net.learnable_params, straight.net.learnable_params))
 
 
+def test_a_loss_window_begun_after_a_resume_survives_the_next_snapshot(workdir):
+    """A run resumed from Caffe's state (no losses) starts its smoothed-loss window at the
+    resume iteration; a snapshot of that run must keep where the window began."""
+    path = write_solver(workdir, extra='snapshot_prefix: "snaps/run"\naverage_loss: 4')
+    straight = engine.get_solver(path)
+    straight.step(3)
+    straight.losses = []  # what resuming at iteration 3 from a Caffe state leaves
+    straight.step(4)
+    _, state = straight.snapshot()
+    straight.step(6)
+    resumed = engine.get_solver(path)
+    resumed.restore(state)
+    resumed.step(6)
+    assert resumed.loss_window_start == 3
+    assert resumed.smoothed_loss == straight.smoothed_loss
+
+
 def test_lenet_solver_state_round_trips_via_binary_files(data_dir, tmp_path):
     """Binary state of a real-shaped net: history and weights come back bit for bit."""
     shutil.copytree(data_dir / "lenet", tmp_path / "lenet")

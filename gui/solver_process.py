@@ -1,0 +1,371 @@
+"""Runs in a process of its own: the solver steps on one core while the window draws on another.
+
+Python runs one thread at a time, so a solver stepping in a thread of the
+window's process shares the interpreter with pyqtgraph's drawing: every frame
+drawn is time the solver does not run (issue 7). For a Run (until paused, or
+Run N of at least :data:`PROCESS_MIN_RUN` iterations) the worker can instead
+hand the session's full state (a rewind :class:`~gui.debug.rewind.Checkpoint`)
+to a child process, which steps its own copy of the same solver and sends
+frames back. At the end the child's final state is restored into the window's
+solver, so the outcome is the one stepping in the thread gives, bit for bit
+(tests/gui/test_solver_process.py checks it).
+
+The worker uses the process only when nothing in the window must see each
+step: the session's run hooks (the debugger) say so through
+``allows_process_run()`` (no breakpoints but the NaN trap, no live debugger
+views), and there is no speed limit. Rewind keeps recording: the child records
+into a history of its own, sent back with the final state.
+
+Qt-free. The worker thread calls :meth:`ProcessLane.run`; the GUI thread may
+call :meth:`ProcessLane.request_stop` and :meth:`ProcessLane.frame_taken`.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, field
+
+#: Run N uses the process from this many iterations (shorter runs: handing the state
+#: over and back costs more than they gain).
+PROCESS_MIN_RUN = 100
+#: Making and sending frames may take at most this share of the child's time.
+FRAME_DUTY = 0.02
+#: Seconds the child is given to end when the window closes.
+QUIT_WAIT = 2.0
+
+
+class ProcessUnavailable(RuntimeError):
+    """The solver process could not take the run (it did not start, or could not build
+    the solver): the worker runs it in its thread instead."""
+
+
+class ProcessCrashed(RuntimeError):
+    """The solver process ended in the middle of a run."""
+
+
+@dataclass
+class RunOrder:
+    """What the child needs to continue the session exactly where it is."""
+
+    solver_type: str
+    param: bytes
+    path: str | None
+    device: str
+    start: object  # a rewind Checkpoint
+    last_loss: float
+    count: int  # iterations to run; <= 0: until stopped
+    wanted_layers: list[str] | None
+    options: dict = field(default_factory=dict)  # from the session's run hooks (e.g. "rewind")
+
+    def solver_key(self) -> tuple:
+        return (self.solver_type, self.param, self.path, self.device)
+
+
+@dataclass
+class FrameData:
+    """One frame's worth of the child's state (see gui.worker.Frame)."""
+
+    iteration: int
+    loss: float
+    smoothed_loss: float
+    learning_rate: float
+    device: str
+    views: dict
+    info: object
+    train_points: tuple
+    test_points: list
+    rate: float
+    done: int
+
+
+@dataclass
+class RunResult:
+    """How a run in the child ended."""
+
+    final: object  # a rewind Checkpoint of the state after the last iteration
+    done: int
+    last_loss: float
+    nonfinite: object  # a session.NonFiniteStop, or None
+    error: str | None
+    train_points: tuple
+    test_points: list
+    rate: float
+    recorded: dict | None  # rewind.History.recorded() of the child's recorder
+
+
+class _Shared:
+    """Values both processes read without a message: the stop flag, the frames the
+    window has taken, the frame interval it asks for, the child's iteration."""
+
+    def __init__(self, context):
+        self.stop = context.RawValue("b", 0)
+        self.taken = context.RawValue("q", 0)
+        self.interval = context.RawValue("d", 1.0 / 30)
+        self.iteration = context.RawValue("q", 0)
+
+
+# -- the window's side -----------------------------------------------------------
+class ProcessLane:
+    """The window's handle on its solver process (started on first use)."""
+
+    def __init__(self):
+        self._context = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
+        self._process = None
+        self._conn = None
+        self._shared: _Shared | None = None
+        self._send_lock = threading.Lock()
+        self.broken: str | None = None  # why the process can't be used any more
+        self.active = False  # a run is in the child now
+        self.runs = 0  # runs the child finished
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def start(self) -> None:
+        """Start the child (about half a second, in the background); idempotent."""
+        if self.started or self.broken:
+            return
+        parent_conn, child_conn = self._context.Pipe()
+        self._shared = _Shared(self._context)
+        self._process = self._context.Process(target=child_main, args=(child_conn, self._shared),
+                                              name="backprop-solver", daemon=True)
+        try:
+            self._process.start()
+        except OSError as exc:
+            self.broken = f"the solver process could not start: {exc}"
+            self._process = None
+            raise ProcessUnavailable(self.broken) from exc
+        finally:
+            child_conn.close()
+        self._conn = parent_conn
+
+    def prepare(self, order: RunOrder) -> None:
+        """Have the child build the solver now, so the first run starts at once."""
+        try:
+            self.start()
+            self._send(("prepare", order))
+        except (ProcessUnavailable, OSError, ValueError):
+            pass  # the run itself will say
+
+    def _send(self, message) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    @property
+    def iteration(self) -> int:
+        """The child's iteration (updated every step; read it while ``active``)."""
+        return int(self._shared.iteration.value) if self._shared is not None else 0
+
+    def request_stop(self) -> None:
+        """End the run in progress after the iteration the child is in (any thread)."""
+        if self._shared is not None:
+            self._shared.stop.value = 1
+
+    def frame_taken(self) -> None:
+        """The window took the last frame: the child may send the next (GUI thread)."""
+        if self._shared is not None:
+            self._shared.taken.value += 1
+
+    def set_frame_interval(self, seconds: float) -> None:
+        if self._shared is not None:
+            self._shared.interval.value = seconds
+
+    def run(self, order: RunOrder, on_frame, cancelled) -> RunResult:
+        """Run ``order`` in the child; ``on_frame(FrameData)`` for each frame it sends.
+        ``cancelled()`` is asked once the stop flag is cleared, so a stop asked for
+        just before the run is not lost."""
+        self.start()
+        shared = self._shared
+        shared.stop.value = 0
+        shared.taken.value = 0
+        shared.iteration.value = order.start.iteration
+        if cancelled():
+            shared.stop.value = 1
+        self.active = True
+        try:
+            self._send(("run", order))
+            while True:
+                kind, payload = self._receive()
+                if kind == "frame":
+                    on_frame(payload)
+                elif kind == "done":
+                    self.runs += 1
+                    return payload
+                elif kind == "unavailable":
+                    raise ProcessUnavailable(payload)
+        finally:
+            self.active = False
+
+    def _receive(self):
+        while True:
+            try:
+                if self._conn.poll(0.5):
+                    return self._conn.recv()
+            except (EOFError, OSError) as exc:
+                self._crashed()
+                raise ProcessCrashed(self.broken) from exc
+            if not self._process.is_alive():
+                self._crashed()
+                raise ProcessCrashed(self.broken)
+
+    def _crashed(self) -> None:
+        code = self._process.exitcode if self._process is not None else None
+        self.broken = (f"the solver process ended unexpectedly (exit code {code}); the state before this run "
+                       f"is kept and runs continue in the window's own thread")
+
+    def close(self) -> None:
+        """End the child (the window is closing)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        self.request_stop()
+        try:
+            self._send(("quit", None))
+        except (OSError, ValueError):
+            pass
+        process.join(QUIT_WAIT)
+        if process.is_alive():
+            process.terminate()
+            process.join(QUIT_WAIT)
+        self._conn.close()
+
+
+def make_order(session, count: int, wanted_layers: list[str] | None) -> RunOrder:
+    """The session's state and settings as a :class:`RunOrder` (holds the session lock)."""
+    from .debug.rewind import capture
+    with session.lock:
+        session.apply_pending_edits()
+        solver = session.solver
+        options: dict = {}
+        for hook in session.run_hooks:
+            options.update(hook.process_run_options())
+        return RunOrder(solver.type_name, solver.param.SerializeToString(), solver.path, solver.device,
+                        capture(solver), session.last_loss, count, wanted_layers, options)
+
+
+def absorb(session, result: RunResult) -> None:
+    """Make the window's session what the child's was at the end of the run: its state,
+    last loss and NaN stop (the curve points are appended as frames arrive)."""
+    from .debug.rewind import restore
+    with session.lock:
+        restore(session.solver, result.final)
+        session.last_loss = result.last_loss
+        session.last_event = None
+        session.nonfinite = None
+        if result.nonfinite is not None:
+            stop = result.nonfinite
+            session._stop_nonfinite(stop.iteration, stop.layer, stop.blob, stop.phase, stop.message)
+        for hook in session.run_hooks:
+            hook.absorb_process_run(result)
+
+
+# -- the child's side --------------------------------------------------------------
+def child_main(conn, shared: _Shared) -> None:
+    """The solver process: build the ordered solver (kept while the order's settings
+    stay the same), run, send frames and the result; until told to quit."""
+    session, key = None, None
+    while True:
+        try:
+            kind, order = conn.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "quit":
+            return
+        if order.solver_key() != key:
+            try:
+                session, key = _build_session(order), order.solver_key()
+            except Exception as exc:  # the window built the same solver: say why this one can't
+                session, key = None, None
+                if kind == "run":
+                    conn.send(("unavailable", f"the solver process could not build the solver: {exc}"))
+                continue
+        if kind == "run":
+            conn.send(("done", _child_run(session, order, conn, shared)))
+
+
+def _build_session(order: RunOrder):
+    from engine.proto import caffe_pb2
+    from engine.solver import solver_class
+
+    from .session import Session
+    param = caffe_pb2.SolverParameter()
+    param.ParseFromString(order.param)
+    solver = solver_class(order.solver_type)(param, device=order.device, path=order.path)
+    session = Session()
+    session._install(solver, order.path)
+    return session
+
+
+class _Points:
+    """The curve points and test scores not sent yet."""
+
+    def __init__(self, history):
+        self.history = history
+        self.sent_points = 0
+        self.sent_tests = 0
+
+    def take(self) -> tuple[tuple, list]:
+        h, start = self.history, self.sent_points
+        points = (h.iterations[start:], h.losses[start:], h.smoothed[start:], h.lrs[start:])
+        tests = list(h.tests[self.sent_tests:])
+        self.sent_points, self.sent_tests = len(h), len(h.tests)
+        return points, tests
+
+
+def _child_run(session, order: RunOrder, conn, shared: _Shared) -> RunResult:
+    from .debug.rewind import History as Timeline, capture, restore
+    from .session import History
+    solver = session.solver
+    restore(solver, order.start)
+    session.history, session.last_loss = History(), order.last_loss
+    session.nonfinite, session.last_event, session.events = None, None, None
+    rewind = order.options.get("rewind")
+    recorder = Timeline.recorder(rewind, order.start) if rewind is not None else None
+    points = _Points(session.history)
+    done, sent, error, rate = 0, 0, None, 0.0
+    frame_cost, last_frame, frame_done = 0.0, time.perf_counter(), 0
+    try:
+        while (order.count <= 0 or done < order.count) and not shared.stop.value:
+            began = time.perf_counter()
+            session.step_iteration(wrapped=False)
+            took = time.perf_counter() - began
+            done += 1
+            shared.iteration.value = solver.iter
+            if session.nonfinite is not None:
+                break
+            if recorder is not None:
+                recorder.record_iteration(solver, took)
+            now = time.perf_counter()
+            if done == 1 or (shared.taken.value >= sent and
+                             now - last_frame >= max(shared.interval.value, frame_cost / FRAME_DUTY)):
+                current = (done - frame_done) / (now - last_frame) if now > last_frame else 0.0
+                rate = current if not rate else 0.5 * rate + 0.5 * current
+                conn.send(("frame", _frame(session, order, points, rate, done)))
+                sent += 1
+                frame_cost = time.perf_counter() - now
+                last_frame, frame_done = now, done
+    except Exception as exc:  # an engine error mid-run: the window reports it, the state comes back
+        error = error_message(exc)
+    elapsed = time.perf_counter() - last_frame
+    if done - frame_done > 0 and elapsed > 0 and done > 1:
+        current = (done - frame_done) / elapsed
+        rate = current if not rate else 0.5 * rate + 0.5 * current
+    train_points, test_points = points.take()
+    return RunResult(capture(solver), done, session.last_loss, session.nonfinite, error, train_points,
+                     test_points, rate, recorder.recorded() if recorder is not None else None)
+
+
+def _frame(session, order: RunOrder, points: _Points, rate: float, done: int) -> FrameData:
+    solver = session.solver
+    train_points, test_points = points.take()
+    return FrameData(solver.iter, session.last_loss, float(solver.smoothed_loss), float(solver.learning_rate),
+                     solver.device, session.views(order.wanted_layers), session.info(), train_points, test_points,
+                     rate, done)
+
+
+def error_message(exc: Exception) -> str:
+    """An engine error's own message; any other error with its type."""
+    from engine.errors import EngineError
+    return str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"

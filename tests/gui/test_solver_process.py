@@ -1,0 +1,204 @@
+"""Runs in the solver process (gui.solver_process): the window's state after a run there
+is the state stepping in one thread gives, bit for bit, and the debugger keeps working."""
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+
+import numpy
+import pytest
+
+from engine import resources
+from gui.debug import breakpoints as bp
+from gui.main_window import MainWindow
+from gui.session import Session
+from gui.solver_process import PROCESS_MIN_RUN
+
+SPIRAL = resources.examples()["spiral_mlp"]
+LENET_DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "lenet"
+
+
+@pytest.fixture(scope="module")
+def lane_window(qapp):
+    """One window with a solver process for the module (starting one takes a moment)."""
+    w = MainWindow(settings=None, modal_errors=False, process_runs=True)
+    w.resize(1280, 860)
+    w.show()
+    yield w
+    w.shutdown()
+    w.close()
+    w.deleteLater()
+
+
+@pytest.fixture
+def window(qtbot, lane_window):
+    w = lane_window
+    w.pause()
+    assert w.wait_until_idle(timeout=30)
+    w.errors.clear()
+    conditions = list(w.debug.breakpoints.conditions)
+    assert w.open_path(SPIRAL)
+    yield w
+    w.debug.breakpoints.conditions[:] = conditions
+
+
+def hdf5_dropout_solver(tmp_path: pathlib.Path) -> str:
+    """The LeNet-data MLP (two HDF5 training files, a test net every 20 iterations) with
+    Dropout: a run crosses files, tests and the random masks."""
+    net = (LENET_DATA / "mlp_train_test.prototxt").read_text()
+    for name in ("train_h5_list.txt", "test_h5_list.txt"):
+        net = net.replace(f'"{name}"', f'"{(LENET_DATA / name).as_posix()}"')
+    net = net.replace('''layer {
+  name: "ip2"''', '''layer {
+  name: "drop1"
+  type: "Dropout"
+  bottom: "ip1"
+  top: "ip1"
+  dropout_param { dropout_ratio: 0.3 }
+}
+layer {
+  name: "ip2"''', 1)
+    (tmp_path / "net.prototxt").write_text(net)
+    solver = (LENET_DATA / "mlp_solver.prototxt").read_text().replace(
+        'net: "mlp_train_test.prototxt"', 'net: "net.prototxt"')
+    (tmp_path / "solver.prototxt").write_text(solver)
+    return str(tmp_path / "solver.prototxt")
+
+
+def reference(path: str, iterations: int) -> Session:
+    """The same solver stepped ``iterations`` times on this thread."""
+    session = Session()
+    session.load(path)
+    for _ in range(iterations):
+        session.step_iteration()
+    return session
+
+
+def assert_same_state(session: Session, expected: Session) -> None:
+    solver, other = session.solver, expected.solver
+    assert solver.iter == other.iter
+    for mine, theirs in zip(solver.net.learnable_params, other.net.learnable_params):
+        numpy.testing.assert_array_equal(mine.data, theirs.data)
+    for mine, theirs in zip(solver.history, other.history):
+        numpy.testing.assert_array_equal(mine, theirs)
+    assert solver.smoothed_loss == other.smoothed_loss
+    assert solver.test_scores == other.test_scores
+    assert session.history.losses == expected.history.losses
+    assert session.history.tests == expected.history.tests
+
+
+def run_n(window: MainWindow, count: int) -> None:
+    window.step_iterations(count)
+    assert window.wait_until_idle(timeout=60)
+
+
+def test_run_n_in_the_process_matches_stepping_in_one_thread(window, tmp_path):
+    path = hdf5_dropout_solver(tmp_path)
+    assert window.open_path(path)
+    runs = window.worker.process_lane.runs
+    run_n(window, 130)
+    assert window.worker.process_lane.runs == runs + 1  # it did run in the process
+    assert_same_state(window.session, reference(path, 130))
+    window.step_iterations(1)  # and the window's own solver goes on from there exactly
+    assert window.wait_until_idle(timeout=30)
+    assert_same_state(window.session, reference(path, 131))
+    assert window.last_frame.iteration == 131
+    assert window.errors.count == 0
+
+
+def test_a_loss_window_begun_mid_run_continues_in_the_process(window):
+    """After a resume (Caffe's Solve from a state) the smoothed-loss window starts at that
+    iteration, not 0: the process must continue that window, not a fresh one."""
+    def resumed_at_3(session: Session) -> None:
+        for _ in range(3):
+            session.step_iteration()
+        session.solver.losses = []  # what resuming from a Caffe solver state leaves
+        session.step_iteration()  # the window starts here, in the window's solver
+    resumed_at_3(window.session)
+    run_n(window, PROCESS_MIN_RUN)
+    expected = Session()
+    expected.load(SPIRAL)
+    resumed_at_3(expected)
+    for _ in range(PROCESS_MIN_RUN):
+        expected.step_iteration()
+    assert window.session.solver.smoothed_loss == expected.solver.smoothed_loss
+    assert window.session.history.smoothed[-1] == expected.history.smoothed[-1]
+
+
+def test_run_until_paused_then_rewind(window):
+    window.run()
+    deadline = time.perf_counter() + 20
+    while window.worker.iteration < 300 and time.perf_counter() < deadline:
+        window.wait_until_idle(timeout=0.05)
+    window.pause()
+    assert window.wait_until_idle(timeout=30)
+    done = window.session.iteration
+    assert done >= 300
+    assert_same_state(window.session, reference(SPIRAL, done))
+    history = window.debug.history
+    assert [m.iteration for m in history.marks][-3:] == [done - 2, done - 1, done]  # every iteration recorded
+    position = [m.iteration for m in history.marks].index(250)
+    history.goto(window.session.solver, position)
+    expected = reference(SPIRAL, 250)
+    for mine, theirs in zip(window.session.solver.net.learnable_params, expected.solver.net.learnable_params):
+        numpy.testing.assert_array_equal(mine.data, theirs.data)
+
+
+def test_nan_stops_the_run_in_the_process_as_in_the_thread(window):
+    window.session.edit("base_lr", 1e6)
+    stops = []
+    window.debug.stopped.connect(stops.append)
+    runs = window.worker.process_lane.runs
+    run_n(window, 500)
+    assert window.worker.process_lane.runs == runs + 1
+    nonfinite = window.session.nonfinite
+    assert nonfinite is not None
+    expected = Session()
+    expected.load(SPIRAL)
+    expected.edit("base_lr", 1e6)
+    while expected.nonfinite is None:
+        expected.step_iteration()
+    assert (nonfinite.iteration, nonfinite.layer, nonfinite.blob) == \
+        (expected.nonfinite.iteration, expected.nonfinite.layer, expected.nonfinite.blob)
+    assert window.session.iteration == expected.solver.iter
+    window.wait_until_idle(timeout=5)
+    assert stops and stops[-1].condition == bp.NonFinite.name
+    window.debug.stopped.disconnect(stops.append)
+
+
+def test_a_breakpoint_keeps_the_run_in_the_window(window):
+    window.debug.breakpoints.add(bp.AtIteration(PROCESS_MIN_RUN + 50))
+    runs = window.worker.process_lane.runs
+    run_n(window, PROCESS_MIN_RUN + 100)
+    assert window.worker.process_lane.runs == runs  # checked here, step by step
+    assert window.session.iteration == PROCESS_MIN_RUN + 50
+
+
+def test_short_runs_and_speed_limits_stay_in_the_window(window):
+    runs = window.worker.process_lane.runs
+    run_n(window, PROCESS_MIN_RUN - 1)
+    window.worker.speed_limit = 1e6
+    try:
+        run_n(window, PROCESS_MIN_RUN)
+    finally:
+        window.worker.speed_limit = 0.0
+    assert window.worker.process_lane.runs == runs
+    assert_same_state(window.session, reference(SPIRAL, 2 * PROCESS_MIN_RUN - 1))
+
+
+def test_a_crashed_process_is_reported_and_the_state_kept(window, qtbot):
+    run_n(window, 5)  # in the thread
+    before = [b.data.copy() for b in window.session.solver.net.learnable_params]
+    lane = window.worker.process_lane
+    window.run()
+    qtbot.waitUntil(lambda: lane.active and lane.iteration > 50, timeout=20000)
+    os.kill(lane._process.pid, 9)
+    assert window.wait_until_idle(timeout=30)
+    assert lane.broken and "solver process ended" in window.errors.last_error
+    assert window.session.iteration == 5
+    for mine, saved in zip(window.session.solver.net.learnable_params, before):
+        numpy.testing.assert_array_equal(mine.data, saved)
+    assert len(window.session.history) == 5
+    run_n(window, PROCESS_MIN_RUN)  # runs go on, in the window's thread
+    assert_same_state(window.session, reference(SPIRAL, 5 + PROCESS_MIN_RUN))
