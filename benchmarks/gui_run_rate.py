@@ -2,7 +2,10 @@
 (offscreen, 1600x1000) through the worker while the views redraw.
 
     QT_QPA_PLATFORM=offscreen python -m benchmarks.gui_run_rate [--quick] [--json FILE]
-    QT_QPA_PLATFORM=offscreen python benchmarks/gui_run_rate.py [example] [seconds] [rounds]
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_run_rate.py [example] [seconds] [rounds] [thread]
+
+The window runs as the app does: runs in the solver process (gui.solver_process);
+``thread`` keeps them in the window's worker thread instead, for comparison.
 
 Each round runs headless for seconds/2, then Run (until paused) in the window for
 ``seconds``, then headless again; the ratio compares the window's rate with the
@@ -18,14 +21,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def configure_as_the_app() -> None:
+    """BLAS threads as the app sets them (gui.app.main), before numpy loads: the headless
+    runs use the same setting, so the ratio measures the window alone."""
+    from gui.solver_process import leave_a_core_for_drawing
+    leave_a_core_for_drawing()
+
+
 class WindowRun:
     """One window (offscreen, 1600x1000) that runs the example through the worker."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, process_runs: bool = True):
         from PySide6.QtWidgets import QApplication
         from gui.main_window import MainWindow
         self.app = QApplication.instance() or QApplication([])
-        self.window = MainWindow(modal_errors=False, process_runs=True)  # as the app runs
+        self.window = MainWindow(modal_errors=False, process_runs=process_runs)
         self.window.resize(1600, 1000)
         self.window.show()
         self.window.open_path(path)
@@ -87,13 +97,13 @@ def headless_for(path: str, seconds: float) -> float:
 RATE_TARGET = 0.9  # issue 7: the window keeps at least 90% of the headless rate
 
 
-def measure(name: str, seconds: float, rounds: int) -> dict:
+def measure(name: str, seconds: float, rounds: int, process_runs: bool = True) -> dict:
     """Rounds of headless / window / headless; the window's rate against the mean of
     the two headless runs around it, so a machine that gets busier slows both alike."""
     import statistics
     from engine import resources
     path = resources.examples()[name]
-    run = WindowRun(path)
+    run = WindowRun(path, process_runs)
     ratios, windowed, headless, fps, costs, controls = [], [], [], [], [], []
     for _ in range(rounds):
         before = headless_for(path, seconds / 2)
@@ -110,7 +120,7 @@ def measure(name: str, seconds: float, rounds: int) -> dict:
     result = {"ratio": statistics.median(ratios), "ratios": ratios, "headless": statistics.median(headless),
               "window": statistics.median(windowed), "fps": statistics.median(fps),
               "frame_cpu": statistics.median(costs), "longest_gap": longest, "controls": controls}
-    print(f"{name}: headless {result['headless']:,.0f} it/s, window {result['window']:,.0f} it/s "
+    print(f"{name} ({'process' if process_runs else 'thread'}): headless {result['headless']:,.0f} it/s, window {result['window']:,.0f} it/s "
           f"({result['fps']:.2f} frames/s, GUI CPU {1000 * result['frame_cpu']:.0f} ms per frame); ratio "
           f"window/headless median {result['ratio']:.3f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}); "
           f"longest event-loop gap while running {longest * 1000:.0f} ms; A/A control headless/headless "
@@ -136,8 +146,10 @@ def run(quick: bool) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    configure_as_the_app()
     if argv and not argv[0].startswith("-"):  # the old form: [example] [seconds] [rounds]
-        measure(argv[0], float(argv[1]) if len(argv) > 1 else 6.0, int(argv[2]) if len(argv) > 2 else 3)
+        measure(argv[0], float(argv[1]) if len(argv) > 1 else 6.0, int(argv[2]) if len(argv) > 2 else 3,
+                process_runs=argv[3:4] != ["thread"])
         return 0
     from benchmarks import common
     return common.quick_main(run, __doc__, argv)

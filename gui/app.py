@@ -50,6 +50,8 @@ def default_example() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Start the app; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from .solver_process import leave_a_core_for_drawing
+    leave_a_core_for_drawing()  # before numpy loads
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings

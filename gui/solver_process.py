@@ -22,6 +22,10 @@ call :meth:`ProcessLane.request_stop` and :meth:`ProcessLane.frame_taken`.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import pickle
+import sys
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,6 +96,7 @@ class RunResult:
     test_points: list
     rate: float
     recorded: dict | None  # rewind.History.recorded() of the child's recorder
+    seconds: dict = field(default_factory=dict)  # where the child's time went: steps, rewind, frames, run
 
 
 class _Shared:
@@ -103,6 +108,32 @@ class _Shared:
         self.taken = context.RawValue("q", 0)
         self.interval = context.RawValue("d", 1.0 / 30)
         self.iteration = context.RawValue("q", 0)
+
+
+#: The BLAS libraries' thread-count variables (OpenBLAS, OpenMP builds, MKL, macOS Accelerate).
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def leave_a_core_for_drawing() -> bool:
+    """Give BLAS every core but one, which the window draws on; call before numpy loads
+    (the app's first step). False (nothing changed) once numpy is loaded.
+
+    A BLAS thread that has to share its core with the window waits at every product's
+    barrier: two threads on two cores ran the solver process 1.4x slower while the
+    window drew. The solver process inherits the setting with the environment, and it
+    must: products split over a different number of threads can differ in the last
+    bit, and a run in the process must give what stepping in the window gives (and what
+    a rewind replays). Values the user set win."""
+    if "numpy" in sys.modules:  # too late: this process would not follow, the solver process would
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    threads = str(max(1, cores - 1))
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, threads)
+    return True
 
 
 # -- the window's side -----------------------------------------------------------
@@ -118,6 +149,7 @@ class ProcessLane:
         self.broken: str | None = None  # why the process can't be used any more
         self.active = False  # a run is in the child now
         self.runs = 0  # runs the child finished
+        self.last_result: RunResult | None = None
 
     @property
     def started(self) -> bool:
@@ -192,6 +224,7 @@ class ProcessLane:
                     on_frame(payload)
                 elif kind == "done":
                     self.runs += 1
+                    self.last_result = payload
                     return payload
                 elif kind == "unavailable":
                     raise ProcessUnavailable(payload)
@@ -266,12 +299,14 @@ def child_main(conn, shared: _Shared) -> None:
     """The solver process: build the ordered solver (kept while the order's settings
     stay the same), run, send frames and the result; until told to quit."""
     session, key = None, None
+    sender = _Sender(conn)
     while True:
         try:
             kind, order = conn.recv()
         except (EOFError, OSError):
             return
         if kind == "quit":
+            sender.close()
             return
         if order.solver_key() != key:
             try:
@@ -279,10 +314,49 @@ def child_main(conn, shared: _Shared) -> None:
             except Exception as exc:  # the window built the same solver: say why this one can't
                 session, key = None, None
                 if kind == "run":
-                    conn.send(("unavailable", f"the solver process could not build the solver: {exc}"))
+                    sender.post(("unavailable", f"the solver process could not build the solver: {exc}"))
                 continue
         if kind == "run":
-            conn.send(("done", _child_run(session, order, conn, shared)))
+            sender.post(("done", _child_run(session, order, sender, shared)))
+
+
+class _Sender:
+    """Writes the child's messages to the pipe from a thread of its own: a write blocks
+    while the window's process is busy drawing (its reader needs the interpreter there),
+    and the solver must not wait for that."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._queue: queue.Queue = queue.Queue()
+        self._busy = threading.Event()  # a message is queued or being written
+        self._thread = threading.Thread(target=self._write, name="frame-sender", daemon=True)
+        self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        return not self._busy.is_set()
+
+    def post(self, message) -> None:
+        """Queue ``message`` (pickled now, on the caller's thread: it may hold views the
+        solver overwrites next)."""
+        self._busy.set()
+        self._queue.put(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+    def _write(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            try:
+                self._conn.send_bytes(data)
+            except (OSError, ValueError):
+                return  # the window is gone
+            if self._queue.empty():
+                self._busy.clear()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(QUIT_WAIT)
 
 
 def _build_session(order: RunOrder):
@@ -314,7 +388,7 @@ class _Points:
         return points, tests
 
 
-def _child_run(session, order: RunOrder, conn, shared: _Shared) -> RunResult:
+def _child_run(session, order: RunOrder, sender: _Sender, shared: _Shared) -> RunResult:
     from .debug.rewind import History as Timeline, capture, restore
     from .session import History
     solver = session.solver
@@ -326,11 +400,14 @@ def _child_run(session, order: RunOrder, conn, shared: _Shared) -> RunResult:
     points = _Points(session.history)
     done, sent, error, rate = 0, 0, None, 0.0
     frame_cost, last_frame, frame_done = 0.0, time.perf_counter(), 0
+    seconds = {"steps": 0.0, "rewind": 0.0, "frames": 0.0}
+    run_began = last_frame
     try:
         while (order.count <= 0 or done < order.count) and not shared.stop.value:
             began = time.perf_counter()
             session.step_iteration(wrapped=False)
             took = time.perf_counter() - began
+            seconds["steps"] += took
             done += 1
             shared.iteration.value = solver.iter
             if session.nonfinite is not None:
@@ -338,13 +415,15 @@ def _child_run(session, order: RunOrder, conn, shared: _Shared) -> RunResult:
             if recorder is not None:
                 recorder.record_iteration(solver, took)
             now = time.perf_counter()
-            if done == 1 or (shared.taken.value >= sent and
+            seconds["rewind"] += now - began - took
+            if done == 1 or (shared.taken.value >= sent and sender.idle and
                              now - last_frame >= max(shared.interval.value, frame_cost / FRAME_DUTY)):
                 current = (done - frame_done) / (now - last_frame) if now > last_frame else 0.0
                 rate = current if not rate else 0.5 * rate + 0.5 * current
-                conn.send(("frame", _frame(session, order, points, rate, done)))
+                sender.post(("frame", _frame(session, order, points, rate, done)))
                 sent += 1
                 frame_cost = time.perf_counter() - now
+                seconds["frames"] += frame_cost
                 last_frame, frame_done = now, done
     except Exception as exc:  # an engine error mid-run: the window reports it, the state comes back
         error = error_message(exc)
@@ -353,8 +432,9 @@ def _child_run(session, order: RunOrder, conn, shared: _Shared) -> RunResult:
         current = (done - frame_done) / elapsed
         rate = current if not rate else 0.5 * rate + 0.5 * current
     train_points, test_points = points.take()
+    seconds["run"] = time.perf_counter() - run_began
     return RunResult(capture(solver), done, session.last_loss, session.nonfinite, error, train_points,
-                     test_points, rate, recorder.recorded() if recorder is not None else None)
+                     test_points, rate, recorder.recorded() if recorder is not None else None, seconds)
 
 
 def _frame(session, order: RunOrder, points: _Points, rate: float, done: int) -> FrameData:

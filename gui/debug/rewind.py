@@ -31,6 +31,7 @@ from engine import backend, rng
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_CHECKPOINT_EVERY = 200  # the most iterations a goto replays is one less
 MAX_REPLAY_SECONDS = 0.5  # ... and they take about this long at most
+TRIM_SHARE = 20  # a full history drops 1/TRIM_SHARE of its states at once (trimming one per iteration cost 3 %)
 
 
 # -- one state ----------------------------------------------------------------
@@ -291,7 +292,7 @@ class History:
         self._plain_until = 0  # record_iteration's fast path: iterations before this one (0: none)
         #: record_iteration keeps checkpoints to about this share of the training time (their
         #: measured copy time; the caches they stir up cost the next iterations about as much again)
-        self.duty = 0.01
+        self.duty = 0.005
         self._iteration_seconds = 0.0
         self._capture_seconds = 0.0
 
@@ -460,6 +461,8 @@ class History:
         self._plain_until = 0
         limit = self.effective_capacity()
         drop = max(0, len(self.marks) - limit)
+        if drop:  # full: the oldest 5% go at once, so the next iterations take the fast path again
+            drop += limit // TRIM_SHARE
         if self._bytes > self.max_bytes:  # k grew: the older checkpoints are denser than the newer
             excess, i = self._bytes - self.max_bytes, 0
             while i < len(self.marks) - 1 and (excess > 0 or i < drop):
