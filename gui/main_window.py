@@ -518,7 +518,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Backprop Studio — {name} ({os.path.basename(self.session.path or '')})")
         self.refresh()
         if self.worker.process_lane is not None:  # the solver process builds it now: Run starts at once
-            self.worker.process_lane.prepare(make_order(self.session, 0, None))
+            self.worker.process_lane.prepare(make_order(self.session, 0, None, state=False))
 
     def refresh(self) -> None:
         """Draw the current state (worker idle): a frame made on this thread under the lock."""

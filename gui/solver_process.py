@@ -56,7 +56,7 @@ class RunOrder:
     param: bytes
     path: str | None
     device: str
-    start: object  # a rewind Checkpoint
+    start: object  # a rewind Checkpoint (None in a prepare order)
     last_loss: float
     count: int  # iterations to run; <= 0: until stopped
     wanted_layers: list[str] | None
@@ -265,8 +265,9 @@ class ProcessLane:
         self._conn.close()
 
 
-def make_order(session, count: int, wanted_layers: list[str] | None) -> RunOrder:
-    """The session's state and settings as a :class:`RunOrder` (holds the session lock)."""
+def make_order(session, count: int, wanted_layers: list[str] | None, *, state: bool = True) -> RunOrder:
+    """The session's state and settings as a :class:`RunOrder` (holds the session lock);
+    ``state=False``: the settings only (for :meth:`ProcessLane.prepare`)."""
     from .debug.rewind import capture
     with session.lock:
         session.apply_pending_edits()
@@ -275,7 +276,7 @@ def make_order(session, count: int, wanted_layers: list[str] | None) -> RunOrder
         for hook in session.run_hooks:
             options.update(hook.process_run_options())
         return RunOrder(solver.type_name, solver.param.SerializeToString(), solver.path, solver.device,
-                        capture(solver), session.last_loss, count, wanted_layers, options)
+                        capture(solver) if state else None, session.last_loss, count, wanted_layers, options)
 
 
 def absorb(session, result: RunResult) -> None:

@@ -202,3 +202,44 @@ def test_a_crashed_process_is_reported_and_the_state_kept(window, qtbot):
     assert len(window.session.history) == 5
     run_n(window, PROCESS_MIN_RUN)  # runs go on, in the window's thread
     assert_same_state(window.session, reference(SPIRAL, 5 + PROCESS_MIN_RUN))
+
+
+@pytest.mark.gpu
+def test_run_n_on_the_gpu_in_the_process_matches_the_thread(window):
+    assert window.open_path(SPIRAL, "gpu")
+    runs = window.worker.process_lane.runs
+    run_n(window, PROCESS_MIN_RUN)
+    assert window.worker.process_lane.runs == runs + 1
+    assert window.session.device != "cpu"
+    expected = Session()
+    expected.load(SPIRAL, "gpu")
+    for _ in range(PROCESS_MIN_RUN):
+        expected.step_iteration()
+    assert_same_state(window.session, expected)
+
+
+LEAVE_A_CORE = """
+import os, sys
+for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+    os.environ.pop(name, None)
+os.environ["MKL_NUM_THREADS"] = "7"  # the user's own setting
+sys.path.insert(0, {root!r})
+from gui.solver_process import leave_a_core_for_drawing
+first = leave_a_core_for_drawing()
+import numpy
+print(first, leave_a_core_for_drawing(), os.environ["OPENBLAS_NUM_THREADS"], os.environ["MKL_NUM_THREADS"],
+      len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+"""
+
+
+def test_blas_leaves_a_core_to_the_window_only_before_numpy_loads():
+    import subprocess
+    import sys
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", LEAVE_A_CORE.format(root=root)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, again, openblas, mkl, cores = out.stdout.split()
+    assert (first, again) == ("True", "False")  # the second call came after numpy loaded
+    assert int(openblas) == max(1, int(cores) - 1)
+    assert mkl == "7"
