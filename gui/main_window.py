@@ -536,6 +536,10 @@ class MainWindow(QMainWindow):
         self._pace_worker()
         self._begin_frame()
         self.last_frame = frame
+        if frame.restart_curves:  # a run was lost (the solver process ended): its points go too
+            self._pending_points, self._pending_tests = [], []
+            if self.curves is not None:
+                self.curves.clear()
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
             if len(frame.train_points[0]):

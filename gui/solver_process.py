@@ -37,6 +37,8 @@ PROCESS_MIN_RUN = 100
 FRAME_DUTY = 0.02
 #: Seconds the child is given to end when the window closes.
 QUIT_WAIT = 2.0
+#: How often a running child checks that the window's process is still there (seconds).
+PARENT_CHECK_SECONDS = 0.5
 
 
 class ProcessUnavailable(RuntimeError):
@@ -318,7 +320,13 @@ def child_main(conn, shared: _Shared) -> None:
                     sender.post(("unavailable", f"the solver process could not build the solver: {exc}"))
                 continue
         if kind == "run":
-            sender.post(("done", _child_run(session, order, sender, shared)))
+            try:
+                result = _child_run(session, order, sender, shared)
+            except Exception as exc:  # not the steps (those are caught in the run): the hand-over
+                session, key = None, None  # build afresh next time
+                sender.post(("unavailable", f"the solver process failed: {error_message(exc)}"))
+                continue
+            sender.post(("done", result))
 
 
 class _Sender:
@@ -402,7 +410,7 @@ def _child_run(session, order: RunOrder, sender: _Sender, shared: _Shared) -> Ru
     done, sent, error, rate = 0, 0, None, 0.0
     frame_cost, last_frame, frame_done = 0.0, time.perf_counter(), 0
     seconds = {"steps": 0.0, "rewind": 0.0, "frames": 0.0}
-    run_began = last_frame
+    run_began = next_parent_check = last_frame
     try:
         while (order.count <= 0 or done < order.count) and not shared.stop.value:
             began = time.perf_counter()
@@ -417,6 +425,10 @@ def _child_run(session, order: RunOrder, sender: _Sender, shared: _Shared) -> Ru
                 recorder.record_iteration(solver, took)
             now = time.perf_counter()
             seconds["rewind"] += now - began - took
+            if now >= next_parent_check:  # the window was killed: stop, never run on alone
+                if not _parent_alive():
+                    break
+                next_parent_check = now + PARENT_CHECK_SECONDS
             if done == 1 or (shared.taken.value >= sent and sender.idle and
                              now - last_frame >= max(shared.interval.value, frame_cost / FRAME_DUTY)):
                 current = (done - frame_done) / (now - last_frame) if now > last_frame else 0.0
@@ -436,6 +448,11 @@ def _child_run(session, order: RunOrder, sender: _Sender, shared: _Shared) -> Ru
     seconds["run"] = time.perf_counter() - run_began
     return RunResult(capture(solver), done, session.last_loss, session.nonfinite, error, train_points,
                      test_points, rate, recorder.recorded() if recorder is not None else None, seconds)
+
+
+def _parent_alive() -> bool:
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
 
 
 def _frame(session, order: RunOrder, points: _Points, rate: float, done: int) -> FrameData:

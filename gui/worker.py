@@ -51,6 +51,7 @@ class Frame:
     rate: float = 0.0
     running: bool = False
     progress: tuple[int, int] = (0, 0)
+    restart_curves: bool = False  # the points are the whole history: draw the curves afresh
 
 
 class SolverWorker(QObject):
@@ -81,6 +82,7 @@ class SolverWorker(QObject):
         self._frame_pending = False
         self._sent_points = 0
         self._sent_tests = 0
+        self._restart_curves = False
         #: a gui.solver_process.ProcessLane: runs go to a process of their own when they can
         self.process_lane: solver_process.ProcessLane | None = None
         self.notice = ""  # why the last run did not use the solver process (shown in the status bar)
@@ -242,11 +244,12 @@ class SolverWorker(QObject):
         kept = (len(history), len(history.tests))
         try:
             result = lane.run(order, on_frame, lambda: request <= self._cancelled_upto)
-        except solver_process.ProcessCrashed:
+        except (solver_process.ProcessCrashed, solver_process.ProcessUnavailable):
             with self.session.lock:  # the state is the one before the run: so are the curves
                 del history.iterations[kept[0]:], history.losses[kept[0]:], history.smoothed[kept[0]:]
                 del history.lrs[kept[0]:], history.tests[kept[1]:]
-                self._sent_points, self._sent_tests = kept
+                self._sent_points = self._sent_tests = 0  # the next frame redraws them whole
+                self._restart_curves = True
             raise
         self._append_points(result.train_points, result.test_points)
         solver_process.absorb(self.session, result)
@@ -320,6 +323,7 @@ class SolverWorker(QObject):
         with session.lock:
             solver = session.solver
             history = session.history
+            restart, self._restart_curves = self._restart_curves, False
             start = min(self._sent_points, len(history))
             points = (history.iterations[start:], history.losses[start:], history.smoothed[start:],
                       history.lrs[start:])
@@ -332,7 +336,7 @@ class SolverWorker(QObject):
                 views=session.views(self.wanted_layers), info=session.info(),
                 event=session.last_event, nonfinite=session.nonfinite,
                 mid_iteration=session.mid_iteration, train_points=points, test_points=tests,
-                rate=self.rate, **extra)
+                rate=self.rate, restart_curves=restart, **extra)
         return frame
 
     def _publish(self, **extra) -> None:
@@ -341,7 +345,7 @@ class SolverWorker(QObject):
     def _post(self, frame: Frame) -> None:
         """Make ``frame`` the latest; a frame not drawn yet passes its curve points on."""
         with self._frame_lock:
-            if self._latest is not None:  # not drawn yet: keep its curve points
+            if self._latest is not None and not frame.restart_curves:  # not drawn yet: keep its curve points
                 frame.train_points = tuple(list(a) + list(b) for a, b in
                                            zip(self._latest.train_points, frame.train_points))
                 frame.test_points = self._latest.test_points + frame.test_points

@@ -200,6 +200,8 @@ def test_a_crashed_process_is_reported_and_the_state_kept(window, qtbot):
     for mine, saved in zip(window.session.solver.net.learnable_params, before):
         numpy.testing.assert_array_equal(mine.data, saved)
     assert len(window.session.history) == 5
+    iterations, _ = window.curves.series("loss")
+    assert list(iterations) == [1, 2, 3, 4, 5]  # the lost run's points are gone from the plot too
     run_n(window, PROCESS_MIN_RUN)  # runs go on, in the window's thread
     assert_same_state(window.session, reference(SPIRAL, 5 + PROCESS_MIN_RUN))
 
@@ -243,3 +245,60 @@ def test_blas_leaves_a_core_to_the_window_only_before_numpy_loads():
     assert (first, again) == ("True", "False")  # the second call came after numpy loaded
     assert int(openblas) == max(1, int(cores) - 1)
     assert mkl == "7"
+
+
+ORPHAN = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+def main():
+    from PySide6.QtWidgets import QApplication
+    from engine import resources
+    from gui.main_window import MainWindow
+    app = QApplication([])
+    window = MainWindow(settings=None, modal_errors=False, process_runs=True)
+    window.open_path(resources.examples()["spiral_mlp"])
+    window.run()
+    lane = window.worker.process_lane
+    while not (lane.active and lane.iteration > 20):
+        app.processEvents()
+        time.sleep(0.01)
+    print(lane._process.pid, flush=True)
+    while True:
+        app.processEvents()
+        time.sleep(0.01)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getpgid"), reason="POSIX process handling")
+def test_the_solver_process_ends_when_the_window_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    script = tmp_path / "window.py"
+    script.write_text(ORPHAN.format(root=str(pathlib.Path(__file__).resolve().parents[2])))
+    window = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(window.stdout.readline())
+    finally:
+        window.send_signal(signal.SIGKILL)
+        window.wait(30)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # a zombie waiting for its (new) parent to reap it has ended too
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(")")[1].split()[0] != "Z"
+        except OSError:
+            return True
+    deadline = time.perf_counter() + 10
+    while alive(child) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
