@@ -199,6 +199,7 @@ class MainWindow(QMainWindow):
         self.worker.runFinished.connect(self._on_run_finished, Qt.QueuedConnection)
         self.worker.runStarted.connect(self._on_run_started, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_worker_failed, Qt.QueuedConnection)
+        self.worker.processLost.connect(self._on_process_lost, Qt.QueuedConnection)
         self._watch_event_loop()
         self.graph.layerSelected.connect(self._on_graph_selected)
         self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
@@ -637,6 +638,12 @@ class MainWindow(QMainWindow):
         labels["lr"].setText(f"lr {frame.learning_rate:g}")
         labels["device"].setText(f"device {frame.device.upper()}")
         labels["rate"].setText(f"{frame.rate:,.0f} it/s" if frame.rate else "— it/s")
+
+    def _on_process_lost(self, message: str) -> None:
+        self.errors.report("The solver process stopped", message,
+                           "The state from before that run is kept; only the run's own iterations are lost. "
+                           "Runs now step in the window's own thread (the views then redraw about once a second "
+                           "at full speed).")
 
     def _on_worker_failed(self, message: str) -> None:
         self.errors.report("The solver stopped", message, "The net stays loaded; fix the setting and step again.")

@@ -247,8 +247,7 @@ class ProcessLane:
 
     def _crashed(self) -> None:
         code = self._process.exitcode if self._process is not None else None
-        self.broken = (f"the solver process ended unexpectedly (exit code {code}); the state before this run "
-                       f"is kept and runs continue in the window's own thread")
+        self.broken = f"The solver process ended unexpectedly (exit code {code}) in the middle of a run."
 
     def close(self) -> None:
         """End the child (the window is closing)."""

@@ -61,6 +61,7 @@ class SolverWorker(QObject):
     runStarted = Signal()
     runFinished = Signal()
     failed = Signal(str)
+    processLost = Signal(str)  # the solver process ended mid-run (why); runs go on in this thread
     _runRequested = Signal(int, int)
     _eventRequested = Signal()
 
@@ -181,8 +182,7 @@ class SolverWorker(QObject):
                 except solver_process.ProcessUnavailable as exc:
                     self.notice = str(exc)
                 except solver_process.ProcessCrashed as exc:
-                    self.notice = str(exc)
-                    self.failed.emit(str(exc))
+                    self.processLost.emit(str(exc))
                     return
             done = self._run_in_thread(request, count)
         except Exception as exc:  # an engine error mid-run: report it, keep the app alive

@@ -196,6 +196,7 @@ def test_a_crashed_process_is_reported_and_the_state_kept(window, qtbot):
     os.kill(lane._process.pid, 9)
     assert window.wait_until_idle(timeout=30)
     assert lane.broken and "solver process ended" in window.errors.last_error
+    assert window.errors.last_title == "The solver process stopped"
     assert window.session.iteration == 5
     for mine, saved in zip(window.session.solver.net.learnable_params, before):
         numpy.testing.assert_array_equal(mine.data, saved)
