@@ -39,6 +39,8 @@ FRAME_DUTY = 0.02
 QUIT_WAIT = 2.0
 #: How often a running child checks that the window's process is still there (seconds).
 PARENT_CHECK_SECONDS = 0.5
+#: While a frame waits for the window to take the last one, the child looks again this often.
+FRAME_POLL_SECONDS = 0.005
 
 
 class ProcessUnavailable(RuntimeError):
@@ -397,56 +399,93 @@ class _Points:
 
 
 def _child_run(session, order: RunOrder, sender: _Sender, shared: _Shared) -> RunResult:
-    from .debug.rewind import History as Timeline, capture, restore
+    """Step until the count, a stop, NaN/inf or an error; frames as the window takes
+    them. The loop is kept to a few comparisons per iteration besides the step."""
+    from .debug.rewind import RunRecorder, capture, restore
     from .session import History
     solver = session.solver
     restore(solver, order.start)
     session.history, session.last_loss = History(), order.last_loss
     session.nonfinite, session.last_event, session.events = None, None, None
     rewind = order.options.get("rewind")
-    recorder = Timeline.recorder(rewind, order.start) if rewind is not None else None
+    recorder = RunRecorder(rewind, order.start) if rewind is not None else None
     points = _Points(session.history)
-    done, sent, error, rate = 0, 0, None, 0.0
-    frame_cost, last_frame, frame_done = 0.0, time.perf_counter(), 0
+    frames = _FramePacer(shared)
     seconds = {"steps": 0.0, "rewind": 0.0, "frames": 0.0}
-    run_began = next_parent_check = last_frame
+    next_check = next_parent_check = run_began = time.perf_counter()
+    done, error, count, step = 0, None, order.count, session.step_iteration
     try:
-        while (order.count <= 0 or done < order.count) and not shared.stop.value:
+        while (count <= 0 or done < count) and not shared.stop.value:
             began = time.perf_counter()
-            session.step_iteration(wrapped=False)
-            took = time.perf_counter() - began
-            seconds["steps"] += took
+            step(wrapped=False)
+            now = time.perf_counter()
+            seconds["steps"] += now - began
             done += 1
             shared.iteration.value = solver.iter
             if session.nonfinite is not None:
                 break
-            if recorder is not None:
-                recorder.record_iteration(solver, took)
-            now = time.perf_counter()
-            seconds["rewind"] += now - began - took
-            if now >= next_parent_check:  # the window was killed: stop, never run on alone
-                if not _parent_alive():
-                    break
-                next_parent_check = now + PARENT_CHECK_SECONDS
-            if done == 1 or (shared.taken.value >= sent and sender.idle and
-                             now - last_frame >= max(shared.interval.value, frame_cost / FRAME_DUTY)):
-                current = (done - frame_done) / (now - last_frame) if now > last_frame else 0.0
-                rate = current if not rate else 0.5 * rate + 0.5 * current
-                sender.post(("frame", _frame(session, order, points, rate, done)))
-                sent += 1
-                frame_cost = time.perf_counter() - now
-                seconds["frames"] += frame_cost
-                last_frame, frame_done = now, done
+            if recorder is not None and solver.iter >= recorder.next_due:
+                recorder.checkpoint(solver, seconds["steps"])
+                seconds["rewind"] += time.perf_counter() - now
+            if done == 1 or now >= next_check:  # a frame, and whether the window is still there
+                if now >= next_parent_check:
+                    if not _parent_alive():
+                        break  # the window was killed: never run on alone
+                    next_parent_check = now + PARENT_CHECK_SECONDS
+                if frames.due(now, sender):
+                    frames.send(sender, _frame(session, order, points, frames.rate_at(now, done), done), now, done)
+                    seconds["frames"] = frames.spent
+                next_check = now + max(FRAME_POLL_SECONDS, frames.wait(now))
     except Exception as exc:  # an engine error mid-run: the window reports it, the state comes back
         error = error_message(exc)
-    elapsed = time.perf_counter() - last_frame
-    if done - frame_done > 0 and elapsed > 0 and done > 1:
-        current = (done - frame_done) / elapsed
-        rate = current if not rate else 0.5 * rate + 0.5 * current
+    rate = frames.rate_at(time.perf_counter(), done) if done > 1 else frames.rate
     train_points, test_points = points.take()
     seconds["run"] = time.perf_counter() - run_began
+    recorded = recorder.recorded(solver.iter) if recorder is not None else None
     return RunResult(capture(solver), done, session.last_loss, session.nonfinite, error, train_points,
-                     test_points, rate, recorder.recorded() if recorder is not None else None, seconds)
+                     test_points, rate, recorded, seconds)
+
+
+class _FramePacer:
+    """When the child sends a frame: its first iteration at once, then when the window
+    has taken the last one, the sender is idle, the window's interval has passed and
+    making frames stays within FRAME_DUTY of the time. Also the rate shown."""
+
+    def __init__(self, shared: _Shared):
+        self.shared = shared
+        self.sent = 0
+        self.spent = 0.0  # seconds spent making frames
+        self.cost = 0.0  # the last frame's
+        self.rate = 0.0
+        self._last = (time.perf_counter(), 0)  # (time, iterations done) at the last frame
+
+    def interval(self) -> float:
+        return max(self.shared.interval.value, self.cost / FRAME_DUTY)
+
+    def due(self, now: float, sender: "_Sender") -> bool:
+        if self.sent == 0:
+            return True
+        return (self.shared.taken.value >= self.sent and sender.idle
+                and now - self._last[0] >= self.interval())
+
+    def wait(self, now: float) -> float:
+        """Seconds until a frame could be due (0: check again at the next iteration)."""
+        return max(0.0, self._last[0] + self.interval() - now)
+
+    def rate_at(self, now: float, done: int) -> float:
+        """Iterations per second since the last frame, smoothed."""
+        then, done_then = self._last
+        if done > done_then and now > then:
+            current = (done - done_then) / (now - then)
+            self.rate = current if not self.rate else 0.5 * self.rate + 0.5 * current
+        return self.rate
+
+    def send(self, sender: "_Sender", frame, now: float, done: int) -> None:
+        sender.post(("frame", frame))
+        self.sent += 1
+        self.cost = time.perf_counter() - now
+        self.spent += self.cost
+        self._last = (now, done)
 
 
 def _parent_alive() -> bool:

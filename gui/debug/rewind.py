@@ -240,6 +240,17 @@ def _restore_captured(net, saved: dict[str, dict[str, numpy.ndarray]]) -> None:
 
 
 # -- the history ----------------------------------------------------------------
+def checkpoint_spacing(capture_seconds: float, iteration_seconds: float, duty: float, capacity: int) -> int:
+    """k, the iterations between full checkpoints: copies cost about ``duty`` of the
+    training time, but at most MAX_CHECKPOINT_EVERY, MAX_REPLAY_SECONDS of replay and
+    half the capacity (1 until both times are known)."""
+    if not capture_seconds or not iteration_seconds:
+        return 1
+    wanted = math.ceil(capture_seconds / (duty * iteration_seconds) - 1e-9)
+    longest = int(MAX_REPLAY_SECONDS / iteration_seconds)  # a goto stays quick
+    room = capacity // 2  # trimming must leave a checkpoint to replay from
+    return max(1, min(MAX_CHECKPOINT_EVERY, longest, room, wanted))
+
 class Mark:
     """One reachable state on the timeline: after an iteration, or after an edit.
     ``checkpoint`` is None where the state is reached by replaying iterations
@@ -430,13 +441,8 @@ class History:
                     self.version += 1
             if plain:
                 return mark
-        if every_iteration or not self._capture_seconds or not self._iteration_seconds:
-            self.checkpoint_every = 1
-        else:
-            wanted = math.ceil(self._capture_seconds / (self.duty * self._iteration_seconds) - 1e-9)
-            longest = int(MAX_REPLAY_SECONDS / self._iteration_seconds)  # a goto stays quick
-            room = self.capacity // 2  # trimming must leave a checkpoint to replay from
-            self.checkpoint_every = max(1, min(MAX_CHECKPOINT_EVERY, longest, room, wanted))
+        self.checkpoint_every = 1 if every_iteration else checkpoint_spacing(
+            self._capture_seconds, self._iteration_seconds, self.duty, self.capacity)
         began = time.perf_counter() if self._needs_checkpoint(iteration) else None
         mark = self.record(solver)
         if mark.checkpoint is not None and began is not None:
@@ -485,25 +491,6 @@ class History:
             return {"capacity": self.capacity, "max_bytes": self.max_bytes, "activations": self.activations,
                     "duty": self.duty, "iteration_seconds": self._iteration_seconds,
                     "capture_seconds": self._capture_seconds}
-
-    @classmethod
-    def recorder(cls, settings: dict, start: Checkpoint) -> "History":
-        """A history (in the solver process) that starts at ``start`` and records a run
-        with ``settings`` (from :meth:`recorder_settings`)."""
-        history = cls(settings["capacity"], settings["max_bytes"], activations=settings["activations"])
-        history.duty = settings["duty"]
-        history._iteration_seconds = settings["iteration_seconds"]
-        history._capture_seconds = settings["capture_seconds"]
-        history.marks.append(Mark(start.iteration, None, start))
-        history.position = 0
-        history._bytes = history._last_nbytes = start.nbytes
-        history._last_checkpoint_iteration = start.iteration
-        return history
-
-    def recorded(self) -> dict:
-        """A recorder's run, for :meth:`append_recorded` (pickled back to the window)."""
-        return {"marks": self.marks, "iteration_seconds": self._iteration_seconds,
-                "capture_seconds": self._capture_seconds, "checkpoint_every": self.checkpoint_every}
 
     def append_recorded(self, recorded: dict) -> None:
         """Continue the timeline at the cursor with a run recorded elsewhere. Its first
@@ -603,3 +590,59 @@ class History:
             self._limit = self.capacity
             self._plain_until = 0
         self._changed()
+
+
+class RunRecorder:
+    """Records a run for Rewind where no timeline is kept: the solver process.
+
+    Between checkpoints an iteration costs the caller one comparison
+    (``solver.iter >= recorder.next_due``); only then is :meth:`checkpoint` called.
+    The checkpoints follow the window's History rules (:func:`checkpoint_spacing`,
+    its capacity and memory bound), and :meth:`recorded` makes the run's marks for
+    :meth:`History.append_recorded` at the end.
+    """
+
+    def __init__(self, settings: dict, start: Checkpoint):
+        self.capacity = settings["capacity"]
+        self.max_bytes = settings["max_bytes"]
+        self.activations = settings["activations"]
+        self.duty = settings["duty"]
+        self.iteration_seconds = settings["iteration_seconds"]
+        self.capture_seconds = settings["capture_seconds"]
+        self.checkpoints = [start]  # oldest first; the run's start is the window's current state
+        self.every = checkpoint_spacing(self.capture_seconds, self.iteration_seconds, self.duty, self.capacity)
+        self.next_due = start.iteration + self.every
+        self._bytes = start.nbytes
+        self._last = (start.iteration, 0.0)  # (iteration, step seconds so far) at the last checkpoint
+
+    def checkpoint(self, solver, step_seconds: float) -> None:
+        """Capture the state after an iteration; ``step_seconds``: the run's time in steps so far."""
+        iteration = solver.iter
+        last_iteration, last_seconds = self._last
+        if iteration > last_iteration and step_seconds > last_seconds:
+            self.iteration_seconds = (step_seconds - last_seconds) / (iteration - last_iteration)
+        began = time.perf_counter()
+        checkpoint = capture(solver, activations=self.activations)
+        took = time.perf_counter() - began
+        self.capture_seconds = took if not self.capture_seconds else 0.8 * self.capture_seconds + 0.2 * took
+        self.checkpoints.append(checkpoint)
+        self._bytes += checkpoint.nbytes
+        self._last = (iteration, step_seconds)
+        self.every = checkpoint_spacing(self.capture_seconds, self.iteration_seconds, self.duty, self.capacity)
+        self.next_due = iteration + self.every
+        kept = self.checkpoints  # the oldest goes once the next one alone covers the capacity, or for memory
+        while len(kept) > 1 and (self._bytes > self.max_bytes or kept[1].iteration <= iteration - self.capacity):
+            self._bytes -= kept.pop(0).nbytes
+
+    def recorded(self, last_iteration: int) -> dict:
+        """The run's marks up to ``last_iteration`` (at most the capacity's worth, from a
+        checkpoint on), for :meth:`History.append_recorded`."""
+        wanted_from = last_iteration - self.capacity + 1
+        base = self.checkpoints[0]
+        for checkpoint in self.checkpoints:
+            if checkpoint.iteration <= max(wanted_from, base.iteration):
+                base = checkpoint
+        by_iteration = {c.iteration: c for c in self.checkpoints if c.iteration <= last_iteration}
+        marks = [Mark(i, None, by_iteration.get(i)) for i in range(base.iteration, last_iteration + 1)]
+        return {"marks": marks, "iteration_seconds": self.iteration_seconds,
+                "capture_seconds": self.capture_seconds, "checkpoint_every": self.every}

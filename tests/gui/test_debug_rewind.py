@@ -440,3 +440,35 @@ def test_a_smaller_capacity_applies_at_once_and_keeps_a_checkpoint_to_replay_fro
     for position in range(len(history)):
         history.goto(solver, position)
         _assert_same_checkpoint(capture(solver), live[history.marks[position].iteration])
+
+
+def test_a_run_recorded_elsewhere_joins_the_timeline_and_replays_exactly(tmp_path):
+    """RunRecorder (the solver process's) keeps the capacity's worth from a checkpoint on;
+    appended to the window's History, every state it names is reached bit for bit."""
+    from gui.debug.rewind import RunRecorder
+    solver = make_solver(tmp_path)  # shuffled data + Dropout
+    history = History(capacity=40)
+    history.step(solver, 3)
+    settings = history.recorder_settings()
+    settings["iteration_seconds"], settings["capture_seconds"] = 1e-3, 3e-3  # k = 5 to begin with
+    settings["duty"] = 0.6  # (the measured captures then set k)
+    recorder = RunRecorder(settings, capture(solver))
+    live = {}
+    for _ in range(100):
+        solver.step(1)
+        live[solver.iter] = weights(solver)
+        if solver.iter >= recorder.next_due:
+            recorder.checkpoint(solver, 1e-3 * (solver.iter - 3))
+    recorded = recorder.recorded(solver.iter)
+    marks = recorded["marks"]
+    assert marks[0].checkpoint is not None and marks[-1].iteration == 103
+    assert 40 <= len(marks) <= 40 + recorder.every
+    assert [m.iteration for m in marks] == list(range(marks[0].iteration, 104))
+    assert len(recorder.checkpoints) < 40 // recorder.every + 3  # old checkpoints went
+    history.append_recorded(recorded)
+    assert len(history) <= 40 and history.marks[0].checkpoint is not None
+    assert history.marks[-1].iteration == 103 and history.position == len(history) - 1
+    for position in range(len(history)):
+        mark = history.goto(solver, position)
+        for mine, theirs in zip(weights(solver), live[mark.iteration]):
+            assert numpy.array_equal(mine, theirs)
