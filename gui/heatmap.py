@@ -24,6 +24,12 @@ Meaning = Callable[[int, int, float], str]
 HOVER_HINT = "Hover a cell: row, column, value and meaning"
 
 
+#: Below this colour range pyqtgraph's scale factor (LUT size / range) overflows float32,
+#: so such a map (e.g. updates once the learning rate has decayed to denormals) is drawn
+#: from float64 values.
+FLOAT32_SAFE_SPAN = 1e-30
+
+
 def symmetric_bound(lo: float, hi: float) -> float:
     """m = max(|lo|, |hi|), with a positive fallback for an all-zero or empty matrix."""
     m = max(abs(lo), abs(hi))
@@ -223,6 +229,8 @@ class HeatmapView(QWidget):
         if levels is None:
             m = symmetric_bound(summary["finite_min"], summary["finite_max"])
             levels = (-m, m)
+        if display.dtype == numpy.float32 and levels[1] - levels[0] < FLOAT32_SAFE_SPAN:
+            display = display.astype(numpy.float64)  # pyqtgraph's colour scale would overflow float32
         self._image.setImage(display, autoLevels=False, levels=levels)
         if levels != self._levels:
             self._levels = levels

@@ -30,6 +30,10 @@ MAX_GUI_WAIT = 0.25
 #: Under a speed limit the solver has time to spare, but the GUI still keeps half
 #: its time for the user (clicks, hovers) however slow a redraw is.
 GUI_DUTY_LIMITED = 0.5
+#: A run in the solver process steps on a core of its own; the window may use this
+#: share of another for frames (what it leaves over, the machine's other work gets,
+#: so the solver is not crowded off its core).
+GUI_DUTY_PROCESS = 0.35
 
 
 @dataclass
@@ -229,7 +233,7 @@ class SolverWorker(QObject):
         the end (see gui.solver_process)."""
         lane = self.process_lane
         order = solver_process.make_order(self.session, count, self.wanted_layers)
-        lane.set_frame_interval(self._frame_interval(GUI_DUTY_LIMITED))
+        lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
         def on_frame(data: solver_process.FrameData) -> None:
             self._append_points(data.train_points, data.test_points)
@@ -238,7 +242,7 @@ class SolverWorker(QObject):
                              learning_rate=data.learning_rate, device=data.device, views=data.views,
                              info=data.info, train_points=data.train_points, test_points=data.test_points,
                              rate=data.rate, running=True, progress=(data.done, count)))
-            lane.set_frame_interval(self._frame_interval(GUI_DUTY_LIMITED))
+            lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
         history = self.session.history
         kept = (len(history), len(history.tests))

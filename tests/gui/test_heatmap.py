@@ -198,3 +198,21 @@ def test_hover_read_out_is_shown_whole_on_a_narrow_map(qtbot):
     assert label.geometry().bottom() <= view.rect().bottom() and label.width() <= view.width()
     view._on_mouse_moved(view.cell_scene_pos(-5, -5))  # off the map: the read-out goes away
     assert not label.isVisible()
+
+
+def test_a_map_of_denormal_values_is_drawn_in_colour(heatmap, qtbot):
+    """After a long decay, updates can be ~1e-44: the colour scale must not overflow."""
+    import warnings
+    tiny = numpy.array([[1e-44, -1e-44], [5e-45, 0.0]], dtype=numpy.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        heatmap.set_matrix(tiny, row_label="r", col_label="c")
+        image = heatmap.image_item()
+        image.render()
+    argb = image.qimage
+    assert argb is not None
+    top_left = argb.pixelColor(0, 0)
+    top_right = argb.pixelColor(1, 0)
+    assert top_left.red() > top_left.blue() + 50  # +max: (dark) red
+    assert top_right.blue() > top_right.red() + 50  # -max: (dark) blue
+    assert heatmap.image_array()[0, 0] == pytest.approx(float(tiny[0, 0]))
