@@ -6,6 +6,10 @@ the LATEST state as a :class:`Frame` at most ~30 times a second. Frames are made
 in the worker (host copies from ``gui.snapshot``), so the GUI thread never reads
 an array the solver is writing. Only one frame is ever in flight: a slow GUI
 skips frames instead of queueing them.
+
+With a ``process_lane`` (the app has one), a run that nothing in the window must
+see step by step goes to the solver process instead (``gui.solver_process``):
+the worker thread then only relays its frames and takes its final state.
 """
 from __future__ import annotations
 
