@@ -205,3 +205,25 @@ def l2_norm(flat: numpy.ndarray) -> float:
     """Euclidean norm, accumulated in float64 without a float64 copy (and without BLAS threads)."""
     flat = numpy.asarray(flat).reshape(-1)
     return math.sqrt(float(numpy.einsum("i,i->", flat, flat, dtype=numpy.float64)))
+
+
+@dataclass
+class Frame:
+    """One redraw's worth of state, copied out of the solver."""
+
+    iteration: int
+    loss: float
+    smoothed_loss: float
+    learning_rate: float
+    device: str
+    views: dict
+    info: object
+    event: object = None
+    nonfinite: object = None  # a session.NonFiniteStop
+    mid_iteration: bool = False
+    train_points: tuple = ((), (), (), ())
+    test_points: list = field(default_factory=list)
+    rate: float = 0.0
+    running: bool = False
+    progress: tuple[int, int] = (0, 0)
+    restart_curves: bool = False  # the points are the whole history: draw the curves afresh

@@ -71,23 +71,6 @@ class RunOrder:
 
 
 @dataclass
-class FrameData:
-    """One frame's worth of the child's state (see gui.worker.Frame)."""
-
-    iteration: int
-    loss: float
-    smoothed_loss: float
-    learning_rate: float
-    device: str
-    views: dict
-    info: object
-    train_points: tuple
-    test_points: list
-    rate: float
-    done: int
-
-
-@dataclass
 class RunResult:
     """How a run in the child ended."""
 
@@ -209,7 +192,7 @@ class ProcessLane:
             self._shared.interval.value = seconds
 
     def run(self, order: RunOrder, on_frame, cancelled) -> RunResult:
-        """Run ``order`` in the child; ``on_frame(FrameData)`` for each frame it sends.
+        """Run ``order`` in the child; ``on_frame(Frame)`` for each frame it sends.
         ``cancelled()`` is asked once the stop flag is cleared, so a stop asked for
         just before the run is not lost."""
         self.start()
@@ -493,12 +476,15 @@ def _parent_alive() -> bool:
     return parent is None or parent.is_alive()
 
 
-def _frame(session, order: RunOrder, points: _Points, rate: float, done: int) -> FrameData:
+def _frame(session, order: RunOrder, points: _Points, rate: float, done: int):
+    """A gui.snapshot.Frame of the child's state (its curve points: those not sent yet)."""
+    from .snapshot import Frame
     solver = session.solver
     train_points, test_points = points.take()
-    return FrameData(solver.iter, session.last_loss, float(solver.smoothed_loss), float(solver.learning_rate),
-                     solver.device, session.views(order.wanted_layers), session.info(), train_points, test_points,
-                     rate, done)
+    return Frame(iteration=solver.iter, loss=session.last_loss, smoothed_loss=float(solver.smoothed_loss),
+                 learning_rate=float(solver.learning_rate), device=solver.device,
+                 views=session.views(order.wanted_layers), info=session.info(), train_points=train_points,
+                 test_points=test_points, rate=rate, running=True, progress=(done, order.count))
 
 
 def error_message(exc: Exception) -> str:

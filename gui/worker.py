@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from . import solver_process
-from .session import NonFiniteStop, Session
+from .session import Session
+from .snapshot import Frame
 
 #: Redraws per second, at most.
 MAX_FPS = 30.0
@@ -38,28 +38,6 @@ GUI_DUTY_LIMITED = 0.5
 #: share of another for frames (what it leaves over, the machine's other work gets,
 #: so the solver is not crowded off its core).
 GUI_DUTY_PROCESS = 0.35
-
-
-@dataclass
-class Frame:
-    """One redraw's worth of state, copied out of the solver."""
-
-    iteration: int
-    loss: float
-    smoothed_loss: float
-    learning_rate: float
-    device: str
-    views: dict
-    info: object
-    event: object = None
-    nonfinite: NonFiniteStop | None = None
-    mid_iteration: bool = False
-    train_points: tuple = ((), (), (), ())
-    test_points: list = field(default_factory=list)
-    rate: float = 0.0
-    running: bool = False
-    progress: tuple[int, int] = (0, 0)
-    restart_curves: bool = False  # the points are the whole history: draw the curves afresh
 
 
 class SolverWorker(QObject):
@@ -239,13 +217,10 @@ class SolverWorker(QObject):
         order = solver_process.make_order(self.session, count, self.wanted_layers)
         lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
-        def on_frame(data: solver_process.FrameData) -> None:
-            self._append_points(data.train_points, data.test_points)
-            self.rate = data.rate
-            self._post(Frame(iteration=data.iteration, loss=data.loss, smoothed_loss=data.smoothed_loss,
-                             learning_rate=data.learning_rate, device=data.device, views=data.views,
-                             info=data.info, train_points=data.train_points, test_points=data.test_points,
-                             rate=data.rate, running=True, progress=(data.done, count)))
+        def on_frame(frame: Frame) -> None:  # made in the child; its points are new to the history too
+            self._append_points(frame.train_points, frame.test_points)
+            self.rate = frame.rate
+            self._post(frame)
             lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
         history = self.session.history

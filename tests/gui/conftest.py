@@ -58,3 +58,4 @@ def transposed_solver():
     solver = engine.get_solver(TRANSPOSED_SOLVER)
     snapshot.prepare_for_inspection(solver)
     return solver
+

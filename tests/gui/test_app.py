@@ -11,19 +11,16 @@ from engine import resources
 from gui.app import main
 from gui.main_window import MainWindow
 
+from .windows import module_window
+
 SPIRAL = resources.examples()["spiral_mlp"]
 
 
 @pytest.fixture(scope="module")
 def shared_window(qapp):
     """One window for the module (building the heatmaps is the slow part)."""
-    w = MainWindow(settings=None, modal_errors=False)
-    w.resize(1280, 860)
-    w.show()
-    yield w
-    w.shutdown()
-    w.close()
-    w.deleteLater()
+    with module_window() as w:
+        yield w
 
 
 @pytest.fixture

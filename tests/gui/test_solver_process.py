@@ -15,6 +15,8 @@ from gui.main_window import MainWindow
 from gui.session import Session
 from gui.solver_process import PROCESS_MIN_RUN
 
+from .windows import module_window
+
 SPIRAL = resources.examples()["spiral_mlp"]
 LENET_DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "lenet"
 
@@ -22,13 +24,8 @@ LENET_DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "lenet"
 @pytest.fixture(scope="module")
 def lane_window(qapp):
     """One window with a solver process for the module (starting one takes a moment)."""
-    w = MainWindow(settings=None, modal_errors=False, process_runs=True)
-    w.resize(1280, 860)
-    w.show()
-    yield w
-    w.shutdown()
-    w.close()
-    w.deleteLater()
+    with module_window(process_runs=True) as w:
+        yield w
 
 
 @pytest.fixture
