@@ -466,7 +466,7 @@ class MainWindow(QMainWindow):
             self._ticker.stop()
 
     def _tick(self) -> None:
-        """While running, between frames (about one a second at full speed): the iteration
+        """While running, between frames (one a second when a run stays in the thread): the iteration
         count and the Run N progress, read without the session lock (two integers), so the
         window shows progress at a cost of well under 1% of the time."""
         iteration = self.worker.iteration
