@@ -565,6 +565,9 @@ class MainWindow(QMainWindow):
         QAbstractEventDispatcher.instance().aboutToBlock.connect(self._on_event_loop_idle)
 
     def _begin_frame(self) -> None:
+        if not self.isVisible() or self.isMinimized():
+            self._frame_state = None  # no repaint will come: the solver must not wait for one
+            return
         self.worker.gui_busy = True
         self._frame_state = "applied"
         self._frame_serial += 1

@@ -290,6 +290,32 @@ def test_the_worker_steps_aside_until_a_frame_is_painted(qtbot, window):
     assert not window.worker.gui_busy
 
 
+def test_a_minimized_or_hidden_window_never_holds_the_worker(qtbot, window):
+    """No repaint comes while the window is minimized or hidden, so a frame must not make
+    the worker wait for one (it waited FRAME_WAIT_MS per frame, and frames kept coming)."""
+    window.step_iterations(3)
+    assert window.wait_until_idle(timeout=30)
+    qtbot.waitUntil(lambda: not window.worker.gui_busy, timeout=2000)  # the last frame is painted
+    window.showMinimized()
+    qtbot.waitUntil(window.isMinimized, timeout=2000)
+    try:
+        window.apply_frame(window.worker.make_frame())
+        assert not window.worker.gui_busy
+    finally:
+        window.showNormal()
+    qtbot.waitUntil(lambda: not window.isMinimized(), timeout=2000)
+    qtbot.waitUntil(lambda: not window.worker.gui_busy, timeout=2000)
+    window.hide()
+    try:
+        window.apply_frame(window.worker.make_frame())
+        assert not window.worker.gui_busy
+    finally:
+        window.show()
+    qtbot.waitExposed(window)
+    window.apply_frame(window.worker.make_frame())
+    assert window.worker.gui_busy  # shown: it waits for the paint again
+
+
 def test_the_iteration_count_ticks_between_frames(qtbot, window):
     """Frames come about once a second at full speed; the status bar's iteration count and
     the Run N progress follow the solver five times a second without them."""
