@@ -61,6 +61,12 @@ class History:
     def __len__(self) -> int:
         return len(self.iterations)
 
+    def truncate(self, points: int, tests: int) -> None:
+        """Keep the first ``points`` iterations and ``tests`` test results (a lost run's go)."""
+        for series in (self.iterations, self.losses, self.smoothed, self.lrs):
+            del series[points:]
+        del self.tests[tests:]
+
 
 @dataclass
 class NonFiniteStop:
@@ -422,9 +428,13 @@ class Session:
             self.history.tests.append(item)
 
     def _stop_nonfinite(self, iteration, layer, blob, phase, message) -> None:
+        self.stop_on_nonfinite(NonFiniteStop(iteration, layer, blob, phase, message))
+
+    def stop_on_nonfinite(self, stop: NonFiniteStop) -> None:
+        """Record a NaN/inf stop (found here, or by the solver process) and tell the listeners."""
         self.events = None
-        self.nonfinite = NonFiniteStop(iteration, layer, blob, phase, message)
-        self.emit("nonfinite", stop=self.nonfinite)
+        self.nonfinite = stop
+        self.emit("nonfinite", stop=stop)
 
     # -- views ---------------------------------------------------------
     def views(self, names: list[str] | None = None) -> dict:

@@ -275,8 +275,7 @@ def absorb(session, result: RunResult) -> None:
         session.last_event = None
         session.nonfinite = None
         if result.nonfinite is not None:
-            stop = result.nonfinite
-            session._stop_nonfinite(stop.iteration, stop.layer, stop.blob, stop.phase, stop.message)
+            session.stop_on_nonfinite(result.nonfinite)
         for hook in session.run_hooks:
             hook.absorb_process_run(result)
 

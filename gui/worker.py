@@ -229,8 +229,7 @@ class SolverWorker(QObject):
             result = lane.run(order, on_frame, lambda: request <= self._cancelled_upto)
         except (solver_process.ProcessCrashed, solver_process.ProcessUnavailable):
             with self.session.lock:  # the state is the one before the run: so are the curves
-                del history.iterations[kept[0]:], history.losses[kept[0]:], history.smoothed[kept[0]:]
-                del history.lrs[kept[0]:], history.tests[kept[1]:]
+                history.truncate(*kept)
                 self._sent_points = self._sent_tests = 0  # the next frame redraws them whole
                 self._restart_curves = True
             raise
