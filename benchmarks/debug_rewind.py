@@ -28,18 +28,18 @@ EXAMPLES = ("spiral_mlp", "digits_mlp")
 
 
 def contenders(example: str):
-    """Plain steps, and steps recorded into a History (two solvers of ``example``)."""
+    """Plain steps, and steps recorded into a Timeline (two solvers of ``example``)."""
     import engine
     from engine import resources
-    from gui import snapshot
-    from gui.debug.rewind import History
+    from gui.model import frames
+    from gui.model.timeline import Timeline
 
     path = resources.examples()[example]
     plain = engine.get_solver(path)
-    snapshot.prepare_for_inspection(plain)
+    frames.prepare_for_inspection(plain)
     recorded = engine.get_solver(path)
-    snapshot.prepare_for_inspection(recorded)
-    history = History()
+    frames.prepare_for_inspection(recorded)
+    history = Timeline()
 
     def step_and_record():
         began = time.perf_counter()
@@ -47,7 +47,7 @@ def contenders(example: str):
         history.record_iteration(recorded, time.perf_counter() - began)
 
     twin = engine.get_solver(path)
-    snapshot.prepare_for_inspection(twin)
+    frames.prepare_for_inspection(twin)
     fns = {"step": lambda: plain.step(1), "step + rewind": step_and_record,
            "step (twin)": lambda: twin.step(1)}
     return fns, history, recorded

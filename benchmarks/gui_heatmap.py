@@ -26,7 +26,8 @@ SIZE = 1024
 def measure(repeats: int) -> tuple[list[float], list[float]]:
     import numpy
     from PySide6.QtWidgets import QApplication
-    from gui.heatmap import HeatmapView
+
+    from gui.views.heatmap import HeatmapView
     app = QApplication.instance() or QApplication([])
     view = HeatmapView("W")
     view.resize(600, 600)

@@ -30,6 +30,7 @@ def window_start() -> float:
     """Build the window in this process; print when it is up and when its panels are.
     Returns the seconds until it was up and steppable (interpreter start excluded)."""
     from PySide6.QtWidgets import QApplication
+
     import gui.app as app_module
     up = {}
 

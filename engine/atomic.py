@@ -2,7 +2,9 @@
 it to disk, then ``os.replace`` it over the destination.
 
 A crash or an exception mid-write leaves the old file (if any) untouched and
-no temporary file behind.
+no temporary file behind; a ``kill -9`` mid-write leaves a temporary
+``.<name>.<pid>.XXXX.tmp``, which :func:`engine.validate.sweep_stale_temporaries`
+removes once that process is gone.
 
 >>> with atomic_write("weights.bin") as handle:      # a binary file object
 ...     handle.write(payload)
@@ -31,7 +33,8 @@ def _temporary_in(path: str) -> tuple[int, str]:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(2, "folder does not exist", folder)
-    return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    # the writer's pid in the name: a later run can tell a killed writer's leftovers from a live one's
+    return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp", dir=folder)
 
 
 def _remove_quietly(path: str) -> None:
@@ -78,6 +81,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     path = os.fspath(path)
     fd, tmp = _temporary_in(path)
     try:
+        handle: IO
         if mode == "w":
             handle = os.fdopen(fd, "w", encoding=encoding or "utf-8")
         else:

@@ -1,25 +1,30 @@
 """Blob: Caffe's N-d array pair, ``data`` (values) and ``diff`` (gradients)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy
 
-from . import backend
+from . import backend, validate
 
 
 class Blob:
     """Two arrays of one shape: ``data`` and ``diff``, float32 by default.
 
     Like Caffe's Blob, two blobs can share their data (a Split layer's tops)
-    while keeping separate diffs.
+    while keeping separate diffs. As in Caffe (whose SyncedMemory allocates on
+    first use), the diff array is allocated only when something first asks for
+    it: a net that only runs forward holds no diffs. It reads as zeros then.
     """
+
+    #: The blob's name in its net (set by the net; for error messages)
+    name: str | None = None
 
     def __init__(self, shape: Sequence[int] = (), dtype=numpy.float32, device: str = "cpu"):
         self.dtype = numpy.dtype(dtype)
         self.device = backend.normalize_device(device)
-        self._data = None
-        self._diff = None
+        self._data: Any = None  # a numpy or cupy array
+        self._diff: Any = None  # allocated on first use
         self.diff_is_clear = True  # True while diff is known to be all zeros
         self._diff_stale = False  # True after a lazy clear_diff, until the zeros are written
         self.reshape(*shape)
@@ -58,9 +63,13 @@ class Blob:
             raise ValueError(f"negative dimension in blob shape {shape}")
         if self._data is not None and self.shape == shape:
             return
+        nbytes = validate.shape_bytes(shape, self.dtype.itemsize) * 2  # data and diff
+        if nbytes >= validate.CHECK_MEMORY_FROM:
+            label = f"blob '{self.name}'" if self.name else "a blob"
+            validate.require_memory(nbytes, f"{label} of shape {shape} (data and diff)", self.device)
         xp = backend.array_module_for(self.device)
         self._data = xp.zeros(shape, dtype=self.dtype)
-        self._diff = xp.zeros(shape, dtype=self.dtype)
+        self._diff = None  # allocated (zeros) on first use
         self.diff_is_clear = True
         self._diff_stale = False
 
@@ -78,22 +87,41 @@ class Blob:
 
     @property
     def diff(self):
-        if self._diff_stale:  # cleared lazily: the zeros are written on first read
-            self._diff.fill(0)
+        diff = self._diff
+        if diff is None:  # first use: allocated as zeros
+            diff = self._diff = self._new_diff()
             self._diff_stale = False
-        return self._diff
+        elif self._diff_stale:  # cleared lazily: the zeros are written on first read
+            diff.fill(0)
+            self._diff_stale = False
+        return diff
+
+    @diff.setter
+    def diff(self, value) -> None:
+        if self._diff is None:
+            self._diff = self._new_diff(zeros=False)
+        self._diff[...] = value
+        self._diff_stale = False
+        self.diff_is_clear = False
+
+    def _new_diff(self, zeros: bool = True):
+        data = self._data
+        xp = numpy if type(data) is numpy.ndarray else backend.get_array_module(data)
+        return (xp.zeros if zeros else xp.empty)(data.shape, dtype=data.dtype)
+
+    @property
+    def has_diff(self) -> bool:
+        """Whether the diff array exists yet (it is allocated on first use)."""
+        return self._diff is not None
 
     def diff_to_overwrite(self):
         """The diff array for a write that replaces every element (a GEMM or a
         reduction with ``out=``): a lazily cleared diff is not zero-filled first."""
+        if self._diff is None:
+            self._diff = self._new_diff(zeros=False)
         self._diff_stale = False
         return self._diff
 
-    @diff.setter
-    def diff(self, value) -> None:
-        self._diff[...] = value
-        self._diff_stale = False
-        self.diff_is_clear = False
 
     @property
     def xp(self):
@@ -123,8 +151,8 @@ class Blob:
     def set_data_array(self, array) -> None:
         """Replace the data array itself (shape may change; diff follows)."""
         self._data = array
-        if self._diff is None or self._diff.shape != array.shape:
-            self._diff = backend.get_array_module(array).zeros_like(array)
+        if self._diff is not None and self._diff.shape != array.shape:
+            self._diff = None  # zeros of the new shape on first use
             self.diff_is_clear = True
             self._diff_stale = False
 
@@ -140,7 +168,8 @@ class Blob:
         device = backend.normalize_device(device)
         if device != self.device:
             self._data = backend.to_device(self._data, device)
-            self._diff = backend.to_device(self._diff, device)
+            if self._diff is not None:
+                self._diff = backend.to_device(self._diff, device)
             self.device = device
         return self
 

@@ -1,10 +1,14 @@
 """``python -m engine`` / ``backprop-studio-cli``: the ``caffe`` tool's commands.
 
-    train     --solver S [--weights W | --snapshot SS] [--gpu] [--iterations N]
-    test      --model M --weights W [--iterations N]
+    train     --solver S [--weights W | --snapshot SS] [--gpu] [--iterations N] [--stage S] [--level L]
+    test      --model M --weights W [--iterations N] [--stage S] [--level L]
     time      --model M [--iterations N]
     gradcheck --model M [--layer NAME ...] [--threshold T]
-    convert   --data X.npy --labels Y.npy --output OUT.h5 [--list LIST.txt]
+    convert   --data X.npy --labels Y.npy --output OUT.h5|OUT.lmdb [--backend B] [--list LIST.txt]
+    convert_imageset ROOT LIST DB [--resize_height H --resize_width W --gray --shuffle
+                     --backend lmdb|leveldb --encoded --encode_type png|jpg]
+    compute_image_mean DB [MEAN.binaryproto] [--backend lmdb|leveldb]
+    upgrade   IN OUT   (an old net or solver prototxt, or a .caffemodel, in today's format)
 
 Logs follow Caffe's wording (``Iteration 100, loss = 0.12``) on stdout. Exit
 code 0 on success; on an error one line on stderr and a non-zero code (1; 2
@@ -13,9 +17,13 @@ for bad arguments; 130 after Ctrl-C); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import time as _time
+import warnings
+
+import numpy
 
 PROG = "backprop-studio-cli"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -120,8 +128,8 @@ def _loss_weight(net, blob_name: str) -> float:
 
 
 def _mean_outputs(net) -> dict[str, float]:
-    return {name: float(net.blobs[name].data.sum()) / max(1, net.blobs[name].data.size)
-            if net.blobs[name].data.size > 1 else float(net.blobs[name].data.sum())
+    return {name: net.blobs[name].data.sum().item() / max(1, net.blobs[name].data.size)
+            if net.blobs[name].data.size > 1 else net.blobs[name].data.sum().item()
             for name in net.outputs}
 
 
@@ -136,27 +144,32 @@ def _load_weights(net, paths: str, console: Console) -> None:
 # train
 # ---------------------------------------------------------------------------
 class _SigintFlag:
-    """First Ctrl-C: finish the iteration, snapshot, stop. Second: stop now."""
+    """First Ctrl-C (or SIGTERM): finish the iteration, snapshot, stop. Second: stop now."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.raised = False
-        self._previous = None
+        self.signal_name = "interrupted"
+        self._previous: dict = {}
 
     def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: leave Ctrl-C alone
-            self._previous = None
+        for number in self.SIGNALS:
+            try:
+                self._previous[number] = signal.signal(number, self._handle)
+            except ValueError:  # not the main thread: leave the signals alone
+                pass
         return self
 
     def _handle(self, signum, frame):
         if self.raised:
             raise KeyboardInterrupt
         self.raised = True
+        self.signal_name = "terminated" if signum == signal.SIGTERM else "interrupted"
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
 
 
 def _log_tests(console: Console, solver, scores: dict[str, float], iteration: int) -> None:
@@ -185,7 +198,7 @@ def _train_iteration(console: Console, solver, pending: list) -> None:
     display = solver.param.display
     if display and iteration % display == 0:
         console.log(f"Iteration {iteration}, loss = {_fmt(solver.smoothed_loss)}")
-        outputs = {name: float(solver.net.blobs[name].data.reshape(-1)[0]) for name in solver.net.outputs
+        outputs = {name: solver.net.blobs[name].data.reshape(-1)[0].item() for name in solver.net.outputs
                    if solver.net.blobs[name].data.size == 1}
         for line in _output_lines(solver.net, outputs, "    Train net output"):
             console.log(line)
@@ -219,7 +232,16 @@ def cmd_train(args, console: Console) -> int:
     if args.iterations is not None and args.iterations < 0:
         raise UsageError(f"{PROG} train: --iterations must be >= 0")
     device = _use_device(args)
-    solver = get_solver(args.solver, device=device)
+    if args.stage or args.level is not None:  # as caffe train -stage / -level: into train_state
+        from .prototxt import parse_solver
+        from .solver import solver_class
+        param, path = parse_solver(args.solver)
+        param.train_state.stage.extend(_stages(args))
+        if args.level is not None:
+            param.train_state.level = args.level
+        solver = solver_class(param.type)(param, device=device, path=path)
+    else:
+        solver = get_solver(args.solver, device=device)
     if args.iterations is not None:
         solver.param.max_iter = args.iterations
     solver.auto_snapshot = True
@@ -229,7 +251,8 @@ def cmd_train(args, console: Console) -> int:
     console.log(f"Learning Rate Policy: {solver.param.lr_policy or 'fixed'}")
     if args.snapshot:
         console.log(f"Resuming from {args.snapshot}")
-        solver.restore(args.snapshot)
+        for line in solver.restore(args.snapshot).lines():
+            console.log(line)
     elif args.weights:
         console.log(f"Finetuning from {args.weights}")
         _load_weights(solver.net, args.weights, console)
@@ -246,7 +269,7 @@ def cmd_train(args, console: Console) -> int:
             for written in pending:
                 _log_snapshot(console, solver, written)
             console.finish()
-            print(f"{PROG}: interrupted at iteration {solver.iter}; snapshot written to {paths[1]}",
+            print(f"{PROG}: {sigint.signal_name} at iteration {solver.iter}; snapshot written to {paths[1]}",
                   file=sys.stderr)
             return EXIT_INTERRUPTED
         _finish_training(console, solver, pending)
@@ -262,7 +285,7 @@ def cmd_test(args, console: Console) -> int:
     if args.iterations <= 0:
         raise UsageError(f"{PROG} test: --iterations must be > 0")
     device = _use_device(args)
-    net = Net(args.model, _phase(args.phase), device=device)
+    net = Net(args.model, _phase(args.phase), level=args.level, stages=_stages(args), device=device)
     _load_weights(net, args.weights, console)
     console.log(f"Running for {args.iterations} iterations.")
     totals: dict[str, float] = {}
@@ -277,6 +300,29 @@ def cmd_test(args, console: Console) -> int:
     means = {name: total / args.iterations for name, total in totals.items()}
     for line in _output_lines(net, means, "Test net output"):
         console.log(line.split(": ", 1)[1])
+    bad = [name for name, value in means.items() if not math.isfinite(value)]
+    if not math.isfinite(loss) or bad:
+        console.finish()
+        print(f"{PROG}: test of '{args.model}' with weights '{args.weights}' gave non-finite output(s): "
+              f"{', '.join(bad or ['loss'])} (NaN/inf in the weights or a divergence)", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _stages(args) -> list[str]:
+    """--stage values, each possibly comma-separated as the caffe tool takes them."""
+    return [stage for value in (args.stage or []) for stage in value.split(",") if stage]
+
+
+# ---------------------------------------------------------------------------
+# upgrade
+# ---------------------------------------------------------------------------
+def cmd_upgrade(args, console: Console) -> int:
+    from .upgrade import upgrade_file
+    kind, changed = upgrade_file(args.input, args.output)
+    if not changed:
+        console.log(f"File already in latest proto format: {args.input}")
+    console.log(f"Wrote upgraded {kind} to {args.output}")
     return 0
 
 
@@ -357,7 +403,7 @@ def cmd_gradcheck(args, console: Console) -> int:
     net.forward()
     results = check_net(net, args.layer or None, threshold=args.threshold, max_elements=args.max_elements)
     failed = []
-    for layer_name, result in results.items():
+    for _layer_name, result in results.items():
         for blob in result.blobs:
             verdict = "ok" if blob.passed else "FAIL"
             console.log(f"{blob.name:30s} worst relative error {blob.worst_error:.3e} "
@@ -382,12 +428,44 @@ def cmd_convert(args, console: Console) -> int:
     from . import tools
     data = tools.load_array(args.data)
     labels = tools.load_array(args.labels)
+    backend = args.backend or tools.backend_for_output(args.output)
+    if backend != "hdf5":
+        if args.list or args.compress:
+            raise UsageError(f"{PROG} convert: --list and --compress are for HDF5 output, not {backend}")
+        count = tools.to_lmdb(data, labels, args.output, backend=backend)
+        console.log(f"Wrote {count} Datums to the {backend.upper()} database {args.output} (rows of shape "
+                    f"{tuple(data.shape[1:])}, {'bytes' if data.dtype.name == 'uint8' else 'float_data'}): "
+                    f"use it as data_param {{ source: ... backend: {backend.upper()} }}")
+        return 0
     path = tools.to_hdf5(data, labels, args.output, compression="gzip" if args.compress else None)
     console.log(f"Wrote {data.shape[0]} rows to {path} (datasets 'data' {tuple(data.shape)}, "
                 f"'label' ({labels.reshape(-1).shape[0]},))")
     if args.list:
         tools.write_source_list([path], args.list)
         console.log(f"Wrote the source list {args.list}: use it as hdf5_data_param {{ source: ... }}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# convert_imageset, compute_image_mean (Caffe's data tools)
+# ---------------------------------------------------------------------------
+def cmd_convert_imageset(args, console: Console) -> int:
+    from . import datatools
+    start = _time.perf_counter()
+    count = datatools.convert_imageset(
+        args.root, args.list, args.db, resize_height=args.resize_height, resize_width=args.resize_width,
+        gray=args.gray, shuffle=args.shuffle, backend=args.backend, encoded=args.encoded,
+        encode_type=args.encode_type, check_size=args.check_size, seed=args.seed, log=console.log)
+    console.log(f"Wrote {count} Datums to {args.db} ({args.backend}) in "
+                f"{_fmt(_time.perf_counter() - start)} s")
+    return 0
+
+
+def cmd_compute_image_mean(args, console: Console) -> int:
+    from . import datatools
+    datatools.compute_image_mean(args.db, args.output, backend=args.backend, log=console.log)
+    if args.output:
+        console.log(f"Wrote the mean to {args.output}: use it as transform_param {{ mean_file: ... }}")
     return 0
 
 
@@ -405,12 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--gpu", nargs="?", const="0", default=None, metavar="ID",
                          help="run on the GPU (device number or 'all'; needs cupy and CUDA)")
 
+    def net_state(sub):  # the caffe tool's -stage / -level
+        sub.add_argument("--stage", action="append", default=[], metavar="STAGE",
+                         help="net stage for include/exclude rules (repeatable, or comma-separated)")
+        sub.add_argument("--level", type=int, default=None, help="net level for include/exclude rules")
+
     train = commands.add_parser("train", help="train a net from a solver prototxt")
     train.add_argument("--solver", required=True, help="solver prototxt")
     train.add_argument("--weights", help="start from these weights (.caffemodel[.h5]; comma-separated list)")
     train.add_argument("--snapshot", help="resume from this .solverstate[.h5]")
     train.add_argument("--iterations", type=int, help="train to this iteration (overrides max_iter)")
     gpu(train)
+    net_state(train)
     train.set_defaults(func=cmd_train)
 
     test = commands.add_parser("test", help="score a trained net: mean of each output")
@@ -419,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--iterations", type=int, default=50, help="batches to run (default 50)")
     test.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST")
     gpu(test)
+    net_state(test)
     test.set_defaults(func=cmd_test)
 
     timing = commands.add_parser("time", help="per-layer forward/backward time")
@@ -438,14 +523,53 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN")
     check.set_defaults(func=cmd_gradcheck)
 
-    convert = commands.add_parser("convert", help="numpy arrays (.npy) to an HDF5Data file")
+    convert = commands.add_parser("convert", help="numpy arrays (.npy) to an HDF5Data file or an LMDB")
     convert.add_argument("--data", required=True, help="N x ... array (.npy, or .npz with one array)")
     convert.add_argument("--labels", required=True, help="N labels (.npy)")
-    convert.add_argument("--output", required=True, help="the .h5 file to write")
+    convert.add_argument("--output", required=True,
+                         help="the .h5 file, or the database folder (.lmdb / .leveldb, or with --backend)")
+    convert.add_argument("--backend", choices=("hdf5", "lmdb", "leveldb"),
+                         help="output format (default: from the name; .h5 otherwise)")
     convert.add_argument("--list", help="also write this source list naming the .h5 file")
     convert.add_argument("--compress", action="store_true", help="gzip the datasets")
     convert.set_defaults(func=cmd_convert)
+
+    def flag(sub, name, **kwargs):  # Caffe's tools take -name=value and --name=value
+        sub.add_argument(f"-{name}", f"--{name}", dest=name, **kwargs)
+
+    imageset = commands.add_parser("convert_imageset", help="images + a 'path label' list to an LMDB/LevelDB "
+                                   "of Datums (Caffe's convert_imageset)")
+    imageset.add_argument("root", help="folder the list's paths are relative to (prefixed as is)")
+    imageset.add_argument("list", help="list file: one 'path label' per line")
+    imageset.add_argument("db", help="the database folder to create (must not exist)")
+    flag(imageset, "resize_height", type=int, default=0, help="resize to this height (with resize_width)")
+    flag(imageset, "resize_width", type=int, default=0, help="resize to this width (with resize_height)")
+    flag(imageset, "gray", action="store_true", help="store grey images (default: colour, BGR)")
+    flag(imageset, "shuffle", action="store_true", help="shuffle the list's order")
+    flag(imageset, "seed", type=int, default=None, help="random seed of --shuffle (default: random)")
+    flag(imageset, "backend", choices=("lmdb", "leveldb"), default="lmdb", help="database type (default lmdb)")
+    flag(imageset, "encoded", action="store_true", help="store the encoded image (PNG/JPEG bytes)")
+    flag(imageset, "encode_type", default="", help="encode as png or jpg (implies --encoded)")
+    flag(imageset, "check_size", action="store_true", help="check that all images have one size")
+    imageset.set_defaults(func=cmd_convert_imageset)
+
+    mean = commands.add_parser("compute_image_mean", help="the mean image of a database, as a .binaryproto "
+                               "(Caffe's compute_image_mean)")
+    mean.add_argument("db", help="LMDB/LevelDB of Datums")
+    mean.add_argument("output", nargs="?", help="the mean file to write (.binaryproto)")
+    flag(mean, "backend", choices=("lmdb", "leveldb"), default="lmdb", help="database type (default lmdb)")
+    mean.set_defaults(func=cmd_compute_image_mean)
+
+    upgrade = commands.add_parser("upgrade", help="rewrite an old-format net or solver as today's Caffe "
+                                  "(upgrade_net_proto_text / upgrade_solver_proto_text)")
+    upgrade.add_argument("input", help="net or solver prototxt (or a binary .caffemodel)")
+    upgrade.add_argument("output", help="where to write the upgraded file")
+    upgrade.set_defaults(func=cmd_upgrade)
     return parser
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {' '.join(str(message).split())}", flush=True)  # a log line: stderr is for the failure
 
 
 def _one_line(exc: BaseException) -> str:
@@ -471,7 +595,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     console = Console()
     try:
-        return args.func(args, console)
+        with warnings.catch_warnings(), numpy.errstate(all="ignore"):  # a divergence: reported once
+            warnings.showwarning = _warning_line  # a warning is one log line
+            return args.func(args, console)
     except UsageError as exc:
         console.finish()
         print(_one_line(exc), file=sys.stderr)

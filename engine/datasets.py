@@ -5,6 +5,8 @@ Every generator is seeded, so a dataset is the same on every machine.
 """
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from . import resources
@@ -70,6 +72,10 @@ def _finish(points, labels, gen):
     return data[order], label[order]
 
 
+#: Limits of the generated datasets' parameters (beyond them a teaching set makes no sense).
+MAX_POINTS = 10_000_000
+MAX_CLASSES = 1000
+
 GENERATORS = {"spiral": spiral, "xor": xor, "circles": circles, "blobs": blobs, "digits": digits}
 
 
@@ -77,14 +83,20 @@ def load(name: str, num_points: int = 300, noise: float = 0.1, num_classes: int 
     """(data, labels) of a built-in dataset by name."""
     if name not in GENERATORS:
         raise KeyError(f"unknown built-in dataset '{name}' (available: {', '.join(GENERATORS)})")
-    if num_points < 0 or noise < 0:
-        raise ValueError(f"dataset '{name}': num_points and noise must be >= 0")
+    if not 0 <= num_points <= MAX_POINTS:
+        raise ValueError(f"dataset '{name}': num_points is {num_points}; it must be in [0, {MAX_POINTS}]")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"dataset '{name}': noise is {noise}; it must be a finite number >= 0")
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"dataset '{name}': num_classes is {num_classes}; it must be in [1, {MAX_CLASSES}]")
+    if seed < 0:
+        raise ValueError(f"dataset '{name}': seed is {seed}; it must be >= 0")
     return GENERATORS[name](num_points=num_points, noise=noise, num_classes=num_classes, seed=seed)
 
 
 def split(data, labels, test_fraction: float, seed: int):
     """((train_data, train_labels), (test_data, test_labels)), a seeded split."""
-    if not 0.0 <= test_fraction < 1.0:
+    if not (math.isfinite(test_fraction) and 0.0 <= test_fraction < 1.0):
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     count = len(labels)
     n_test = int(round(count * test_fraction))

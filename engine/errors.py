@@ -42,3 +42,19 @@ class NonFiniteError(EngineError):
         super().__init__(
             f"non-finite value at iteration {iteration}: {phase} of layer '{layer}' "
             f"produced NaN/inf in blob '{blob}'")
+
+
+class SolverParameterError(NetDefinitionError):
+    """A solver setting Caffe refuses (negative base_lr, momentum 1.5, unsorted stepvalue, ...)."""
+
+
+class ResourceError(EngineError):
+    """A net, blob, dataset or file larger than the memory (or size limit) there is for it."""
+
+
+class SnapshotError(EngineError):
+    """Snapshots cannot be written where ``snapshot_prefix`` points."""
+
+
+class EngineWarning(UserWarning):
+    """Something legal that is probably a mistake (NaN weights loaded, lr 0, an empty net)."""

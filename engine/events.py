@@ -34,3 +34,46 @@ class Event:
         where = f" {self.layer} ({self.layer_type})" if self.layer else ""
         extra = f"  {'; '.join(self.products)}" if self.products else ""
         return f"[iter {self.iteration}] {self.kind}{where}{extra}"
+
+
+# -- Caffe's named stages of one iteration (Solver::Step, SGDSolver::ApplyUpdate) --
+CLIP_GRADIENTS, NORMALIZE, REGULARIZE, COMPUTE_UPDATE_VALUE, NET_UPDATE = (
+    "ClipGradients", "Normalize", "Regularize", "ComputeUpdateValue", "Update")
+#: The update's stages, in the order the solver runs them (the last one once per iteration).
+STAGES = (CLIP_GRADIENTS, NORMALIZE, REGULARIZE, COMPUTE_UPDATE_VALUE, NET_UPDATE)
+
+
+class Observer:
+    """Hooks into one training iteration: Caffe's ``Solver::Callback``, but per
+    stage and per layer. Subclass and override the hooks you need (each default
+    does nothing); add the observer to ``solver.observers``.
+
+    The hooks run on the stepping thread, in this order: ``on_start``;
+    ``before_layer`` / ``after_layer`` around every layer's forward (then every
+    backward, top to bottom); ``on_gradients_ready`` (raw dW / db in the param
+    diffs, before anything touches them); ``after_stage`` for ClipGradients (once,
+    ``param_index`` None), then Normalize, Regularize and ComputeUpdateValue for
+    each learnable param; ``after_stage`` for Update (weights changed, ``param_index``
+    None); ``on_iteration_end``. A hook may raise ``engine.errors.NonFiniteError``
+    to stop the iteration before the weights change (the NaN trap does).
+    ``detail`` of Regularize holds ``decay_term`` (the λ·W or λ·sign W that was
+    added; None when there is no decay), of ClipGradients ``norm``.
+    """
+
+    def on_start(self, solver) -> None:
+        """The iteration begins (param diffs cleared, before any test pass)."""
+
+    def before_layer(self, solver, phase: str, index: int) -> None:
+        """Layer ``index``'s ``phase`` ("forward" / "backward") is about to run."""
+
+    def after_layer(self, solver, phase: str, index: int) -> None:
+        """Layer ``index``'s ``phase`` has run."""
+
+    def on_gradients_ready(self, solver, loss: float) -> None:
+        """Forward and backward are done; the param diffs hold the raw gradients."""
+
+    def after_stage(self, solver, stage: str, param_index: int | None, detail: dict) -> None:
+        """One of :data:`STAGES` has run (for one param, or for all when None)."""
+
+    def on_iteration_end(self, solver, loss: float) -> None:
+        """The iteration is done (``solver.iter`` already counts it)."""

@@ -1,4 +1,4 @@
-"""Weight fillers with Caffe's names and defaults: constant, uniform, gaussian, xavier, msra."""
+"""Weight fillers with Caffe's names and defaults: constant, uniform, gaussian, xavier, msra, bilinear."""
 from __future__ import annotations
 
 import math
@@ -20,10 +20,18 @@ def _fan(shape: tuple[int, ...], variance_norm: int) -> float:
     return fan_in
 
 
+#: Filler types that draw nothing for a zero-size blob.
+FILLER_TYPES = ("constant", "uniform", "gaussian", "xavier", "msra")
+
+
 def filled_array(filler, shape: tuple[int, ...], dtype=numpy.float32) -> numpy.ndarray:
     """A new numpy array of ``shape`` filled as ``filler`` (a FillerParameter) says."""
     kind = filler.type
     gen = rng.generator()
+    if kind in FILLER_TYPES and (int(numpy.prod(shape)) if shape else 1) == 0:
+        return numpy.zeros(shape, dtype=dtype)  # nothing to draw (and a zero fan to divide by)
+    if kind == "gaussian" and not filler.std >= 0:
+        raise NetDefinitionError(f"gaussian filler: std is {filler.std}; it must be >= 0")
     if kind == "constant":
         return numpy.full(shape, filler.value, dtype=dtype)
     if kind == "uniform":
@@ -40,8 +48,23 @@ def filled_array(filler, shape: tuple[int, ...], dtype=numpy.float32) -> numpy.n
     if kind == "msra":
         std = math.sqrt(2.0 / _fan(shape, filler.variance_norm))
         return gen.normal(0.0, std, size=shape).astype(dtype)
+    if kind == "bilinear":
+        return bilinear_kernel(shape).astype(dtype)
     raise NetDefinitionError(
-        f"unknown filler type '{kind}' (supported: constant, uniform, gaussian, xavier, msra)")
+        f"unknown filler type '{kind}' (supported: constant, uniform, gaussian, xavier, msra, bilinear)")
+
+
+def bilinear_kernel(shape: tuple[int, ...]) -> numpy.ndarray:
+    """Caffe's BilinearFiller: every (kh x kw) slice is the upsampling kernel
+    ``(1 - |x / f - c|) * (1 - |y / f - c|)`` with ``f = ceil(k / 2)``, ``c = (k - 1) / (2 f)``."""
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise NetDefinitionError(
+            f"the bilinear filler needs a 4-D blob with square kernels, got shape {tuple(shape)}")
+    size = shape[3]
+    f = math.ceil(size / 2.0)
+    c = (size - 1) / (2.0 * f)
+    profile = 1.0 - numpy.abs(numpy.arange(size) / f - c)
+    return numpy.broadcast_to(numpy.outer(profile, profile), shape).copy()
 
 
 def fill(blob, filler) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import io as _stdio
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy
@@ -40,14 +41,13 @@ from google.protobuf.message import DecodeError
 
 from . import backend, rng
 from .atomic import atomic_path, write_bytes
-from .errors import DataError, NetDefinitionError, ShapeError
+from .errors import DataError, EngineWarning, NetDefinitionError, ShapeError
 from .proto import caffe_pb2
+from .validate import check_input_file, format_bytes, require_memory
 
 EXTRA_GROUP = "backprop_studio"
 EXTRA_FIELD_NUMBER = 10000
 EXTRA_VERSION = 1
-_V1_LAYERS_FIELD = 2          # NetParameter.layers (V1LayerParameter), read-only support
-_V1_NAME_FIELD, _V1_BLOBS_FIELD = 4, 6
 
 
 # ---------------------------------------------------------------------------
@@ -64,6 +64,8 @@ def is_hdf5_name(path: str) -> bool:
 
 
 def _read_bytes(path: str, what: str) -> bytes:
+    size = check_input_file(path, what)  # a regular file of at most 2 GB (protobuf's limit)
+    require_memory(3 * size, f"reading {what} '{path}' ({format_bytes(size)}: the bytes and the parsed values)")
     try:
         with open(path, "rb") as handle:
             return handle.read()
@@ -75,11 +77,10 @@ def _read_bytes(path: str, what: str) -> bytes:
 
 def _open_h5(path: str, what: str):
     h5py = _h5py()
-    if not os.path.exists(path):
-        raise DataError(f"{what} '{path}' does not exist")
+    check_input_file(path, what)
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         reason = str(exc).split("(")[0].strip() or "unreadable"
         raise DataError(f"{what} '{path}' is corrupt, truncated or not HDF5 ({reason})") from None
 
@@ -170,21 +171,57 @@ class WeightsReport:
     copied: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)   # with parameters in the file, not in the net
     missing: list[str] = field(default_factory=list)   # learnable layers of the net not in the file
+    nonfinite: list[str] = field(default_factory=list)  # one line per blob holding NaN/inf
+    blob_names: list[tuple[str, int]] = field(default_factory=list)  # (layer, j) of each blob copied
 
     def lines(self) -> list[str]:
         """Human-readable notes, Caffe's wording where it has one."""
         out = [f"Ignoring source layer {name}" for name in self.ignored]
         out += [f"Layer {name} is not in '{os.path.basename(self.path)}': it keeps its initial values"
                 for name in self.missing]
-        return out
+        return out + self.nonfinite
 
 
 def load_weights(net, path: str) -> WeightsReport:
-    """Copy the parameters stored in ``path`` into ``net`` by layer name."""
+    """Copy the parameters stored in ``path`` into ``net`` by layer name.
+
+    All or nothing: the whole file is read and checked against the net before a
+    single value is copied. Non-finite values are copied with an
+    :class:`~engine.errors.EngineWarning` (and a line in the report)."""
+    report, assignments = plan_weights(net, path)
+    apply_weights(assignments)
+    return report
+
+
+def plan_weights(net, path: str) -> tuple[WeightsReport, list]:
+    """(report, [(blob, values)]): what :func:`load_weights` would copy, checked, nothing changed."""
     path = os.fspath(path)
-    if is_hdf5_name(path) or (os.path.exists(path) and _h5py().is_hdf5(path)):
-        return _load_weights_h5(net, path)
-    return _load_weights_binary(net, path)
+    check_input_file(path, "weights file")
+    if is_hdf5_name(path) or _h5py().is_hdf5(path):
+        report, assignments = _plan_weights_h5(net, path)
+    else:
+        report, assignments = _plan_weights_binary(net, path)
+    if not report.copied and _learnable_layer_names(net) and report.ignored:
+        raise DataError(f"weights file '{path}' matches no layer of the net: it has {', '.join(report.ignored)}; "
+                        f"the net's layers with weights are {', '.join(_learnable_layer_names(net))}")
+    _warn_nonfinite(report, assignments)
+    return report, assignments
+
+
+def apply_weights(assignments) -> None:
+    """Copy planned values into their blobs (nothing here can fail on the file's account)."""
+    for blob, values in assignments:
+        _copy_into(blob, values)
+
+
+def _warn_nonfinite(report: WeightsReport, assignments) -> None:
+    for (_, values), (layer, j) in zip(assignments, report.blob_names):
+        bad = int(values.size - numpy.count_nonzero(numpy.isfinite(values)))
+        if bad:
+            line = (f"weights file '{report.path}': layer '{layer}' blob {j} holds {bad} non-finite "
+                    f"value(s) (NaN/inf) of {values.size}")
+            report.nonfinite.append(line)
+            warnings.warn(line, EngineWarning, stacklevel=4)
 
 
 def _learnable_layer_names(net) -> list[str]:
@@ -202,38 +239,85 @@ def _mismatch(path: str, layer: str, j: int, file_shape: str, net_shape) -> Shap
 
 
 def _load_weights_h5(net, path: str) -> WeightsReport:
-    report = WeightsReport(path)
-    net_layers = {layer.name: layer for layer in net.layers}
-    owners = {(layer.name, j): owner for layer, j, _, owner in _owned_blobs(net)}
-    with _open_h5(path, "weights file") as handle:
-        if "data" not in handle:
-            raise DataError(f"weights file '{path}' is not a Caffe HDF5 model (it has no 'data' group)")
-        data = handle["data"]
-        file_layers = list(data.keys())
-        for name in net_layers:
-            if name in data and name.split("/")[0] in file_layers:
-                _copy_h5_layer(path, net_layers[name], data[name], owners, report)
-        net_names = list(net_layers)
-        report.ignored = [name for name in file_layers if name not in net_layers and
-                          not any(n.startswith(name + "/") for n in net_names) and _holds_blobs(data[name])]
-    copied = set(report.copied)
-    report.missing = [n for n in _learnable_layer_names(net) if n not in copied]
+    """Load a .caffemodel.h5 (checked whole first, then copied)."""
+    check_input_file(path, "weights file")
+    report, assignments = _plan_weights_h5(net, path)
+    _warn_nonfinite(report, assignments)
+    apply_weights(assignments)
     return report
 
 
-def _holds_blobs(group) -> bool:
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+
+
+def _plan_weights_h5(net, path: str) -> tuple[WeightsReport, list]:
+    report = WeightsReport(path)
+    assignments: list = []
+    net_layers = {layer.name: layer for layer in net.layers}
+    owners = {(layer.name, j): owner for layer, j, _, owner in _owned_blobs(net)}
+    with _open_h5(path, "weights file") as handle:
+        try:
+            if "data" not in handle or not isinstance(handle["data"], _h5py().Group):
+                raise DataError(f"weights file '{path}' is not a Caffe HDF5 model (it has no 'data' group)")
+            data = handle["data"]
+            file_layers = list(data.keys())
+            for name in net_layers:
+                if name in data and name.split("/")[0] in file_layers:
+                    assignments += _plan_h5_layer(path, net_layers[name], data[name], owners, report)
+            net_names = list(net_layers)
+            report.ignored = [name for name in file_layers if name not in net_layers and
+                              not any(n.startswith(name + "/") for n in net_names) and _holds_blobs(data, name)]
+        except _H5_ERRORS as exc:
+            raise DataError(f"weights file '{path}' is corrupt or not a Caffe HDF5 model: {exc}") from None
+    copied = set(report.copied)
+    report.missing = [n for n in _learnable_layer_names(net) if n not in copied]
+    return report, assignments
+
+
+def _holds_blobs(data, name: str) -> bool:
     h5py = _h5py()
-    return isinstance(group, h5py.Group) and any(isinstance(group[k], h5py.Dataset) for k in group)
+    try:
+        group = data[name]
+        return isinstance(group, h5py.Group) and any(isinstance(group[k], h5py.Dataset) for k in group)
+    except _H5_ERRORS:  # a dangling link: holds nothing this net could use
+        return False
 
 
-def _copy_h5_layer(path: str, layer, group, owners, report: WeightsReport) -> None:
+def _h5_member(group, key: str, path: str, where: str):
+    """``group[key]`` or DataError (a dangling soft link, an external link, a broken object)."""
+    h5py = _h5py()
+    link = group.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(f"weights file '{path}': '{where}' is an external link to '{link.filename}'")
+    try:
+        return group[key]
+    except _H5_ERRORS as exc:
+        raise DataError(f"weights file '{path}': '{where}' cannot be read (a link that leads nowhere?): "
+                        f"{exc}") from None
+
+
+def _h5_is_dataset(group, key: str, path: str, where: str) -> bool:
+    """Whether ``group[key]`` is a dataset; DataError naming ``where`` for a broken or outside link."""
+    h5py = _h5py()
+    link = group.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(f"weights file '{path}': '{where}' is an external link to '{link.filename}'")
+    try:
+        return group.get(key, getclass=True) is h5py.Dataset
+    except _H5_ERRORS as exc:
+        raise DataError(f"weights file '{path}': '{where}' cannot be read (a link that leads nowhere?): "
+                        f"{exc}") from None
+
+
+def _plan_h5_layer(path: str, layer, group, owners, report: WeightsReport) -> list:
     h5py = _h5py()
     if not isinstance(group, h5py.Group):
         raise DataError(f"weights file '{path}': 'data/{layer.name}' is not a group")
-    stored = [k for k in group.keys() if isinstance(group[k], h5py.Dataset)]
+    stored = [k for k in group.keys() if _h5_is_dataset(group, k, path, f"data/{layer.name}/{k}")]
     if len(stored) > len(layer.blobs):
         raise ShapeError(f"weights file '{path}': layer '{layer.name}' has {len(stored)} blob(s) in the "
                          f"file but {len(layer.blobs)} in the net")
+    planned = []
     for j, blob in enumerate(layer.blobs):
         key = str(j)
         if key not in group:
@@ -241,16 +325,23 @@ def _copy_h5_layer(path: str, layer, group, owners, report: WeightsReport) -> No
                 continue  # a shared parameter: its owner holds it
             raise ShapeError(f"weights file '{path}': layer '{layer.name}' has {len(stored)} blob(s) in "
                              f"the file but {len(layer.blobs)} in the net (blob {j} is missing)")
-        dataset = group[key]
-        if tuple(dataset.shape) != blob.shape:
-            raise _mismatch(path, layer.name, j, _shape_text(dataset.shape), blob.shape)
+        dataset = _h5_member(group, key, path, f"data/{layer.name}/{key}")
+        if not isinstance(dataset, h5py.Dataset):
+            raise DataError(f"weights file '{path}': 'data/{layer.name}/{key}' is a group, not a dataset")
+        if dataset.dtype.kind not in "biuf":
+            raise DataError(f"weights file '{path}': blob {j} of layer '{layer.name}' holds {dataset.dtype} "
+                            f"values, not numbers")
+        if tuple(dataset.shape or ()) != blob.shape:
+            raise _mismatch(path, layer.name, j, _shape_text(dataset.shape or ()), blob.shape)
         try:
             values = numpy.asarray(dataset[()])
-        except OSError as exc:
+        except _H5_ERRORS as exc:
             raise DataError(f"weights file '{path}': blob {j} of layer '{layer.name}' cannot be read "
                             f"(corrupt or truncated): {exc}") from None
-        _copy_into(blob, values)
+        planned.append((blob, values))
+        report.blob_names.append((layer.name, j))
     report.copied.append(layer.name)
+    return planned
 
 
 def _parse_binary(path: str, what: str, message):
@@ -259,7 +350,7 @@ def _parse_binary(path: str, what: str, message):
     parsed = message()
     try:
         parsed.ParseFromString(data)
-    except DecodeError as exc:
+    except (DecodeError, RuntimeError, ValueError) as exc:
         raise DataError(f"{what} '{path}' is corrupt or truncated (not a binary Caffe "
                         f"{message.__name__}: {exc})") from None
     return parsed
@@ -269,19 +360,43 @@ def _parse_net_binary(path: str) -> caffe_pb2.NetParameter:
     return _parse_binary(path, "weights file", caffe_pb2.NetParameter)
 
 
-def _source_layers(path: str, param: caffe_pb2.NetParameter) -> list[tuple[str, list]]:
-    """(name, [BlobProto]) of every layer in the file, V2 ``layer`` and V1 ``layers``."""
-    layers = [(layer.name, list(layer.blobs)) for layer in param.layer]
-    layers += _v1_layers(path, param)
+def _source_layers(path: str) -> list[tuple[str, list]]:
+    """(name, [BlobProto or ScannedBlob]) of every layer in the file, V2 ``layer``
+    and V1 / V0 ``layers``: scanned without copying the values (engine.caffemodel_scan),
+    or parsed by protobuf when the scan declines the file."""
+    from .caffemodel_scan import map_file, scan_layers
+    layers: list[tuple[str, list]] | None = scan_layers(map_file(path) or _read_bytes(path, "weights file"))
+    if layers is None:
+        param = _parse_net_binary(path)
+        layers = [(layer.name, list(layer.blobs)) for layer in param.layer] + _v1_layers(path, param)
     if not layers:
         raise DataError(f"weights file '{path}' holds no layers (empty, or not a .caffemodel)")
     return layers
 
 
+def _scanned_values(scanned, count: int, where: str) -> numpy.ndarray:
+    """A ScannedBlob's values (a view into the file's bytes), checked as proto_values does."""
+    values = scanned.values if scanned.values is not None else numpy.zeros(0, numpy.float32)
+    if values.size != count:
+        raise DataError(f"{where} holds {values.size} values but its shape needs {count} "
+                        f"(the file is corrupt or truncated)")
+    return values
+
+
 def _load_weights_binary(net, path: str) -> WeightsReport:
+    """Load a binary .caffemodel (checked whole first, then copied)."""
+    check_input_file(path, "weights file")
+    report, assignments = _plan_weights_binary(net, path)
+    _warn_nonfinite(report, assignments)
+    apply_weights(assignments)
+    return report
+
+
+def _plan_weights_binary(net, path: str) -> tuple[WeightsReport, list]:
     report = WeightsReport(path)
+    assignments = []
     net_layers = {layer.name: layer for layer in net.layers}
-    for name, blobs in _source_layers(path, _parse_net_binary(path)):
+    for name, blobs in _source_layers(path):
         layer = net_layers.get(name)
         if layer is None:
             if blobs:
@@ -291,14 +406,17 @@ def _load_weights_binary(net, path: str) -> WeightsReport:
             raise ShapeError(f"weights file '{path}': layer '{name}' has {len(blobs)} blob(s) in the file "
                              f"but {len(layer.blobs)} in the net")
         for j, (proto, blob) in enumerate(zip(blobs, layer.blobs)):
-            if not shape_matches(proto, blob.shape):
-                raise _mismatch(path, name, j, _describe_proto_shape(proto), blob.shape)
-            _copy_into(blob, proto_values(proto, blob.count(),
-                                          f"weights file '{path}': layer '{name}' blob {j}"))
+            header = getattr(proto, "header", proto)  # a ScannedBlob's shape fields
+            if not shape_matches(header, blob.shape):
+                raise _mismatch(path, name, j, _describe_proto_shape(header), blob.shape)
+            where = f"weights file '{path}': layer '{name}' blob {j}"
+            assignments.append((blob, _scanned_values(proto, blob.count(), where) if header is not proto
+                                else proto_values(proto, blob.count(), where)))
+            report.blob_names.append((name, j))
         report.copied.append(name)
     copied = set(report.copied)
     report.missing = [n for n in _learnable_layer_names(net) if n not in copied]
-    return report
+    return report, assignments
 
 
 def net_to_proto(net, write_diff: bool = False) -> caffe_pb2.NetParameter:
@@ -346,42 +464,8 @@ def _save_weights_h5(net, path: str, write_diff: bool) -> None:
 
 
 # ---------------------------------------------------------------------------
-# V1 caffemodels (``layers`` field): decoded from the wire format
+# V1 / V0 caffemodels (``layers`` field) and unknown fields
 # ---------------------------------------------------------------------------
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result, shift = 0, 0
-    while True:
-        if pos >= len(buf):
-            raise DecodeError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _wire_fields(buf: bytes):
-    """(field number, wire type, value) of a serialized message; value is bytes
-    for length-delimited fields, an int for varints, None for fixed-size ones."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _read_varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _read_varint(buf, pos)
-        elif wire == 2:
-            size, pos = _read_varint(buf, pos)
-            if pos + size > len(buf):
-                raise DecodeError("truncated length-delimited field")
-            value, pos = buf[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            pos, value = pos + (8 if wire == 1 else 4), None
-        else:
-            raise DecodeError(f"unsupported wire type {wire}")
-        yield number, wire, value
-
-
 def _unknown_fields(message, number: int) -> list[bytes]:
     from google.protobuf import unknown_fields
     return [f.data for f in unknown_fields.UnknownFieldSet(message)
@@ -389,18 +473,14 @@ def _unknown_fields(message, number: int) -> list[bytes]:
 
 
 def _v1_layers(path: str, param: caffe_pb2.NetParameter) -> list[tuple[str, list]]:
+    """(name, [BlobProto]) of the deprecated ``layers`` (V1; V0 wrapped in V1), by
+    name as Caffe's upgrade step leaves them."""
     layers = []
-    try:
-        for raw in _unknown_fields(param, _V1_LAYERS_FIELD):
-            name, blobs = "", []
-            for number, wire, value in _wire_fields(raw):
-                if number == _V1_NAME_FIELD and wire == 2:
-                    name = value.decode("utf-8")
-                elif number == _V1_BLOBS_FIELD and wire == 2:
-                    blobs.append(caffe_pb2.BlobProto.FromString(value))
-            layers.append((name, blobs))
-    except (DecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"weights file '{path}' is corrupt or truncated (V1 layers: {exc})") from None
+    for old in param.layers:
+        if old.HasField("layer"):  # V0: name and blobs live in the wrapped V0 layer
+            layers.append((old.layer.name or old.name, list(old.layer.blobs) or list(old.blobs)))
+        else:
+            layers.append((old.name, list(old.blobs)))
     return layers
 
 
@@ -562,15 +642,83 @@ def write_extras(group, solver) -> None:
 # ---------------------------------------------------------------------------
 # solver state: reading
 # ---------------------------------------------------------------------------
-def restore(solver, path: str) -> None:
-    """Resume ``solver`` from a .solverstate or .solverstate.h5 (Caffe's Restore)."""
+@dataclass
+class RestoreReport:
+    """What :func:`restore` restored (and what it could not)."""
+
+    path: str
+    iteration: int = 0
+    weights: WeightsReport | None = None
+    histories: int = 0
+    data_layers: list[str] = field(default_factory=list)   # "net/layer" whose position was restored
+    random_stream: bool = False
+    loss_window: bool = False
+
+    def lines(self) -> list[str]:
+        out = [f"Restored iteration {self.iteration} from '{os.path.basename(self.path)}': "
+               f"{self.histories} history blob(s)"]
+        if self.weights is not None:
+            out.append(f"Weights of {len(self.weights.copied)} layer(s) from '{self.weights.path}'")
+            out += self.weights.nonfinite
+        else:
+            out.append("Not restored: the weights (the state names no learned_net); the net keeps its own")
+        if self.data_layers:
+            out.append(f"Data positions: {', '.join(self.data_layers)}")
+        if not self.random_stream:
+            out.append("Not restored: the random stream and the data positions (a state written by Caffe: "
+                       "data layers restart at row 0)")
+        return out
+
+
+@dataclass
+class _RestorePlan:
+    """Everything a state file holds, read and checked, nothing applied yet."""
+
+    iteration: int
+    current_step: int
+    histories: list = field(default_factory=list)
+    weights: tuple | None = None                  # (WeightsReport, assignments)
+    layer_states: list = field(default_factory=list)  # (layer, state, label)
+    losses: tuple | None = None                   # (losses, smoothed, window start)
+    rng_state: dict | None = None
+
+
+def restore(solver, path: str) -> RestoreReport:
+    """Resume ``solver`` from a .solverstate or .solverstate.h5 (Caffe's Restore).
+
+    All or nothing: the file, its weights, histories, data positions and random
+    stream are read and checked first; the solver changes only when all fit."""
     path = os.fspath(path)
-    if is_hdf5_name(path) or (os.path.exists(path) and _h5py().is_hdf5(path)):
-        _restore_h5(solver, path)
+    check_input_file(path, "solver state")
+    if is_hdf5_name(path) or _h5py().is_hdf5(path):
+        plan = _plan_restore_h5(solver, path)
     else:
-        _restore_binary(solver, path)
+        plan = _plan_restore_binary(solver, path)
     from .lr_policy import learning_rate
-    solver.learning_rate = float(learning_rate(solver.param, solver.iter, solver.current_step)[0])
+    rate = float(learning_rate(solver.param, plan.iteration, plan.current_step)[0])
+    report = _apply_restore(solver, plan, path)
+    solver.learning_rate = rate
+    return report
+
+
+def _apply_restore(solver, plan: _RestorePlan, path: str) -> RestoreReport:
+    report = RestoreReport(path, iteration=plan.iteration, histories=len(plan.histories))
+    if plan.weights is not None:
+        report.weights = plan.weights[0]
+        apply_weights(plan.weights[1])
+    for target, values in zip(solver.history, plan.histories):
+        target[...] = backend.to_device(values.reshape(target.shape).astype(target.dtype), solver.device)
+    for layer, state, label in plan.layer_states:
+        set_layer_state(layer, state)
+        report.data_layers.append(label)
+    if plan.losses is not None:
+        solver.losses, solver.smoothed_loss, solver.loss_window_start = plan.losses
+        report.loss_window = True
+    if plan.rng_state is not None:
+        rng.set_state(plan.rng_state)
+        report.random_stream = True
+    solver.iter, solver.current_step = plan.iteration, plan.current_step
+    return report
 
 
 def _find_learned_net(solver, state_path: str, learned: str) -> str:
@@ -582,10 +730,24 @@ def _find_learned_net(solver, state_path: str, learned: str) -> str:
         candidates.append(os.path.join(os.path.dirname(solver.path), learned))
     candidates.append(learned)
     for candidate in candidates:
-        if os.path.isfile(candidate):
+        if "\0" not in candidate and os.path.isfile(candidate):
             return candidate
     raise DataError(f"solver state '{state_path}' names the weights '{learned}', which were not found "
                     f"(looked at: {', '.join(dict.fromkeys(candidates))})")
+
+
+def _plan_learned_weights(solver, state_path: str, learned: str) -> tuple:
+    """The weights a state names, planned; every learnable layer of the net must get its values
+    (a resume into a net with a renamed layer, or from another net's weights, cannot be right)."""
+    weights_path = _find_learned_net(solver, state_path, learned)
+    report, assignments = plan_weights(solver.net, weights_path)
+    if report.missing:
+        raise DataError(
+            f"solver state '{state_path}': its weights '{weights_path}' have no values for layer(s) "
+            f"{', '.join(report.missing)} of the net (the file has: "
+            f"{', '.join(report.copied + report.ignored) or 'no layer with weights'}); the state was written "
+            f"for another net, or a layer was renamed")
+    return report, assignments
 
 
 def _check_history_count(path: str, found: int, solver) -> None:
@@ -595,76 +757,99 @@ def _check_history_count(path: str, found: int, solver) -> None:
             f"{len(solver.history)} (written for another net or solver type?)")
 
 
-def _set_history(solver, i: int, values: numpy.ndarray, shape, path: str) -> None:
+def _checked_history(solver, i: int, values: numpy.ndarray, shape, path: str) -> numpy.ndarray:
     target = solver.history[i]
     if tuple(shape) != tuple(target.shape):
         raise ShapeError(f"solver state '{path}': history blob {i} has shape {_shape_text(shape)} in the "
                          f"file but the solver needs {_shape_text(target.shape)}")
-    target[...] = backend.to_device(numpy.asarray(values).reshape(target.shape).astype(target.dtype),
-                                    solver.device)
+    return numpy.asarray(values)
+
+
+def _checked_counters(path: str, iteration: int, current_step: int) -> tuple[int, int]:
+    if iteration < 0 or current_step < 0:
+        raise DataError(f"solver state '{path}': iter {iteration} and current_step {current_step} "
+                        f"must be >= 0")
+    return iteration, current_step
 
 
 def _read_h5_int(handle, name: str, path: str) -> int:
-    if name not in handle:
+    if name not in handle or not isinstance(handle[name], _h5py().Dataset):
         raise DataError(f"solver state '{path}' has no '{name}' dataset (not a Caffe .solverstate.h5)")
-    return int(numpy.asarray(handle[name][()]).reshape(-1)[0])
+    dataset = handle[name]
+    if dataset.dtype.kind not in "iu" or dataset.size < 1:
+        raise DataError(f"solver state '{path}': '{name}' holds {dataset.dtype} x {dataset.size}, "
+                        f"not an integer")
+    return int(numpy.asarray(dataset[()]).reshape(-1)[0])
 
 
-def _read_h5_string(dataset) -> str:
+def _read_h5_string(dataset, path: str, name: str) -> str:
+    if not isinstance(dataset, _h5py().Dataset):
+        raise DataError(f"solver state '{path}': '{name}' is not a dataset")
     value = dataset[()]
     if isinstance(value, numpy.ndarray):
+        if value.size < 1:
+            raise DataError(f"solver state '{path}': '{name}' is empty")
         value = value.reshape(-1)[0]
     if isinstance(value, bytes):
-        value = value.split(b"\0")[0].decode("utf-8")
+        try:
+            value = value.split(b"\0")[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"solver state '{path}': '{name}' is not UTF-8 text") from None
     return str(value)
 
 
-def _restore_h5(solver, path: str) -> None:
+def _plan_restore_h5(solver, path: str) -> _RestorePlan:
+    h5py = _h5py()
     with _open_h5(path, "solver state") as handle:
         try:
-            iteration = _read_h5_int(handle, "iter", path)
-            current_step = _read_h5_int(handle, "current_step", path)
+            plan = _RestorePlan(*_checked_counters(path, _read_h5_int(handle, "iter", path),
+                                                   _read_h5_int(handle, "current_step", path)))
             if "learned_net" in handle:
-                learned = _read_h5_string(handle["learned_net"])
-                load_weights(solver.net, _find_learned_net(solver, path, learned))
-            if "history" not in handle:
+                learned = _read_h5_string(handle["learned_net"], path, "learned_net")
+                plan.weights = _plan_learned_weights(solver, path, learned)
+            if "history" not in handle or not isinstance(handle["history"], h5py.Group):
                 raise DataError(f"solver state '{path}' has no 'history' group")
             history = handle["history"]
             _check_history_count(path, len(history), solver)
             for i in range(len(solver.history)):
-                if str(i) not in history:
-                    raise DataError(f"solver state '{path}' lacks history blob {i}")
-                dataset = history[str(i)]
-                _set_history(solver, i, dataset[()], dataset.shape, path)
+                dataset = history.get(str(i))
+                if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "biuf":
+                    raise DataError(f"solver state '{path}' lacks history blob {i} (or it is not numbers)")
+                plan.histories.append(_checked_history(solver, i, dataset[()], dataset.shape or (), path))
             if EXTRA_GROUP in handle:
-                read_extras(handle[EXTRA_GROUP], solver, path)
-        except OSError as exc:
+                _plan_extras(handle[EXTRA_GROUP], solver, path, plan)
+        except DataError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise DataError(f"solver state '{path}' is corrupt or truncated: {exc}") from None
-    solver.iter, solver.current_step = iteration, current_step
+    return plan
 
 
-def _restore_binary(solver, path: str) -> None:
+def _plan_restore_binary(solver, path: str) -> _RestorePlan:
     state = _parse_binary(path, "solver state", caffe_pb2.SolverState)
     if not state.HasField("iter"):
         raise DataError(f"solver state '{path}' has no iteration count (empty or not a .solverstate)")
+    plan = _RestorePlan(*_checked_counters(path, state.iter, state.current_step))
     if state.HasField("learned_net"):
-        load_weights(solver.net, _find_learned_net(solver, path, state.learned_net))
+        plan.weights = _plan_learned_weights(solver, path, state.learned_net)
     _check_history_count(path, len(state.history), solver)
     for i, proto in enumerate(state.history):
         shape = proto_shape(proto)
         if shape is None:
             shape = _legacy_shape(proto)
+        _checked_history(solver, i, numpy.zeros(0), shape, path)  # the shape first: the count may be huge
         count = int(numpy.prod(shape)) if shape else 1
-        _set_history(solver, i, proto_values(proto, count, f"solver state '{path}': history blob {i}"),
-                     shape, path)
+        plan.histories.append(proto_values(proto, count, f"solver state '{path}': history blob {i}"))
     extras = _unknown_fields(state, EXTRA_FIELD_NUMBER)
     if extras:
         try:
             with _h5py().File(_stdio.BytesIO(extras[-1]), "r") as handle:
-                read_extras(handle[EXTRA_GROUP], solver, path)
-        except (OSError, KeyError) as exc:
+                _plan_extras(handle[EXTRA_GROUP], solver, path, plan)
+        except DataError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise DataError(f"solver state '{path}': the Backprop Studio extras are corrupt: {exc}") from None
-    solver.iter, solver.current_step = state.iter, state.current_step
+    return plan
 
 
 def _dataset_value(dataset):
@@ -674,30 +859,110 @@ def _dataset_value(dataset):
     return value.item() if hasattr(value, "item") else value
 
 
-def read_extras(group, solver, path: str) -> None:
-    """Restore what :func:`write_extras` stored (data positions first, the RNG last:
-    reloading a data file may draw from it)."""
+#: The bit generators a saved random stream may name (nothing else is looked up).
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _checked_rng_state(text, path: str) -> dict:
+    """The saved random stream, proven to load into a fresh generator of its kind."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        state = json.loads(str(text))
+    except ValueError as exc:
+        raise DataError(f"solver state '{path}': the saved random stream (rng_state) is not JSON: {exc}") from None
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in _BIT_GENERATORS:
+        raise DataError(f"solver state '{path}': the saved random stream names no known generator "
+                        f"({kind!r}; expected one of {', '.join(_BIT_GENERATORS)})")
+    try:
+        getattr(numpy.random, kind)().state = state
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise DataError(f"solver state '{path}': the saved random stream (rng_state) is corrupt: {exc}") from None
+    if kind != rng.get_state().get("bit_generator"):
+        raise DataError(f"solver state '{path}': the saved random stream is a {kind}, the engine's a "
+                        f"{rng.get_state().get('bit_generator')}")
+    return state
+
+
+def _checked_batcher_state(layer, state: dict, where: str) -> dict:
+    """An ArrayBatcher position: a cursor in [0, rows] and an order of the rows."""
+    rows = layer.batcher.rows
+    try:
+        cursor = int(state["cursor"])
+        order = numpy.asarray(state["order"]).reshape(-1)
+    except KeyError as exc:
+        raise DataError(f"{where}: data layer '{layer.name}': the saved position lacks '{exc.args[0]}'") from None
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{where}: data layer '{layer.name}': the saved position is not a number") from None
+    if not 0 <= cursor <= rows:
+        raise DataError(f"{where}: data layer '{layer.name}': the saved cursor {cursor} is outside its "
+                        f"{rows} rows (the state was saved for other data)")
+    if order.dtype.kind not in "iu" or len(order) != rows or \
+            not numpy.array_equal(numpy.sort(order), numpy.arange(rows)):
+        raise DataError(f"{where}: data layer '{layer.name}': the saved row order is not an order of its "
+                        f"{rows} rows (it has {len(order)}; the state was saved for other data)")
+    return {"cursor": cursor, "order": order.astype(numpy.intp)}
+
+
+def _checked_layer_state(layer, state: dict, where: str) -> dict:
+    checker = getattr(layer, "check_state", None)
+    if callable(checker):
+        try:
+            return checker(state)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+    if getattr(layer, "batcher", None) is not None and hasattr(layer.batcher, "rows"):
+        return _checked_batcher_state(layer, state, where)
+    return state
+
+
+def _plan_extras(group, solver, path: str, plan: _RestorePlan) -> None:
+    """Read and check what :func:`write_extras` stored (applied by :func:`_apply_restore`)."""
+    where = f"solver state '{path}'"
     layers = group.get("data_layers")
     if layers is not None:
         nets = dict(_nets(solver))
         for net_name in layers:
             net = nets.get(net_name)
             if net is None:
-                raise DataError(f"solver state '{path}' has data positions for '{net_name}', which this "
-                                f"solver does not have")
+                raise DataError(f"{where} has data positions for '{net_name}', which this solver does not have")
             for index in layers[net_name]:
                 entry = layers[net_name][index]
-                i = int(index)
+                try:
+                    i = int(index)
+                except ValueError:
+                    raise DataError(f"{where}: data position '{net_name}/{index}' is not a layer number") from None
+                if "layer" not in entry.attrs:
+                    raise DataError(f"{where}: data position '{net_name}/{index}' does not name its layer")
                 name = entry.attrs["layer"]
-                name = name.decode() if isinstance(name, bytes) else str(name)
+                name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
                 if i >= len(net.layers) or net.layers[i].name != name:
-                    raise DataError(f"solver state '{path}': data layer '{name}' is not layer {i} of the "
+                    raise DataError(f"{where}: data layer '{name}' is not layer {i} of the "
                                     f"{net_name} net (the state belongs to another net)")
-                set_layer_state(net.layers[i], {key: _dataset_value(entry[key]) for key in entry})
+                state = {key: _dataset_value(entry[key]) for key in entry}
+                plan.layer_states.append((net.layers[i], _checked_layer_state(net.layers[i], state, where),
+                                          f"{name} ({net_name})"))
     if "losses" in group:
-        solver.losses = [float(x) for x in group["losses"][()]]
-        solver.smoothed_loss = float(group["smoothed_loss"][()])
-        solver.loss_window_start = int(group.attrs.get("loss_window_start", 0))
+        losses = [float(x) for x in numpy.asarray(group["losses"][()], dtype=numpy.float64).reshape(-1)]
+        smoothed = float(numpy.asarray(group["smoothed_loss"][()], dtype=numpy.float64).reshape(-1)[0])
+        start = int(group.attrs.get("loss_window_start", 0))
+        if len(losses) > max(1, solver.param.average_loss):
+            raise DataError(f"{where}: the loss window holds {len(losses)} losses but average_loss is "
+                            f"{solver.param.average_loss}")
+        plan.losses = (losses, smoothed, start)
     state = group.attrs.get("rng_state")
     if state is not None:
-        rng.set_state(json.loads(state))
+        plan.rng_state = _checked_rng_state(state, path)
+
+
+def read_extras(group, solver, path: str) -> None:
+    """Restore what :func:`write_extras` stored (checked whole, then applied)."""
+    plan = _RestorePlan(solver.iter, solver.current_step)
+    _plan_extras(group, solver, path, plan)
+    for layer, state, _ in plan.layer_states:
+        set_layer_state(layer, state)
+    if plan.losses is not None:
+        solver.losses, solver.smoothed_loss, solver.loss_window_start = plan.losses
+    if plan.rng_state is not None:
+        rng.set_state(plan.rng_state)

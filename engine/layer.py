@@ -13,9 +13,24 @@ def register(type_name: str) -> Callable[[type["Layer"]], type["Layer"]]:
     """Class decorator: make a Layer available under its Caffe ``type`` name."""
     def decorate(cls: type["Layer"]) -> type["Layer"]:
         cls.type_name = type_name
+        if type_name in IN_PLACE_REFUSED and "in_place_allowed" not in vars(cls):  # a layer's own rule stays
+            cls.in_place_allowed = False
         _REGISTRY[type_name] = cls
         return cls
     return decorate
+
+
+#: Caffe's in-place rule, the types it refuses itself (CHECK_NE(top[0], bottom[0])
+#: in their setup), and why. Beyond these a layer states its own rule
+#: (``in_place_allowed``, e.g. where its backward reads the bottom the top would
+#: overwrite), and Layer.setup refuses any layer that would change the shape of a
+#: blob it computes in place (an InnerProduct, Convolution, Pooling, Concat ...).
+IN_PLACE_REFUSED: dict[str, str] = {
+    "AbsVal": "Caffe refuses it: its backward reads the bottom it would overwrite",
+    "Flatten": "Caffe refuses it: the top is a reshaped view of the bottom",
+    "Reshape": "Caffe refuses it: the top is a reshaped view of the bottom",
+    "Split": "Caffe refuses it: the tops share the bottom's data",
+}
 
 
 def supported_types() -> list[str]:
@@ -23,22 +38,42 @@ def supported_types() -> list[str]:
 
 
 def create_layer(param, phase: int) -> "Layer":
-    """Build the layer a LayerParameter describes, or say which types exist."""
+    """Build the layer a LayerParameter describes. The one place where layer types
+    are refused: called only for the layers of the net being built (after the
+    NetState filtering), so an unsupported layer excluded from it costs nothing."""
     cls = _REGISTRY.get(param.type)
     if cls is None:
-        hint = UNSUPPORTED_HINTS.get(param.type, "")
-        raise NetDefinitionError(
-            f"layer '{param.name}': unknown layer type '{param.type}'{hint}. "
-            f"Supported types: {', '.join(supported_types())}")
+        raise NetDefinitionError(refusal_message(param))
     return cls(param, phase)
 
 
-UNSUPPORTED_HINTS = {
-    "Data": " (LMDB/LevelDB databases are not supported: convert the data to HDF5 "
-            "with engine.tools.to_hdf5(arrays, labels, path) and use an HDF5Data layer)",
-    "ImageData": " (image folders are not supported: convert them to HDF5 "
-                 "with engine.tools.to_hdf5 and use an HDF5Data layer)",
-}
+#: Caffe's own layer types (BVLC's registry), to tell "not supported here" from "not Caffe".
+CAFFE_LAYER_TYPES = frozenset("""
+    AbsVal Accuracy ArgMax BNLL BatchNorm BatchReindex Bias Clip Concat ContrastiveLoss
+    Convolution Crop Data Deconvolution Dropout DummyData ELU Eltwise Embed EuclideanLoss
+    Exp Filter Flatten HDF5Data HDF5Output HingeLoss Im2col ImageData InfogainLoss
+    InnerProduct Input LRN LSTM LSTMUnit Log MVN MemoryData MultinomialLogisticLoss PReLU
+    Parameter Pooling Power Python RNN ReLU Reduction Reshape SPP Scale Sigmoid
+    SigmoidCrossEntropyLoss Silence Slice Softmax SoftmaxWithLoss Split Swish TanH
+    Threshold Tile WindowData""".split())
+
+
+def refusal_message(param) -> str:
+    """Why the layer ``param`` cannot be built: its name, its type, and what is supported."""
+    supported = f"Supported types: {', '.join(supported_types())}"
+    if param.type == "Python":
+        python = param.python_param
+        return (f"layer '{param.name}' (type 'Python', module '{python.module}', layer '{python.layer}') "
+                f"is not supported by Backprop Studio: the studio never runs code named by a file. "
+                f"{supported}")
+    hint = UNSUPPORTED_HINTS.get(param.type, "")
+    if param.type not in CAFFE_LAYER_TYPES:
+        return (f"layer '{param.name}': unknown layer type '{param.type}' (not a Caffe layer type; "
+                f"not supported by Backprop Studio){hint}. {supported}")
+    return f"layer '{param.name}' of type '{param.type}' is not supported by Backprop Studio{hint}. {supported}"
+
+
+UNSUPPORTED_HINTS: dict[str, str] = {}
 
 
 class Layer:
@@ -88,10 +123,16 @@ class Layer:
     # -- helpers used by the net ------------------------------------------
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.check_blob_counts(bottom, top)
+        in_place = [(t, t.shape) for t in top if any(t is b for b in bottom)]
         self.layer_setup(bottom, top)
         if len(self.param_propagate_down) != len(self.blobs):
             self.param_propagate_down = [True] * len(self.blobs)
         self.reshape(bottom, top)
+        for blob, shape in in_place:  # the in-place rule, part two: the top keeps the bottom's shape
+            if blob.shape != shape:
+                raise NetDefinitionError(
+                    f"layer '{self.name}' ({self.type_name}): cannot be computed in place: it turns blob "
+                    f"'{blob.name}' of shape {shape} into {blob.shape} (give the top another name)")
 
     def check_blob_counts(self, bottom: list[Blob], top: list[Blob]) -> None:
         if self.num_bottoms is not None and len(bottom) != self.num_bottoms:
@@ -106,7 +147,9 @@ class Layer:
             raise NetDefinitionError(
                 f"layer '{self.name}' ({self.type_name}) needs at least {self.min_tops} top blob(s)")
         if not self.in_place_allowed and any(t is b for t in top for b in bottom):
-            raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}): cannot be computed in place")
+            reason = IN_PLACE_REFUSED.get(self.type_name, "its backward needs the bottom it would overwrite")
+            raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}): cannot be computed in place "
+                                     f"({reason}; give the top another name)")
 
     def bottom_name(self, index: int) -> str:
         """The prototxt name of bottom ``index`` (for error messages)."""

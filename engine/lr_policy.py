@@ -5,7 +5,7 @@ import math
 
 import numpy
 
-from .errors import NetDefinitionError
+from .errors import NetDefinitionError, SolverParameterError
 
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 
@@ -16,6 +16,17 @@ def learning_rate(param, iteration: int, current_step: int) -> tuple[numpy.float
     Computed in double from the float32 prototxt values and rounded to float32,
     as Caffe does.
     """
+    try:
+        return _learning_rate(param, iteration, current_step)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        policy = param.lr_policy or "fixed"
+        raise SolverParameterError(
+            f"lr_policy '{policy}' cannot give a learning rate at iteration {iteration} with base_lr "
+            f"{param.base_lr:g}, gamma {param.gamma:g}, power {param.power:g}, stepsize {param.stepsize} ({exc})"
+        ) from None
+
+
+def _learning_rate(param, iteration: int, current_step: int) -> tuple[numpy.float32, int]:
     policy = param.lr_policy or "fixed"
     base_lr, gamma, power = param.base_lr, param.gamma, param.power
     if policy == "fixed":

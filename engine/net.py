@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Iterable
+from typing import Any, Iterable, cast
 
 import numpy
 
-from . import backend, layers as _layers  # noqa: F401  (registers the layer types)
+from . import backend, validate
+from . import layers as _layers  # noqa: F401  (registers the layer types)
 from .blob import Blob
-from .errors import NetDefinitionError, NonFiniteError, ShapeError
+from .errors import DataError, NetDefinitionError, NonFiniteError, ResourceError, ShapeError
 from .layer import Layer, create_layer
-from .prototxt import parse_net, resolve_path
 from .proto import caffe_pb2
+from .prototxt import parse_net, resolve_path
 from .splits import insert_splits
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
@@ -67,24 +68,115 @@ def _legacy_inputs_to_layer(param: caffe_pb2.NetParameter) -> None:
     del param.input[:], param.input_shape[:], param.input_dim[:]
 
 
+def net_state(param: caffe_pb2.NetParameter, phase: int, level: int | None = None,
+              stages: Iterable[str] = ()) -> caffe_pb2.NetState:
+    """The NetState a net is built in, as Caffe's Net(file, phase, level, stages):
+    the file's own ``state``, with ``phase`` set, ``stages`` added and ``level``
+    set when given."""
+    state = caffe_pb2.NetState()
+    state.CopyFrom(param.state)
+    state.phase = cast("caffe_pb2.Phase", phase)
+    state.stage.extend(stages)
+    if level is not None:
+        state.level = level
+    return state
+
+
+def _upgraded_copy(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
+    """``param`` itself, or an upgraded copy when it uses Caffe's older formats."""
+    from .upgrade import net_needs_upgrade, upgrade_net
+    if not net_needs_upgrade(param):
+        return param
+    copy = caffe_pb2.NetParameter()
+    copy.CopyFrom(param)
+    upgrade_net(copy, "<net>")
+    return copy
+
+
+def _automatic_tops(layer: Layer, layer_param: caffe_pb2.LayerParameter) -> list[str]:
+    """Caffe's AutoTopBlobs: a loss layer written without its top gets an anonymous
+    one ("(automatic)"), so its loss still counts."""
+    if not layer.is_loss:
+        return []
+    needed = max(layer.min_tops, layer.num_tops or 0)
+    return ["(automatic)"] * max(0, needed - len(layer_param.top))
+
+
 def _resolve_data_paths(param: caffe_pb2.NetParameter, relative_to: str | None) -> None:
     for layer in param.layer:
         if layer.HasField("hdf5_data_param") and layer.hdf5_data_param.source:
             layer.hdf5_data_param.source = resolve_path(layer.hdf5_data_param.source, relative_to)
+        for owner, name in (("data_param", "source"), ("image_data_param", "source"),
+                            ("image_data_param", "root_folder"), ("transform_param", "mean_file"),
+                            ("data_param", "mean_file")):
+            if layer.HasField(owner) and getattr(getattr(layer, owner), name):
+                setattr(getattr(layer, owner), name, resolve_path(getattr(getattr(layer, owner), name), relative_to))
+
+
+#: What a layer's numpy work raises on values or sizes it cannot handle (an overflow,
+#: an array too big to allocate): turned into the engine's errors naming the layer.
+_LAYER_FAILURES = (ArithmeticError, MemoryError, ValueError)
+
+
+def _layer_failure(layer: Layer, phase: str, exc: Exception) -> Exception:
+    kind = ResourceError if isinstance(exc, MemoryError) or "too big" in str(exc) else ShapeError
+    return kind(f"layer '{layer.name}' ({layer.type_name}): {phase} failed: "
+                f"{type(exc).__name__}: {exc or 'out of memory'}")
+
+
+def _naming_file(exc: Exception, path: str | None) -> Exception:
+    """``exc`` with the net file's path in front of its message (a net read from a file)."""
+    if not path or path in str(exc):
+        return exc
+    try:
+        return type(exc)(f"{path}: {exc}")
+    except TypeError:  # an error type with its own constructor: keep it as it is
+        return exc
+
+
+class _MemoryTally:
+    """What the blobs of a net being built take, against the memory available when
+    the build began (an array is allocated lazily: the free memory does not show it)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.budget = validate.available_memory(device)
+        self.total = 0
+        self.seen: set[int] = set()
+
+    def add(self, layer: Layer, tops: list[Blob], bottoms: list[Blob]) -> None:
+        biggest, biggest_bytes = None, 0
+        for blob in list(tops) + list(layer.blobs):
+            if id(blob) in self.seen or any(blob is b for b in bottoms):
+                continue
+            self.seen.add(id(blob))
+            nbytes = validate.shape_bytes(blob.shape, blob.dtype.itemsize) * 2
+            self.total += nbytes
+            if nbytes > biggest_bytes:
+                biggest, biggest_bytes = blob, nbytes
+        if self.budget is not None and biggest is not None and self.total > self.budget:
+            label = f"blob '{biggest.name}'" if biggest.name else "a parameter blob"
+            raise ResourceError(
+                f"layer '{layer.name}' ({layer.type_name}): {label} of shape {biggest.shape} needs "
+                f"{validate.format_bytes(biggest_bytes)} (data and diff), and the net's blobs so far "
+                f"{validate.format_bytes(self.total)}: more than the {validate.format_bytes(self.budget)} "
+                f"of memory available")
 
 
 class Net:
     """A network built from a NetParameter (pycaffe's ``caffe.Net``).
 
-    ``Net(prototxt_path_or_text, phase=TRAIN, weights=None)``. ``blobs`` and
+    ``Net(prototxt_path_or_text, phase=TRAIN, weights=None, level=None, stages=())``:
+    the layers whose include / exclude rules the state (phase, level, stages, added
+    to the file's own ``state``) meets, as Caffe's FilterNet. ``blobs`` and
     ``params`` are ordered dicts by blob / layer name.
     """
 
     def __init__(self, source, phase: int = TRAIN, weights: str | None = None, *,
-                 level: int = 0, stages: Iterable[str] = (), dtype=numpy.float32,
+                 level: int | None = None, stages: Iterable[str] = (), dtype=numpy.float32,
                  device: str | None = None):
         if isinstance(source, caffe_pb2.NetParameter):
-            param, self.path = source, None
+            param, self.path = _upgraded_copy(source), None
         else:
             param, self.path = parse_net(source)
         self.phase = phase
@@ -92,16 +184,18 @@ class Net:
         self.device = backend.normalize_device(device or backend.current_mode())
         if self.device == "gpu":
             backend.cupy_module()
-        state = caffe_pb2.NetState(phase=phase, level=level)
-        state.stage.extend(stages)
-        param = filter_net(param, state)
+        param = filter_net(param, net_state(param, phase, level, stages))
         _legacy_inputs_to_layer(param)
         _resolve_data_paths(param, self.path)
         self.param = param
         self.name = param.name
-        self._build(insert_splits(param))
+        try:
+            self._build(insert_splits(param))
+        except (NetDefinitionError, ShapeError, DataError, ResourceError) as exc:
+            raise _naming_file(exc, self.path) from None
+        self._input_shapes = self._current_input_shapes()  # forward() reshapes when they change
         self.capture_layers: set[str] = set()
-        self.captured: dict[str, dict[str, object]] = {}
+        self.captured: dict[str, dict[str, Any]] = {}
         self.loss = 0.0
         if weights:
             self.copy_from(weights)
@@ -128,11 +222,13 @@ class Net:
         self.layer_need_backward: list[bool] = []
         self.bottom_need_backward: list[list[bool]] = []
         names_seen = set()
+        memory = _MemoryTally(self.device)
         for layer_param in param.layer:
             if layer_param.name in names_seen:
                 raise NetDefinitionError(f"two layers are named '{layer_param.name}'")
             names_seen.add(layer_param.name)
-            layer = create_layer(layer_param, self.phase)
+            # Caffe: a layer's own `phase` field wins over the net's
+            layer = create_layer(layer_param, layer_param.phase if layer_param.HasField("phase") else self.phase)
             layer.dtype, layer.device = self.dtype, self.device
             bottoms, need_flags = [], []
             for j, name in enumerate(layer_param.bottom):
@@ -150,7 +246,14 @@ class Net:
                 need_flags.append(need)
                 available.pop(name, None)
             tops = []
-            for j, name in enumerate(layer_param.top):
+            top_names = list(layer_param.top) + _automatic_tops(layer, layer_param)
+            for j, name in enumerate(top_names):
+                if j >= len(layer_param.top):  # Caffe's anonymous top: in blobs, not an output
+                    blob = Blob((), dtype=self.dtype, device=self.device)
+                    blob.name = name
+                    self.blobs.setdefault(name, blob)
+                    tops.append(blob)
+                    continue
                 if j < len(layer_param.bottom) and layer_param.bottom[j] == name:
                     tops.append(self.blobs[name])  # computed in place
                 elif name in self.blobs:
@@ -158,6 +261,7 @@ class Net:
                         f"layer '{layer.name}': top blob '{name}' is produced by more than one layer")
                 else:
                     blob = Blob((), dtype=self.dtype, device=self.device)
+                    blob.name = name
                     self.blobs[name] = blob
                     tops.append(blob)
                     if layer_param.type == "Input":
@@ -167,6 +271,10 @@ class Net:
                 layer.setup(bottoms, tops)
             except (IndexError, ValueError) as exc:
                 raise ShapeError(f"layer '{layer.name}' ({layer.type_name}): {exc}") from None
+            except (ResourceError, MemoryError) as exc:
+                raise ResourceError(f"layer '{layer.name}' ({layer.type_name}): "
+                                    f"{exc or 'out of memory while setting it up'}") from None
+            memory.add(layer, tops, bottoms)
             self._loss_weights.append(self._top_loss_weights(layer, layer_param, len(tops)))
             # Caffe: a bottom blob that needs backward makes the layer need it, propagate_down or not
             need_backward = any(blob_needs_backward.get(name, False) for name in layer_param.bottom)
@@ -174,12 +282,12 @@ class Net:
                 lr_mult = self._append_param(layer, layer_param, j)
                 layer.param_propagate_down[j] = lr_mult != 0
                 need_backward = need_backward or lr_mult != 0
-            for name in layer_param.top:
+            for name in top_names:
                 blob_needs_backward[name] = need_backward
             self.layers.append(layer)
             self.layer_params.append(layer_param)
             self.bottom_names.append(list(layer_param.bottom))
-            self.top_names.append(list(layer_param.top))
+            self.top_names.append(top_names)
             self._bottoms.append(bottoms)
             self._tops.append(tops)
             self.layer_need_backward.append(need_backward)
@@ -298,11 +406,14 @@ class Net:
 
     def forward_layer(self, i: int) -> float:
         """Run layer ``i`` forward; returns its weighted loss contribution."""
-        self.layers[i].forward(self._bottoms[i], self._tops[i])
+        try:
+            self.layers[i].forward(self._bottoms[i], self._tops[i])
+        except _LAYER_FAILURES as exc:
+            raise _layer_failure(self.layers[i], "forward", exc) from None
         loss = 0.0
         for blob, weight in self._loss_tops_of(i):
             data = blob.data  # a one-element sum is the element itself: no reduction call
-            loss += weight * float(data.item() if data.size == 1 else data.sum())
+            loss += weight * (data.item() if data.size == 1 else data.sum().item())
         return loss
 
     def backward_layer(self, i: int) -> None:
@@ -312,7 +423,10 @@ class Net:
         tops = self._tops[i]
         for blob, weight in self._loss_tops_of(i):
             blob.diff.fill(weight)
-        self.layers[i].backward(tops, self.bottom_need_backward[i], self._bottoms[i])
+        try:
+            self.layers[i].backward(tops, self.bottom_need_backward[i], self._bottoms[i])
+        except _LAYER_FAILURES as exc:
+            raise _layer_failure(self.layers[i], "backward", exc) from None
         if self.capture_layers and self.layers[i].name in self.capture_layers:
             self._capture(i)
 
@@ -329,7 +443,11 @@ class Net:
 
     def forward(self, start: str | None = None, end: str | None = None, **inputs) -> dict:
         """Run forward (optionally from layer ``start`` to ``end``); inputs by blob name.
-        Returns the outputs as {name: data array}; the loss is in ``self.loss``."""
+        Returns the outputs as {name: data array}; the loss is in ``self.loss``.
+        An input blob reshaped since the last pass (pycaffe's
+        ``net.blobs['data'].reshape(...)``) reshapes the net first, as Caffe's
+        Forward does."""
+        self._reshape_if_inputs_changed()
         for name, value in inputs.items():
             self._set_input(name, value)
         first = self.layer_index(start) if start else 0
@@ -363,6 +481,7 @@ class Net:
 
     def forward_backward(self) -> float:
         """Forward then backward; returns the loss."""
+        self._reshape_if_inputs_changed()
         forward_layer, backward_layer = self.forward_layer, self.backward_layer
         loss = 0.0
         for i in range(len(self.layers)):
@@ -382,9 +501,29 @@ class Net:
             blob.data -= blob.diff
 
     def reshape(self) -> None:
-        """Propagate new input shapes through every layer."""
+        """Propagate new input shapes through every layer (a shape error names the layer)."""
         for i, layer in enumerate(self.layers):
-            layer.reshape(self._bottoms[i], self._tops[i])
+            try:
+                layer.reshape(self._bottoms[i], self._tops[i])
+            except (IndexError, ValueError) as exc:
+                shapes = ", ".join(f"'{n}' {b.shape}" for n, b in zip(self.bottom_names[i], self._bottoms[i]))
+                raise ShapeError(f"layer '{layer.name}' ({layer.type_name}) cannot take its input shapes "
+                                 f"({shapes or 'no bottoms'}): {exc}") from None
+        self._input_shapes = self._current_input_shapes()
+
+    _input_shapes: tuple | None = None
+
+    def _current_input_shapes(self) -> tuple:
+        blobs = self.blobs
+        return tuple(blobs[name].shape for name in self.inputs)
+
+    def _reshape_if_inputs_changed(self) -> None:
+        """Caffe reshapes every layer on every forward; the engine does it when an
+        input blob's shape changed since the last (re)shaping."""
+        if not self.inputs:
+            return
+        if self._current_input_shapes() != self._input_shapes:
+            self.reshape()
 
     # -- weights and devices ---------------------------------------------
     def share_weights(self, other: "Net") -> None:
@@ -446,7 +585,7 @@ class Net:
     def first_nonfinite(self, iteration: int = 0) -> NonFiniteError | None:
         """The first layer, in forward then backward order, whose outputs hold NaN/inf."""
         def bad(array) -> bool:
-            return not bool(backend.get_array_module(array).isfinite(array).all())
+            return not backend.get_array_module(array).isfinite(array).all().item()
         for i in range(len(self.layers)):
             for name, blob in zip(self.top_names[i], self._tops[i]):
                 if bad(blob.data):

@@ -9,11 +9,12 @@ from typing import Iterator
 
 import numpy
 
-from . import backend, rng
-from .errors import NetDefinitionError, NonFiniteError
+from . import backend, rng, validate
+from .errors import NetDefinitionError, NonFiniteError, SnapshotError, SolverParameterError
 from .flatparams import FlatParams
-from .events import (BACKWARD, CLIP, FORWARD, ITERATION_END, NONFINITE, TEST, UPDATE, UPDATE_VALUE,
-                     Event)
+from .events import (BACKWARD, CLIP, CLIP_GRADIENTS, COMPUTE_UPDATE_VALUE, FORWARD, ITERATION_END,
+                     NET_UPDATE, NONFINITE, NORMALIZE, REGULARIZE, TEST, UPDATE, UPDATE_VALUE, Event,
+                     Observer)
 from .lr_policy import learning_rate
 from .net import TEST as TEST_PHASE, TRAIN, Net
 from .products import describe
@@ -40,7 +41,7 @@ def get_solver(source, device: str | None = None) -> "Solver":
     return solver_class(kind)(param, device=device, path=path)
 
 
-def solver_class(kind: str) -> type:
+def solver_class(kind: str) -> type["Solver"]:
     """The solver class of a Caffe solver type name ("SGD", "Adam", ...)."""
     cls = _SOLVERS.get(kind)
     if cls is None:
@@ -59,17 +60,31 @@ class Solver:
 
     type_name = "SGD"
     histories_per_param = 1
+    #: The update rule as text (the one place the app takes it from; ``rule_text``
+    #: fills in the numbers); ``{g}`` is the regularized gradient.
+    update_formula = "V ← {momentum}·V + {lr}·{g};   W ← W − V"
+
+    @classmethod
+    def rule_text(cls, numbers: dict | None = None) -> str:
+        """``update_formula`` with the given numbers (floats shown with %g) or symbols."""
+        filled = {"lr": "lr", "momentum": "μ", "momentum2": "β₂", "delta": "δ", "rms_decay": "ρ", "g": "g"}
+        for key, value in (numbers or {}).items():
+            filled[key] = f"{value:g}" if isinstance(value, float) else str(value)
+        return cls.update_formula.format_map(filled)
 
     def __init__(self, source, device: str | None = None, path: str | None = None):
         if isinstance(source, caffe_pb2.SolverParameter):
             self.param, self.path = source, path
         else:
             self.param, self.path = parse_solver(source)
+        validate.check_solver_param(self.param, self.path or "solver", self.type_name)  # before building
         if self.param.random_seed >= 0:
             rng.set_seed(self.param.random_seed)
         self.device = backend.normalize_device(device or backend.current_mode())
-        self.net = Net(self._train_net_param(), TRAIN, device=self.device)
-        self.test_nets = [self._make_test_net(p) for p in self._test_net_params()]
+        self.net = Net(self._train_net_param(), **self._state_arguments(self.param.train_state, TRAIN),
+                       device=self.device)
+        validate.warn_if_nothing_to_learn(self.net, self.path or "solver")
+        self.test_nets = [self._make_test_net(p, k) for k, p in enumerate(self._test_net_params())]
         if len(self.param.test_iter) != len(self.test_nets):
             if self.test_nets or self.param.test_iter:
                 raise NetDefinitionError(
@@ -86,9 +101,11 @@ class Solver:
         self.check_finite = True
         self.capture_gradients = False
         self.raw_gradients: list = []
-        self.test_scores: list[tuple[int, dict[str, float]]] = []
-        self.auto_snapshot = False
+        self.test_scores: list[tuple[int, dict[str, float]]] = ScoreLog()
+        self._auto_snapshot = False
         self.on_snapshot = None
+        #: events.Observer instances: while any is here, step() runs the staged body
+        self.observers: list[Observer] = []
         self._flat_params()  # params and history as views into contiguous buffers from the start
 
     # -- nets ----------------------------------------------------------
@@ -125,8 +142,20 @@ class Solver:
                 found = [self._net_text(p.net)] * len(p.test_iter)
         return found
 
-    def _make_test_net(self, source) -> Net:
-        net = Net(source, TEST_PHASE, device=self.device)
+    def _state_arguments(self, state, phase: int) -> dict:
+        """Net's phase / level / stages from a solver's train_state or test_state
+        (Caffe merges it into the net's own state: fields it sets win, stages add up)."""
+        return {"phase": state.phase if state.HasField("phase") else phase,
+                "level": state.level if state.HasField("level") else None, "stages": list(state.stage)}
+
+    def _make_test_net(self, source, index: int = 0) -> Net:
+        states = self.param.test_state
+        if states and len(states) != len(self._test_net_params()):
+            raise NetDefinitionError(
+                f"{self.path or 'solver'}: test_state must be unspecified or given once per test net "
+                f"({len(states)} test_state for {len(self._test_net_params())} test net(s))")
+        state = states[index] if states else caffe_pb2.NetState()
+        net = Net(source, **self._state_arguments(state, TEST_PHASE), device=self.device)
         net.share_weights(self.net)
         return net
 
@@ -152,7 +181,7 @@ class Solver:
                 outputs = net.forward()
                 loss += net.loss
                 for name, value in outputs.items():
-                    totals[name] = totals.get(name, 0.0) + float(value.sum()) * \
+                    totals[name] = totals.get(name, 0.0) + value.sum().item() * \
                         (1.0 if value.size == 1 else 1.0)
             prefix = "" if len(self.test_nets) == 1 else f"test{k}/"
             for name, total in totals.items():
@@ -182,13 +211,15 @@ class Solver:
 
     def _check_gradients_finite(self, flat_params=None) -> None:
         if flat_params is not None:  # one BLAS dot over all diffs: NaN/inf make it non-finite
-            total = float(flat_params.diff.dot(flat_params.diff))
+            total = flat_params.diff.dot(flat_params.diff).item()  # one read
         else:
-            total = 0.0
+            squares = None  # summed where the diffs are (in float64): one read below
             for blob in self.net.learnable_params:
                 diff = blob.diff
                 flat = diff if diff.ndim == 1 else diff.reshape(-1)
-                total += float(flat.dot(flat))
+                square = flat.dot(flat).astype(numpy.float64)
+                squares = square if squares is None else squares + square
+            total = 0.0 if squares is None else squares.item()
         if not math.isfinite(total):
             error = self.net.first_nonfinite(self.iter)
             if error is not None:
@@ -204,18 +235,26 @@ class Solver:
         clip = self.param.clip_gradients
         if clip < 0:
             return None
-        sumsq = sum(float(b.diff.reshape(-1) @ b.diff.reshape(-1)) for b in self.net.learnable_params)
+        sumsq = sum((b.diff.reshape(-1) @ b.diff.reshape(-1)).item() for b in self.net.learnable_params)
         norm = math.sqrt(sumsq)
         if norm > clip:
             scale = numpy.float32(clip / norm)
             for blob in self.net.learnable_params:
-                blob.diff *= scale
+                diff = blob.diff
+                diff *= scale  # in place: the blob keeps its array
         return norm
 
     def normalize(self, i: int) -> None:
-        if self.param.iter_size > 1:
-            blob = self.net.learnable_params[i]
-            blob.diff *= blob.dtype.type(1.0 / self.param.iter_size)
+        """Caffe's Normalize: param ``i``'s diff ÷ iter_size (gradients accumulated over passes)."""
+        blob = self.net.learnable_params[i]
+        scale = self._normalize_scale(blob.dtype.type)
+        if scale is not None:
+            diff = blob.diff
+            diff *= scale
+
+    def _normalize_scale(self, dtype):
+        """The factor Normalize multiplies by, in ``dtype``; None when iter_size is 1."""
+        return dtype(1.0 / self.param.iter_size) if self.param.iter_size > 1 else None
 
     def scratch(self, i: int, which: int = 0):
         """A reusable buffer shaped like param ``i`` (for the update's intermediate
@@ -241,25 +280,30 @@ class Solver:
             value = cache[key] = make()
         return value
 
-    def regularize(self, i: int) -> None:
+    def regularize(self, i: int):
+        """Caffe's Regularize: param ``i``'s diff += λ·W (L2) or λ·sign(W) (L1), λ =
+        weight_decay · decay_mult. Returns the term added (a scratch buffer; None
+        when λ is 0)."""
         blob = self.net.learnable_params[i]
-        weight_decay, decay_mult = self.param.weight_decay, self.net.decay_mults[i]
-        decay = self._typed_constant(
-            ("decay", weight_decay, decay_mult, blob.dtype),
-            lambda: blob.dtype.type(numpy.float32(weight_decay) * numpy.float32(decay_mult)))
+        decay = self._decay(blob.dtype, self.net.decay_mults[i])
         if not decay:
-            return
-        kind = self.param.regularization_type
+            return None
         scratch = self.scratch(i)
-        if kind == "L2":
-            blob.xp.multiply(blob.data, decay, out=scratch)  # diff += decay * data, no temporary
-        elif kind == "L1":
-            blob.xp.sign(blob.data, out=scratch)
-            scratch *= decay
-        else:
-            raise NetDefinitionError(f"unknown regularization_type '{kind}' (use L1 or L2)")
-        blob.diff += scratch
+        _add_decay(blob.xp, blob.diff, blob.data, decay, self.param.regularization_type, scratch)
         blob.diff_is_clear = False
+        return scratch
+
+    def _decay(self, dtype, decay_mult):
+        """λ = weight_decay · decay_mult in ``dtype`` (float32 product, as Caffe); the
+        regularization type is checked whenever λ is not 0."""
+        weight_decay = self.param.weight_decay
+        decay = self._typed_constant(
+            ("decay", weight_decay, decay_mult, dtype),
+            lambda: dtype.type(numpy.float32(weight_decay) * numpy.float32(decay_mult)))
+        if decay and self.param.regularization_type not in ("L1", "L2"):
+            raise NetDefinitionError(
+                f"unknown regularization_type '{self.param.regularization_type}' (use L1 or L2)")
+        return decay
 
     def local_rate(self, i: int, rate) -> numpy.float32:
         lr_mult = self.net.lr_mults[i]
@@ -293,6 +337,8 @@ class Solver:
         xp.copyto(diff, history)
 
     def _apply_update_values(self, rate) -> None:
+        """Normalize, Regularize and ComputeUpdateValue for every param, unobserved
+        (Caffe's ApplyUpdate before Net::Update; pycaffe's ``apply_update``)."""
         for i in range(len(self.net.learnable_params)):
             self.normalize(i)
             self.regularize(i)
@@ -320,33 +366,23 @@ class Solver:
     def _apply_update_values_flat(self, flat, rate) -> None:
         """normalize, regularize, compute_update_value and the weight update (Net::Update)
         for every param, chunk by chunk of each group: the same elementwise operations
-        as the per-param stages, all done while a chunk is in cache."""
-        xp, dtype = backend.get_array_module(flat.diff), flat.diff.dtype.type
-        normalize = dtype(1.0 / self.param.iter_size) if self.param.iter_size > 1 else None
-        weight_decay, kind = self.param.weight_decay, self.param.regularization_type
+        (the same helpers) as the per-param stages, all done while a chunk is in cache."""
+        xp, dtype = backend.get_array_module(flat.diff), flat.diff.dtype
+        normalize = self._normalize_scale(dtype.type)
+        kind = self.param.regularization_type
         update_rule = self.update_rule
         for group in flat.groups:
-            decay = self._typed_constant(
-                ("decay", weight_decay, group.decay_mult, flat.diff.dtype),
-                lambda: dtype(numpy.float32(weight_decay) * numpy.float32(group.decay_mult)))
-            if decay and kind not in ("L1", "L2"):
-                raise NetDefinitionError(f"unknown regularization_type '{kind}' (use L1 or L2)")
+            decay = self._decay(dtype, group.decay_mult)
             lr_mult = group.lr_mult
             local_rate = self._typed_constant(
-                ("local_rate", rate, lr_mult, flat.diff.dtype),
-                lambda: dtype(numpy.float32(rate) * numpy.float32(lr_mult)))
+                ("local_rate", rate, lr_mult, dtype),
+                lambda lr_mult=lr_mult: dtype.type(numpy.float32(rate) * numpy.float32(lr_mult)))
             for chunk in group.chunks:
                 diff = chunk.diff
                 if normalize is not None:
                     diff *= normalize
                 if decay:
-                    buf = chunk.scratches[0]
-                    if kind == "L2":
-                        xp.multiply(chunk.data, decay, out=buf)
-                    else:
-                        xp.sign(chunk.data, out=buf)
-                        buf *= decay
-                    diff += buf
+                    _add_decay(xp, diff, chunk.data, decay, kind, chunk.scratches[0])
                 update_rule(xp, diff, chunk.histories, local_rate, chunk.scratch)
                 chunk.data -= diff
         flat.mark_diffs_written()
@@ -362,49 +398,149 @@ class Solver:
             loss += self.net.forward_backward()
         return loss / max(1, self.param.iter_size)
 
-    def _end_iteration(self, weights_updated: bool = False) -> None:
-        if not weights_updated:
-            self.net.update()
+    def _end_iteration(self) -> None:
+        """After Update: count the iteration, snapshot when due."""
         self.iter += 1
         if self.auto_snapshot and self.param.snapshot and self.iter % self.param.snapshot == 0:
             self.snapshot()
 
     # -- public API ----------------------------------------------------
     def step(self, iterations: int = 1) -> float:
-        """Run ``iterations`` training iterations; returns the last loss."""
+        """Run ``iterations`` training iterations; returns the last loss.
+
+        With no observers and contiguous params this is the fast path: each stage
+        runs over whole parameter groups at once. Otherwise every iteration goes
+        through the staged body (:meth:`_staged_iteration`) with the same stage
+        functions and the same result, bit for bit.
+        """
         loss = float("nan")
-        for _ in range(iterations):
-            flat = self._flat_params()  # contiguous params: one pass per stage
-            if flat is None:
-                self._begin_iteration()
-            else:
-                flat.clear_diffs()
-            if self._should_test():
-                self.test_all()
-            loss = self._forward_backward()
-            if flat is not None:
-                flat.materialize_diffs()
-            if self.check_finite:
-                self._check_loss_finite(loss)
-            self._update_smoothed_loss(loss)
-            rate = self._rate()
-            if self.check_finite:
-                self._check_gradients_finite(flat)
-            if self.capture_gradients:
-                self._capture_raw_gradients()
-            self.clip_gradients()
-            if flat is None:
-                self._apply_update_values(rate)
-            else:
-                self._apply_update_values_flat(flat, rate)  # includes Net::Update
-            self._end_iteration(weights_updated=flat is not None)
+        with numpy.errstate(all="ignore"):  # a divergence is reported once, as a NonFiniteError
+            for _ in range(iterations):
+                flat = None if self.observers else self._flat_params()
+                loss = self._flat_iteration(flat) if flat is not None else self._observed_iteration()
         return loss
 
+    def _flat_iteration(self, flat) -> float:
+        """One iteration over contiguous parameter buffers (no observer sees it)."""
+        flat.clear_diffs()
+        if self._should_test():
+            self.test_all()
+        loss = self._forward_backward()
+        flat.materialize_diffs()
+        if self.check_finite:
+            self._check_loss_finite(loss)
+        self._update_smoothed_loss(loss)
+        rate = self._rate()
+        if self.check_finite:
+            self._check_gradients_finite(flat)
+        if self.capture_gradients:
+            self._capture_raw_gradients()
+        self.clip_gradients()
+        self._apply_update_values_flat(flat, rate)  # Normalize .. Update, chunk by chunk
+        self._end_iteration()
+        return loss
+
+    def _observed_iteration(self) -> float:
+        """One iteration through the staged body, its observers notified; the loss.
+        With no observer (params that cannot be laid out flat) the forward/backward
+        is the solver's own ``_forward_backward``, as in the fast path."""
+        loss = float("nan")
+        for kind, _iteration, _index, detail in self._staged_iteration(self.observers,
+                                                                        per_layer=bool(self.observers)):
+            if kind == ITERATION_END:
+                loss = detail["loss"]
+        return loss
+
+    def _staged_iteration(self, observers, per_layer: bool = True) -> Iterator[tuple]:
+        """The iteration in Caffe's named stages, telling ``observers`` (events.Observer)
+        about each, and yielding ``(kind, iteration, index, detail)`` at every stop of
+        the step-through (kinds of engine.events; ``index`` a layer or a param).
+        An observer raising NonFiniteError stops it before the weights change.
+        ``per_layer=False``: forward and backward in one call, no layer stops."""
+        self._begin_iteration()
+        for observer in observers:
+            observer.on_start(self)
+        if self._should_test():
+            yield TEST, self.iter, None, {"scores": self.test_all()}
+        if per_layer:
+            loss = yield from self._layer_by_layer(observers)
+        else:
+            loss = self._forward_backward()
+        yield from self._staged_update(observers, loss)
+
+    def _layer_by_layer(self, observers):
+        """Forward then backward of every layer (iter_size passes), each between its
+        observers' before_layer / after_layer and a stop; returns the mean loss."""
+        net = self.net
+        passes = max(1, self.param.iter_size)
+        total = 0.0
+        for _ in range(passes):
+            loss = 0.0
+            for i in range(len(net.layers)):
+                for observer in observers:
+                    observer.before_layer(self, FORWARD, i)
+                loss += net.forward_layer(i)
+                for observer in observers:
+                    observer.after_layer(self, FORWARD, i)
+                yield FORWARD, self.iter, i, None
+            net.loss = loss
+            total += loss
+            for i in reversed(range(len(net.layers))):
+                if not net.layer_need_backward[i]:
+                    continue
+                for observer in observers:
+                    observer.before_layer(self, BACKWARD, i)
+                net.backward_layer(i)
+                for observer in observers:
+                    observer.after_layer(self, BACKWARD, i)
+                yield BACKWARD, self.iter, i, None
+        return total / passes
+
+    def _staged_update(self, observers, loss: float) -> Iterator[tuple]:
+        """From the raw gradients to the weights changed, stage by stage (see _staged_iteration)."""
+        net = self.net
+        if self.check_finite:
+            self._check_loss_finite(loss)
+        self._update_smoothed_loss(loss)
+        rate = self._rate()
+        if self.check_finite:
+            self._check_gradients_finite()
+        if self.capture_gradients:
+            self._capture_raw_gradients()
+        for observer in observers:
+            observer.on_gradients_ready(self, loss)
+        norm = self.clip_gradients()
+        _notify(observers, self, CLIP_GRADIENTS, None, {"norm": norm})
+        yield CLIP, self.iter, None, {"norm": norm, "clip_gradients": self.param.clip_gradients,
+                                      "rate": float(rate), "loss": loss}
+        for i in range(len(net.learnable_params)):
+            self.normalize(i)
+            _notify(observers, self, NORMALIZE, i, {})
+            decay_term = self.regularize(i)
+            _notify(observers, self, REGULARIZE, i, {"decay_term": decay_term})
+            self.compute_update_value(i, rate)
+            _notify(observers, self, COMPUTE_UPDATE_VALUE, i, {"rate": rate})
+            yield UPDATE_VALUE, self.iter, i, {"rate": rate}
+        net.update()
+        _notify(observers, self, NET_UPDATE, None, {"rate": rate})
+        self._end_iteration()
+        for observer in observers:
+            observer.on_iteration_end(self, loss)
+        yield UPDATE, self.iter - 1, None, {"rate": float(rate)}
+        yield ITERATION_END, self.iter - 1, None, {"loss": loss, "smoothed_loss": self.smoothed_loss}
+
     def solve(self) -> None:
-        """Train to max_iter, then snapshot / test as Caffe's Solve does."""
+        """Train to max_iter, then end as Caffe's Solve does: the snapshot; one extra
+        forward pass of the train net when ``display`` divides the last iteration
+        (its loss enters the smoothed loss, which Caffe logs; it also moves data
+        cursors and, in TRAIN, BatchNorm statistics); the final test."""
         self.step(max(0, self.param.max_iter - self.iter))
         if self.auto_snapshot and self.should_snapshot_after_train():
             self.snapshot()
+        display = self.param.display
+        if display and self.iter % display == 0:
+            self.net.forward()
+            self._update_smoothed_loss(self.net.loss)
         if self.test_nets and self.param.test_interval and self.iter % self.param.test_interval == 0:
             self.test_all()
 
@@ -416,62 +552,30 @@ class Solver:
     def iteration_events(self) -> Iterator[Event]:
         """One training iteration as a sequence of events (the step-through).
 
-        Advancing it to the end changes the weights exactly as ``step(1)``. A
-        non-finite value yields a ``nonfinite`` event and stops the iteration
-        before the weights are touched.
+        The staged body of :meth:`step`, with the NaN trap (:class:`NonFiniteTrap`)
+        and the solver's observers watching. Advancing it to the end changes the
+        weights exactly as ``step(1)``. A non-finite value yields a ``nonfinite``
+        event and stops the iteration before the weights are touched.
         """
-        net = self.net
-        self._begin_iteration()
-        if self._should_test():
-            scores = self.test_all()
-            yield Event(TEST, self.iter, detail={"scores": scores})
-        passes = max(1, self.param.iter_size)
-        total = 0.0
-        for _ in range(passes):
-            loss = 0.0
-            for i, layer in enumerate(net.layers):
-                loss += net.forward_layer(i)
-                event = self._layer_event(FORWARD, i)
-                bad = self._nonfinite([(n, b.data) for n, b in zip(net.top_names[i], net.tops_of(i))])
-                if bad:
-                    yield self._nonfinite_event(i, bad, "forward")
-                    return
-                yield event
-            net.loss = loss
-            total += loss
-            for i in reversed(range(len(net.layers))):
-                if not net.layer_need_backward[i]:
-                    continue
-                net.backward_layer(i)
-                event = self._layer_event(BACKWARD, i)
-                arrays = [(n, b.diff) for n, b, need in zip(net.bottom_names[i], net.bottoms_of(i),
-                                                              net.bottom_need_backward[i]) if need]
-                arrays += [(f"{layer_name}.param{j}", b.diff)
-                           for layer_name in [net.layers[i].name] for j, b in enumerate(net.layers[i].blobs)]
-                bad = self._nonfinite(arrays)
-                if bad:
-                    yield self._nonfinite_event(i, bad, "backward")
-                    return
-                yield event
-        loss = total / passes
-        self._update_smoothed_loss(loss)
-        rate = self._rate()
-        if self.capture_gradients:
-            self._capture_raw_gradients()
-        norm = self.clip_gradients()
-        yield Event(CLIP, self.iter, detail={"norm": norm, "clip_gradients": self.param.clip_gradients,
-                                             "rate": float(rate), "loss": loss})
-        for i, blob in enumerate(net.learnable_params):
-            self.normalize(i)
-            self.regularize(i)
-            self.compute_update_value(i, rate)
-            name = net.param_display_names[i]
-            yield Event(UPDATE_VALUE, self.iter, layer=name.rsplit(".", 1)[0],
-                        detail={"param": name, "param_index": i, "local_rate": float(self.local_rate(i, rate)),
-                                "shape": blob.shape})
-        self._end_iteration()
-        yield Event(UPDATE, self.iter - 1, detail={"rate": float(rate)})
-        yield Event(ITERATION_END, self.iter - 1, detail={"loss": loss, "smoothed_loss": self.smoothed_loss})
+        body = self._staged_iteration([NonFiniteTrap(), *self.observers])
+        try:
+            for kind, iteration, index, detail in body:
+                yield self._stop_event(kind, iteration, index, detail)
+        except NonFiniteError as error:
+            yield self._nonfinite_event(error)
+
+    def _stop_event(self, kind: str, iteration: int, index: int | None, detail: dict | None) -> Event:
+        """The step-through's Event for one stop of the staged body."""
+        if kind in (FORWARD, BACKWARD) and index is not None:
+            return self._layer_event(kind, index)
+        if kind == UPDATE_VALUE and index is not None and detail is not None:
+            blob = self.net.learnable_params[index]
+            name = self.net.param_display_names[index]
+            return Event(UPDATE_VALUE, iteration, layer=name.rsplit(".", 1)[0],
+                         detail={"param": name, "param_index": index,
+                                 "local_rate": float(self.local_rate(index, detail["rate"])),
+                                 "shape": blob.shape})
+        return Event(kind, iteration, detail=dict(detail or {}))
 
     def _layer_event(self, kind: str, i: int) -> Event:
         net, layer = self.net, self.net.layers[i]
@@ -482,17 +586,13 @@ class Solver:
                      bottoms=list(net.bottom_names[i]), tops=list(net.top_names[i]), shapes=shapes,
                      products=forward if kind == FORWARD else backward, dims=dims)
 
-    @staticmethod
-    def _nonfinite(named_arrays) -> str | None:
-        for name, array in named_arrays:
-            if not bool(backend.get_array_module(array).isfinite(array).all()):
-                return name
-        return None
-
-    def _nonfinite_event(self, i: int, blob: str, phase: str) -> Event:
-        error = NonFiniteError(self.iter, self.net.layers[i].name, blob, phase)
-        event = self._layer_event(NONFINITE, i)
-        event.detail = {"blob": blob, "phase": phase, "error": error, "message": str(error)}
+    def _nonfinite_event(self, error: NonFiniteError) -> Event:
+        names = [layer.name for layer in self.net.layers]
+        if error.layer in names:
+            event = self._layer_event(NONFINITE, names.index(error.layer))
+        else:  # the loss as a whole, not one layer
+            event = Event(NONFINITE, error.iteration, layer=error.layer)
+        event.detail = {"blob": error.blob, "phase": error.phase, "error": error, "message": str(error)}
         return event
 
     # -- devices and files ---------------------------------------------
@@ -507,18 +607,79 @@ class Solver:
         self.device = device
         return self
 
+    @property
+    def auto_snapshot(self) -> bool:
+        """Whether step() writes snapshots (every ``snapshot`` iterations). Turning it on
+        checks ``snapshot_prefix`` first (SnapshotError naming it, as Caffe's
+        CheckSnapshotWritePermissions) and removes temporaries a killed run left there."""
+        return self._auto_snapshot
+
+    @auto_snapshot.setter
+    def auto_snapshot(self, value: bool) -> None:
+        if value and not self._auto_snapshot and (self.param.snapshot > 0 or self.param.snapshot_after_train):
+            from . import io
+            try:
+                prefix = io.snapshot_prefix(self)
+            except NetDefinitionError:  # no prefix at all: snapshot() says so if it is ever called
+                prefix = None
+            if prefix is not None:
+                validate.check_snapshot_prefix(prefix)
+                validate.sweep_stale_temporaries(prefix)
+        self._auto_snapshot = bool(value)
+
     def snapshot(self) -> list[str]:
         """Write weights and solver state as Caffe names them; returns the paths."""
         from . import io
-        paths = io.snapshot(self)
+        try:
+            paths = io.snapshot(self)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            prefix = self.param.snapshot_prefix
+            raise SnapshotError(f"cannot write the snapshot of iteration {self.iter} to snapshot_prefix "
+                                f"{prefix!r}: {getattr(exc, 'strerror', None) or exc}") from None
         if self.on_snapshot:
             self.on_snapshot(paths)
         return paths
 
-    def restore(self, path: str) -> None:
-        """Resume from a .solverstate or .solverstate.h5 file."""
+    def restore(self, path: str):
+        """Resume from a .solverstate or .solverstate.h5 file, all or nothing; returns an
+        ``engine.io.RestoreReport`` (what was restored and what was not)."""
         from . import io
-        io.restore(self, os.fspath(path))
+        return io.restore(self, os.fspath(path))
+
+
+class NonFiniteTrap(Observer):
+    """The NaN trap: after each layer's forward (its tops) and backward (the
+    bottom diffs it sends and its param diffs), raise NonFiniteError at the
+    first NaN/inf, before the weights are touched."""
+
+    def after_layer(self, solver, phase: str, index: int) -> None:
+        net = solver.net
+        if phase == FORWARD:
+            arrays = [(n, b.data) for n, b in zip(net.top_names[index], net.tops_of(index))]
+        else:
+            arrays = [(n, b.diff) for n, b, need in zip(net.bottom_names[index], net.bottoms_of(index),
+                                                          net.bottom_need_backward[index]) if need]
+            name = net.layers[index].name
+            arrays += [(f"{name}.param{j}", b.diff) for j, b in enumerate(net.layers[index].blobs)]
+        for blob_name, array in arrays:
+            if not backend.get_array_module(array).isfinite(array).all().item():
+                raise NonFiniteError(solver.iter, net.layers[index].name, blob_name, phase)
+
+
+def _notify(observers, solver, stage: str, param_index: int | None, detail: dict) -> None:
+    for observer in observers:
+        observer.after_stage(solver, stage, param_index, detail)
+
+
+def _add_decay(xp, diff, data, decay, kind: str, term) -> None:
+    """The Regularize rule: ``term`` = decay·data (L2) or decay·sign(data) (L1), then
+    diff += term (``term`` is a scratch buffer shaped like diff; nothing is allocated)."""
+    if kind == "L2":
+        xp.multiply(data, decay, out=term)
+    else:
+        xp.sign(data, out=term)
+        term *= decay
+    diff += term
 
 
 def _with_path(net_param, path):
@@ -540,6 +701,8 @@ class SGDSolver(Solver):
 
 @register_solver("Nesterov")
 class NesterovSolver(Solver):
+    update_formula = "V' ← {momentum}·V + {lr}·{g};   W ← W − ((1+{momentum})·V' − {momentum}·V)"
+
     def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h_old = h; h = m*h + local_rate*diff; diff = (1+m)*h - m*h_old."""
         history, previous = histories[0], scratch()
@@ -555,6 +718,8 @@ class NesterovSolver(Solver):
 
 @register_solver("AdaGrad")
 class AdaGradSolver(Solver):
+    update_formula = 'h ← h + {g}²;   W ← W − {lr}·{g} / (√h + {delta})'
+
     def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h += diff^2; diff = local_rate * diff / (sqrt(h) + delta)."""
         history, buf = histories[0], scratch()
@@ -568,6 +733,8 @@ class AdaGradSolver(Solver):
 
 @register_solver("RMSProp")
 class RMSPropSolver(Solver):
+    update_formula = 'h ← {rms_decay}·h + (1−{rms_decay})·{g}²;   W ← W − {lr}·{g} / (√h + {delta})'
+
     def update_rule(self, xp, diff, histories, local_rate, scratch):
         """h = rms_decay*h + (1-rms_decay)*diff^2; diff = local_rate * diff / (sqrt(h) + delta)."""
         history, buf = histories[0], scratch()
@@ -584,6 +751,7 @@ class RMSPropSolver(Solver):
 
 @register_solver("AdaDelta")
 class AdaDeltaSolver(Solver):
+    update_formula = 'h ← {momentum}·h + (1−{momentum})·{g}²;   u = {g}·√((h₂ + {delta}) / (h + {delta}));   h₂ ← {momentum}·h₂ + (1−{momentum})·u²;   W ← W − {lr}·u'
     histories_per_param = 2
 
     def update_rule(self, xp, diff, histories, local_rate, scratch):
@@ -611,6 +779,7 @@ class AdaDeltaSolver(Solver):
 
 @register_solver("Adam")
 class AdamSolver(Solver):
+    update_formula = 'm ← {momentum}·m + (1−{momentum})·{g};   v ← {momentum2}·v + (1−{momentum2})·{g}²;   W ← W − {lr}·√(1−{momentum2}ᵗ)/(1−{momentum}ᵗ)·m / (√v + {delta})'
     histories_per_param = 2
 
     def update_rule(self, xp, diff, histories, local_rate, scratch):
@@ -629,7 +798,11 @@ class AdamSolver(Solver):
         buf *= dtype(1) - beta2
         v *= beta2
         v += buf
-        correction = dtype(math.sqrt(1.0 - float(beta2) ** t) / (1.0 - float(beta1) ** t))
+        bias1, bias2 = 1.0 - float(beta1) ** t, 1.0 - float(beta2) ** t
+        if bias1 <= 0 or bias2 < 0:  # momentum or momentum2 >= 1 (edited after construction)
+            raise SolverParameterError(f"Adam needs momentum and momentum2 in [0, 1), not "
+                                       f"{float(beta1):g} and {float(beta2):g}")
+        correction = dtype(math.sqrt(bias2) / bias1)
         xp.sqrt(v, out=buf)
         buf += self._typed("delta", self.param.delta, diff)
         xp.divide(m, buf, out=diff)
@@ -644,3 +817,50 @@ def _flat_capable(cls) -> bool:
         return next(k for k in cls.__mro__ if name in k.__dict__)
     return (issubclass(owner("update_rule"), owner("compute_update_value"))
             and owner("regularize") is Solver and owner("normalize") is Solver)
+
+
+class ScoreLog(list):
+    """``test_scores``: (iteration, scores) pairs, the last ``keep`` of them kept.
+
+    Indices count every pair ever added: ``len()`` keeps growing, so the idiom
+    ``before = len(log); solver.step(1); log[before:]`` sees the new pairs even
+    after old ones were dropped (iteration and equality see the kept ones)."""
+
+    keep = 10000
+    dropped = 0
+
+    def append(self, item) -> None:
+        super().append(item)
+        if super().__len__() > 2 * self.keep:  # dropped in batches: amortized O(1)
+            cut = super().__len__() - self.keep
+            super().__delitem__(slice(0, cut))
+            self.dropped += cut
+
+    def __len__(self) -> int:
+        return self.dropped + super().__len__()
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, stride = index.indices(len(self))
+            start, stop = max(start - self.dropped, 0), max(stop - self.dropped, 0)
+            return list.__getitem__(self, slice(start, stop, stride))
+        if index < 0:
+            return list.__getitem__(self, index)
+        if index < self.dropped:
+            raise IndexError(f"test score #{index} was dropped (the last {self.keep} are kept)")
+        return list.__getitem__(self, index - self.dropped)
+
+    def __setitem__(self, index, value) -> None:
+        if isinstance(index, slice) and index == slice(None):
+            self.clear()
+            self.extend(value)
+            return
+        list.__setitem__(self, index if isinstance(index, slice) or index < 0 else index - self.dropped, value)
+
+    def clear(self) -> None:
+        super().clear()
+        self.dropped = 0
+
+    def extend(self, items) -> None:
+        for item in items:
+            self.append(item)

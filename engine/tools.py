@@ -1,11 +1,16 @@
-"""Data conversion for HDF5Data, the engine's replacement for Caffe's LMDB tools.
+"""Data conversion: numpy arrays to HDF5Data files or to LMDB / LevelDB databases.
 
->>> from engine.tools import to_hdf5, write_source_list
+>>> from engine.tools import to_hdf5, to_lmdb, write_source_list
 >>> to_hdf5(images, labels, "train.h5")          # images N x C x H x W, labels N
 >>> write_source_list(["train.h5"], "train_list.txt")
 
 and in the net: ``hdf5_data_param { source: "train_list.txt" batch_size: 64 }``
-with tops ``data`` and ``label``.
+with tops ``data`` and ``label``. Or, for a ``Data`` layer:
+
+>>> to_lmdb(images_uint8, labels, "train_lmdb")   # raw Datums (float_data if not uint8)
+
+and ``data_param { source: "train_lmdb" backend: LMDB batch_size: 64 }``.
+Images files go through ``python -m engine convert_imageset`` (engine.datatools).
 """
 from __future__ import annotations
 
@@ -84,3 +89,21 @@ def _as_float32(values, what: str) -> numpy.ndarray:
     if not numpy.isfinite(array).all():
         raise DataError(f"to_hdf5: {what} contain NaN or infinite values")
     return array
+
+
+def to_lmdb(arrays, labels, path: str | os.PathLike, *, backend: str = "lmdb") -> int:
+    """Write ``arrays`` (N x C x H x W; uint8 rows become Datum bytes, other types
+    float_data) and integer ``labels`` (N) as a new LMDB (or LevelDB) database of
+    Datums keyed ``%08d``, which a ``Data`` layer reads. Returns N. The database
+    appears atomically; an existing ``path`` is refused."""
+    from .datatools import write_arrays
+    return write_arrays(arrays, labels, os.fspath(path), backend)
+
+
+def backend_for_output(path: str | os.PathLike) -> str:
+    """'lmdb' / 'leveldb' for an output named ``*.lmdb`` / ``*_lmdb`` / ``*.leveldb`` ..., else 'hdf5'."""
+    name = os.path.basename(os.fspath(path).rstrip("/\\")).lower()
+    for backend in ("lmdb", "leveldb"):
+        if name.endswith((f".{backend}", f"_{backend}")):
+            return backend
+    return "hdf5"

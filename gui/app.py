@@ -4,7 +4,8 @@
 prototxt (default: the spiral example). ``--screenshot OUT.png [--steps N]
 [--select LAYER] [--size WxH]`` builds the window offscreen, runs N iterations
 through the same code path as the Step button, renders the window to OUT.png
-and exits 0.
+and exits 0; a file it cannot open, weights it cannot load, or a run that stops
+(NaN/inf, a solver error) make it exit 1 with one line on stderr saying why.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import argparse
 import os
 import sys
 import time
-
+import warnings
 
 #: Qt's PNG "quality" (zlib effort): 80 writes a window in half the default's time, and smaller.
 PNG_QUALITY = 80
@@ -42,6 +43,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"backprop-studio: warning: {_one_line(message)}")  # stderr is kept for the failure
+
+
+#: Qt notes of the offscreen platform that say nothing about the run
+_QT_NOISE = ("This plugin does not support",)
+
+
+def _qt_message(mode, context, message: str) -> None:
+    """A scripted run's Qt messages: the offscreen platform's notes dropped, the rest one line each."""
+    if not message.startswith(_QT_NOISE):
+        print(f"backprop-studio: qt: {_one_line(message)}", file=sys.stderr)
+
+
 def default_example() -> str:
     from engine import resources
     return resources.examples()["spiral_mlp"]
@@ -50,33 +65,39 @@ def default_example() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Start the app; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from .solver_process import leave_a_core_for_drawing
+    from gui.model.solver_process import leave_a_core_for_drawing
     leave_a_core_for_drawing()  # before numpy loads
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings
+        warnings.showwarning = _warning_line  # a scripted run's warnings: one line each, on stdout
+    from PySide6.QtCore import QSettings, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
+
+    if args.screenshot:
+        qInstallMessageHandler(_qt_message)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Backprop Studio")
     app.setOrganizationName("BackpropStudio")
-    from .main_window import MainWindow
+    from gui.main_window import MainWindow
 
     settings = None if args.screenshot else QSettings("BackpropStudio", "Backprop Studio")
     window = MainWindow(settings=settings, modal_errors=not args.screenshot, lazy_panels=not args.screenshot,
-                        process_runs=not args.screenshot)
+                        process_runs=not args.screenshot, metrics_file=not args.screenshot)
     window.resize(args.width, args.height)
     path = args.path or default_example()
     if not window.open_path(path, args.device):
         if args.device != "cpu" and window.open_path(path, "cpu"):
             pass
+        elif args.screenshot:  # a scripted run fails on a file it cannot open (the window falls back)
+            return _fail(window, f"cannot open '{path}'")
         elif args.path and window.session.solver is None:
             window.open_path(default_example())
         if window.session.solver is None:
             _print_error(window)
             return 1
-    if args.weights:
-        window.open_weights(args.weights)
+    if args.weights and not window.open_weights(args.weights) and args.screenshot:
+        return _fail(window, f"cannot load the weights '{args.weights}'")
     if args.grid:
         window.grid_action.setChecked(True)
         window.ensure_panels()
@@ -95,7 +116,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_error(window) -> None:
     if window.errors.last_error:
-        print(f"backprop-studio: {window.errors.last_error}", file=sys.stderr)
+        print(f"backprop-studio: {_one_line(window.errors.last_error)}", file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(window, what: str) -> int:
+    """A scripted run's failure: one line on stderr (what, and the engine's reason); exit status 1."""
+    reason = _one_line(window.errors.last_error or "") or "unknown error"
+    print(f"backprop-studio: {what}: {reason}", file=sys.stderr)
+    window.shutdown()
+    return 1
+
+
+def _run_failure(window, args) -> str | None:
+    """Why the scripted run's iterations failed (a NaN/inf stop, a solver error), or None."""
+    stop = getattr(window.session, "nonfinite", None)
+    name = args.path or "the spiral example"
+    if stop is not None:
+        return f"backprop-studio: {name}: the run stopped on NaN/inf: {_one_line(stop.message)}"
+    if window.errors.last_error:
+        return f"backprop-studio: {name}: {_one_line(window.errors.last_error)}"
+    return None
 
 
 def _fit(pixmap, width: int, height: int):
@@ -106,7 +150,7 @@ def _fit(pixmap, width: int, height: int):
     if pixmap.width() == width and pixmap.height() == height:
         return pixmap
     print(f"backprop-studio: the window needs at least {pixmap.width()}x{pixmap.height()}; "
-          f"scaled to fit {width}x{height}", file=sys.stderr)
+          f"scaled to fit {width}x{height}")  # a note, on stdout: stderr is kept for a failure
     scaled = pixmap.scaled(width, height, Qt.KeepAspectRatio, Qt.SmoothTransformation)
     canvas = QPixmap(width, height)
     canvas.fill(QColor("white"))
@@ -140,8 +184,10 @@ def _screenshot(app, window, args) -> int:
         print(f"backprop-studio: could not write {args.screenshot}", file=sys.stderr)
         return 1
     os.replace(tmp, args.screenshot)
-    if window.errors.last_error:
-        _print_error(window)
+    failure = _run_failure(window, args)
     window.shutdown()
     print(f"wrote {args.screenshot} ({pixmap.width()}x{pixmap.height()}) at iteration {window.session.iteration}")
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
     return 0

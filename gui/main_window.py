@@ -4,7 +4,10 @@ widgets around the stepping controls; the File and Examples menus; the status ba
 The window never touches the solver while the worker runs: it asks the worker
 to step, and draws the frames the worker copies out (see gui.worker). Loading,
 Reset, device switches and solver edits happen while the worker is idle, under
-the session's lock.
+the session's lock. What the session (the model) says changed reaches the
+window as typed events (gui.model.events): a loaded net rebuilds the views, a
+rewound / moved / re-weighted state redraws them; the curves read the session's
+metrics at every frame.
 """
 from __future__ import annotations
 
@@ -15,19 +18,27 @@ import time
 
 from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEvent, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QToolBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine import resources
-
-from .controls import Controls, gpu_availability
-from .errors import ErrorReporter
-from .graph_view import GraphView
-from .session import Session
-from .dataset_panel import DatasetPanel
-from .solver_panel import SolverPanel
-from .solver_process import ProcessLane, make_order
-from .worker import Frame, start_worker, stop_worker
+from gui.errors import ErrorReporter
+from gui.model.events import NetLoaded, StateChanged
+from gui.model.session import Session
+from gui.model.solver_process import ProcessLane, make_order
+from gui.views.controls import Controls, gpu_availability
+from gui.views.dataset_panel import DatasetPanel
+from gui.views.graph import GraphView
+from gui.views.solver_panel import SolverPanel
+from gui.worker import Frame, start_worker, stop_worker
 
 MAX_RECENT = 8
 KEPT = "The net that was loaded before stays loaded."
@@ -45,22 +56,25 @@ class MainWindow(QMainWindow):
     dialogs without blocking (tests read ``errors.last_error``). ``lazy_panels``: the
     inspector and curves (pyqtgraph, the slow part to import and build) are built
     just after the window first shows, so the app is on screen and steppable at
-    once; frames that arrive before are kept and drawn when they exist."""
+    once; frames that arrive before are kept and drawn when they exist.
+    ``metrics_file``: the curves keep full resolution in a temporary file (the app's
+    long runs; memory holds a bounded, thinned copy either way)."""
 
     def __init__(self, session: Session | None = None, *, settings: QSettings | None = None,
-                 modal_errors: bool = True, lazy_panels: bool = False, process_runs: bool = False):
+                 modal_errors: bool = True, lazy_panels: bool = False, process_runs: bool = False,
+                 metrics_file: bool = False):
         super().__init__()
         self.session = session or Session()
+        if metrics_file:
+            self.session.metrics.start_spool()
         self.settings = settings
         self.errors = ErrorReporter(self, modal=modal_errors)
         self.worker, self._thread = start_worker(self.session)
-        if process_runs:  # issue 7: runs step in a process of their own (see gui.solver_process)
+        if process_runs:  # issue 7: runs step in a process of their own (see gui.model.solver_process)
             self.worker.process_lane = ProcessLane()
         self.controls = Controls(self)
         self.inspector = None  # built by ensure_panels()
         self.curves = None
-        self._pending_points: list[tuple] = []
-        self._pending_tests: list[tuple] = []
         self._pending_views: tuple | None = None
         self.graph = GraphView()
         self.solver_panel = SolverPanel(self.session)
@@ -202,6 +216,8 @@ class MainWindow(QMainWindow):
         self.worker.processLost.connect(self._on_process_lost, Qt.QueuedConnection)
         self._watch_event_loop()
         self.graph.layerSelected.connect(self._on_graph_selected)
+        self.session.emitter.connect(self._on_net_loaded, NetLoaded)
+        self.session.emitter.connect(self._on_state_changed, StateChanged)
         self.solver_panel.invalid.connect(lambda message: self.statusBar().showMessage(message, 6000))
         self.solver_panel.edited.connect(self._on_solver_edited)
 
@@ -209,10 +225,10 @@ class MainWindow(QMainWindow):
         """Build the inspector and the curves (imports pyqtgraph) if not built yet."""
         if self.inspector is not None:
             return
-        from .curves import CurvesPanel
-        from .inspector import InspectorPanel
+        from gui.views.curves import CurvesPanel
+        from gui.views.inspector import InspectorPanel
         self.inspector = InspectorPanel()
-        self.curves = CurvesPanel()
+        self.curves = CurvesPanel(self.session.metrics)
         self._central_layout.replaceWidget(self._inspector_slot, self.inspector)
         self._inspector_slot.deleteLater()
         self.curves_dock.widget().deleteLater()
@@ -224,13 +240,9 @@ class MainWindow(QMainWindow):
             self.inspector.set_views(*self._pending_views)
             if self.graph.selected:
                 self.inspector.select_layer(self.graph.selected)
-        points, self._pending_points = self._pending_points, []
-        for batch in points:
-            self.curves.add_train_points(*batch)
-        tests, self._pending_tests = self._pending_tests, []
-        self.curves.add_test_points(tests)
+        self.curves.redraw()
         self._pending_views = None
-        from .debug import install as install_debugger  # issue 6: debugger docks, Debug menu, Step Back
+        from gui.debug import install as install_debugger  # issue 6: debugger docks, Debug menu, Step Back
         install_debugger(self)
 
     # -- files ---------------------------------------------------------
@@ -243,7 +255,6 @@ class MainWindow(QMainWindow):
             kept = KEPT if self.session.solver is not None else ""
             self.errors.report_exception(f"Could not open {os.path.basename(path)}", exc, kept)
             return False
-        self._after_load()
         self._remember_recent(os.path.abspath(path))
         return True
 
@@ -256,7 +267,6 @@ class MainWindow(QMainWindow):
             self.errors.report_exception(f"Could not load weights {os.path.basename(path)}", exc,
                                          "The weights the net had stay in place.")
             return False
-        self.refresh()
         self.statusBar().showMessage(f"Weights loaded from {path}", 6000)
         return True
 
@@ -370,6 +380,7 @@ class MainWindow(QMainWindow):
             QAbstractEventDispatcher.instance().aboutToBlock.disconnect(self._on_event_loop_idle)
             stop_worker(self.worker, self._thread)
             self._thread = None
+            self.session.metrics.close()
 
     # -- stepping ------------------------------------------------------
     def step_iterations(self, count: int = 1) -> None:
@@ -413,8 +424,6 @@ class MainWindow(QMainWindow):
             self.session.regenerate_data(**changes)
         except Exception as exc:
             self.errors.report_exception("Could not regenerate the dataset", exc, KEPT)
-            return
-        self._after_load()
 
     def reset(self) -> None:
         """Re-initialise the weights from the fillers and the seed (iteration 0)."""
@@ -423,8 +432,6 @@ class MainWindow(QMainWindow):
             self.session.reset()
         except Exception as exc:
             self.errors.report_exception("Could not reset the solver", exc, KEPT)
-            return
-        self._after_load()
 
     def set_device(self, device: str) -> bool:
         """Move the whole state to 'cpu' or 'gpu', keeping the iteration."""
@@ -444,7 +451,6 @@ class MainWindow(QMainWindow):
             self.controls.show_device(self.session.device)
             return False
         self.controls.show_device(self.session.device)
-        self.refresh()
         return True
 
     def _stop_and_wait(self) -> None:
@@ -503,14 +509,23 @@ class MainWindow(QMainWindow):
         QApplication.instance().processEvents()
         return not self.worker.busy and not self.worker.frame_pending
 
+    # -- the model's events (GUI thread) ---------------------------------------
+    def _on_net_loaded(self, _event: NetLoaded) -> None:
+        self._after_load()
+
+    def _on_state_changed(self, _event: StateChanged) -> None:
+        """Rewound, weights loaded or edited, moved: draw the state now current."""
+        self.refresh()
+        self.solver_panel.refresh()
+
     # -- drawing -------------------------------------------------------
     def _after_load(self) -> None:
         solver = self.session.solver
-        self.worker.forget_history()
+        self.worker.forget_rate()
         self.graph.set_net(solver.net)
         if self.curves is not None:
-            self.curves.clear()
-        self._pending_points, self._pending_tests = [], []
+            self.curves.follow()
+            self.curves.redraw()
         self.solver_panel.refresh()
         self.solver_panel.set_editable(True)
         self.dataset_panel.show_settings(self.session.dataset_settings())
@@ -537,20 +552,11 @@ class MainWindow(QMainWindow):
         self._pace_worker()
         self._begin_frame()
         self.last_frame = frame
-        if frame.restart_curves:  # a run was lost (the solver process ended): its points go too
-            self._pending_points, self._pending_tests = [], []
-            if self.curves is not None:
-                self.curves.clear()
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
-            if len(frame.train_points[0]):
-                self._pending_points.append(frame.train_points)
-            self._pending_tests.extend(frame.test_points)
         else:
             self.inspector.set_views(frame.views, frame.info)
-            if len(frame.train_points[0]):
-                self.curves.add_train_points(*frame.train_points)
-            self.curves.add_test_points(frame.test_points)
+            self.curves.redraw()
         self._show_event(frame)
         self._show_status(frame)
         if frame.running:

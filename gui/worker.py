@@ -3,12 +3,12 @@
 :class:`SolverWorker` lives in its own ``QThread``. It steps the session,
 honours a pause within one iteration, keeps to a speed limit, and hands the GUI
 the LATEST state as a :class:`Frame` at most ~30 times a second. Frames are made
-in the worker (host copies from ``gui.snapshot``), so the GUI thread never reads
+in the worker (host copies from ``gui.model.frames``), so the GUI thread never reads
 an array the solver is writing. Only one frame is ever in flight: a slow GUI
 skips frames instead of queueing them.
 
 With a ``process_lane`` (the app has one), a run that nothing in the window must
-see step by step goes to the solver process instead (``gui.solver_process``):
+see step by step goes to the solver process instead (``gui.model.solver_process``):
 the worker thread then only relays its frames and takes its final state.
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ import time
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from . import solver_process
-from .session import Session
-from .snapshot import Frame
+from gui.model import solver_process
+from gui.model.frames import Frame
+from gui.model.runner import FramePacer, run_loop
+from gui.model.session import Session
 
 #: Redraws per second, at most.
 MAX_FPS = 30.0
@@ -67,10 +68,7 @@ class SolverWorker(QObject):
         self._frame_lock = threading.Lock()
         self._latest: Frame | None = None
         self._frame_pending = False
-        self._sent_points = 0
-        self._sent_tests = 0
-        self._restart_curves = False
-        #: a gui.solver_process.ProcessLane: runs go to a process of their own when they can
+        #: a gui.model.solver_process.ProcessLane: runs go to a process of their own when they can
         self.process_lane: solver_process.ProcessLane | None = None
         self.notice = ""  # why the last run did not use the solver process (shown in the status bar)
         self._runRequested.connect(self._run)
@@ -135,10 +133,8 @@ class SolverWorker(QObject):
             time.sleep(0.002)
         return not self.busy
 
-    def forget_history(self) -> None:
-        """A new solver was loaded: the next frame starts the curves afresh."""
-        self._sent_points = 0
-        self._sent_tests = 0
+    def forget_rate(self) -> None:
+        """A new solver was loaded: its run rate is not known yet."""
         self.rate = 0.0
 
     @property
@@ -189,49 +185,50 @@ class SolverWorker(QObject):
         return all(hook.allows_process_run() for hook in session.run_hooks)
 
     def _run_in_thread(self, request: int, count: int) -> int:
-        done = 0
-        last_frame = time.perf_counter()
-        frame_done = 0
-        while (count <= 0 or done < count) and request > self._cancelled_upto:
-            began = time.perf_counter()
-            self.session.step_iteration()
-            done += 1
-            if self.session.nonfinite is not None:
-                break
-            now = time.perf_counter()
-            if done == 1 or self._frame_due(now - last_frame):  # a run shows its start at once
-                self._measure_rate(done - frame_done, now - last_frame)
-                self._publish(running=True, progress=(done, count))
-                last_frame, frame_done = now, done
-            self._keep_speed_limit(began, request)
+        """The thread runner: gui.model.runner's loop, stepping the session here."""
+        session = self.session
+        pacer = FramePacer(self._frame_interval, GUI_DUTY, first_at_once=count != 1)
+
+        began = [0.0]  # when the last step began (the speed limit counts from there)
+
+        def step() -> bool:
+            began[0] = time.perf_counter()
+            session.step_iteration()
+            return session.nonfinite is not None
+
+        def publish(now: float, done: int) -> None:
+            self.rate = pacer.rate_at(now, done)
+            self._publish(running=True, progress=(done, count))
+
+        def after_step(_now: float) -> bool:
+            self._keep_speed_limit(began[0], request)
             self._yield_to_gui()
-        elapsed = time.perf_counter() - last_frame
-        if done - frame_done and elapsed > 0 and done > 1:
-            self._measure_rate(done - frame_done, elapsed)
+            return False
+
+        done = run_loop(step, count, lambda: request <= self._cancelled_upto, pacer, publish, after_step)
+        if done > 1:
+            self.rate = pacer.rate_at(time.perf_counter(), done)
         return done
 
     def _run_in_process(self, request: int, count: int) -> int:
         """Run in the solver process; frames come from there, the state comes back at
-        the end (see gui.solver_process)."""
+        the end (see gui.model.solver_process)."""
         lane = self.process_lane
         order = solver_process.make_order(self.session, count, self.wanted_layers)
         lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
-        def on_frame(frame: Frame) -> None:  # made in the child; its points are new to the history too
+        def on_frame(frame: Frame) -> None:  # made in the child; its points are new to the metrics
             self._append_points(frame.train_points, frame.test_points)
             self.rate = frame.rate
             self._post(frame)
             lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
-        history = self.session.history
-        kept = (len(history), len(history.tests))
+        kept = self.session.iteration
         try:
             result = lane.run(order, on_frame, lambda: request <= self._cancelled_upto)
         except (solver_process.ProcessCrashed, solver_process.ProcessUnavailable):
             with self.session.lock:  # the state is the one before the run: so are the curves
-                history.truncate(*kept)
-                self._sent_points = self._sent_tests = 0  # the next frame redraws them whole
-                self._restart_curves = True
+                self.session.metrics.truncate_after(kept)
             raise
         self._append_points(result.train_points, result.test_points)
         solver_process.absorb(self.session, result)
@@ -243,15 +240,12 @@ class SolverWorker(QObject):
         return result.done
 
     def _append_points(self, train_points: tuple, test_points: list) -> None:
-        """Curve points made in the solver process join the session's history (as sent:
-        the frame carries them already)."""
-        session = self.session
-        with session.lock:
-            history = session.history
-            for iteration, loss, smoothed, lr in zip(*train_points):
-                history.append(iteration, loss, smoothed, lr)
-            history.tests.extend(test_points)
-            self._sent_points, self._sent_tests = len(history), len(history.tests)
+        """Curve points made in the solver process join the session's metrics."""
+        metrics = self.session.metrics
+        for iteration, loss, smoothed, lr in zip(*train_points):
+            metrics.append(iteration, loss, smoothed, lr)
+        if test_points:
+            metrics.add_tests(test_points)
 
     @Slot()
     def _step_event(self) -> None:
@@ -264,11 +258,6 @@ class SolverWorker(QObject):
         finally:
             self._end()
             self.runFinished.emit()
-
-    def _frame_due(self, since_last: float) -> bool:
-        """Time for a frame: long enough since the last one for the GUI's cost per frame
-        (``render_cost``: all it did between two frames) to stay within its share."""
-        return since_last >= self._frame_interval()
 
     def _frame_interval(self, duty: float | None = None) -> float:
         """Seconds between frames; ``duty``: the GUI's share of the time (by default
@@ -294,43 +283,27 @@ class SolverWorker(QObject):
             return
         self._gui_idle.wait(MAX_GUI_WAIT)
 
-    def _measure_rate(self, iterations: int, seconds: float) -> None:
-        current = iterations / seconds if seconds > 0 else 0.0
-        self.rate = current if self.rate == 0 else 0.5 * self.rate + 0.5 * current
-
     # -- frames --------------------------------------------------------
     def make_frame(self, **extra) -> Frame:
         """Copy what the views draw out of the solver (holds the session lock)."""
         session = self.session
         with session.lock:
             solver = session.solver
-            history = session.history
-            restart, self._restart_curves = self._restart_curves, False
-            start = min(self._sent_points, len(history))
-            points = (history.iterations[start:], history.losses[start:], history.smoothed[start:],
-                      history.lrs[start:])
-            self._sent_points = len(history)
-            tests = list(history.tests[self._sent_tests:])
-            self._sent_tests = len(history.tests)
             frame = Frame(
                 iteration=solver.iter, loss=session.last_loss, smoothed_loss=float(solver.smoothed_loss),
                 learning_rate=float(solver.learning_rate), device=solver.device,
                 views=session.views(self.wanted_layers), info=session.info(),
                 event=session.last_event, nonfinite=session.nonfinite,
-                mid_iteration=session.mid_iteration, train_points=points, test_points=tests,
-                rate=self.rate, restart_curves=restart, **extra)
+                mid_iteration=session.mid_iteration, rate=self.rate, **extra)
         return frame
 
     def _publish(self, **extra) -> None:
         self._post(self.make_frame(**extra))
 
     def _post(self, frame: Frame) -> None:
-        """Make ``frame`` the latest; a frame not drawn yet passes its curve points on."""
+        """Make ``frame`` the latest (a frame not drawn yet is dropped: the curves are
+        read from the session's metrics, so nothing is lost)."""
         with self._frame_lock:
-            if self._latest is not None and not frame.restart_curves:  # not drawn yet: keep its curve points
-                frame.train_points = tuple(list(a) + list(b) for a, b in
-                                           zip(self._latest.train_points, frame.train_points))
-                frame.test_points = self._latest.test_points + frame.test_points
             self._latest = frame
             notify = not self._frame_pending
             self._frame_pending = True

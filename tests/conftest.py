@@ -15,11 +15,36 @@ def _gpu_ok() -> bool:
     return gpu_status()[0]
 
 
+def _on_strict(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("gpu_kind") == "strict"
+
+
+def pytest_generate_tests(metafunc):
+    """A ``gpu`` test runs twice: ``[cuda]`` (skipped without CUDA) and ``[strict]``, on the
+    strict device stand-in (engine/strict_device.py), except ``cuda_only`` ones."""
+    definition = metafunc.definition
+    if definition.get_closest_marker("gpu") and not definition.get_closest_marker("cuda_only"):
+        metafunc.parametrize("gpu_kind", ["cuda", "strict"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def gpu_kind(request):
+    """'cuda' / 'strict' for a gpu test (None elsewhere); [strict] runs with the stand-in as the GPU."""
+    kind = getattr(request, "param", None)
+    if kind != "strict":
+        yield kind
+        return
+    from engine import strict_device
+    with strict_device.installed():
+        yield kind
+
+
 def pytest_collection_modifyitems(config, items):
     if any(item.get_closest_marker("gpu") for item in items) and not _gpu_ok():
         skip = pytest.mark.skip(reason="needs cupy and a CUDA device")
         for item in items:
-            if item.get_closest_marker("gpu"):
+            if item.get_closest_marker("gpu") and not _on_strict(item):
                 item.add_marker(skip)
 
 

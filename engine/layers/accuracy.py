@@ -1,7 +1,17 @@
-"""Accuracy: fraction of samples whose label is among the top_k scores (no backward)."""
-from ..errors import ShapeError
+"""Accuracy: the fraction of labelled positions whose label is among the ``top_k`` scores.
+
+Scores are split as outer x C x inner around ``axis`` (N x C x H x W scores take
+N x H x W labels). As in Caffe 1.0 a label is correct when fewer than ``top_k`` other
+classes score at least as high as it (a tie counts against it). Positions labelled
+``ignore_label`` do not count; no position at all gives 0. An optional second top holds
+the accuracy of each class over the positions of that class (0 for a class absent from
+the batch). No backward.
+"""
+from __future__ import annotations
+
+from ..errors import NetDefinitionError, ShapeError
 from ..layer import Layer, register
-from .softmax_with_loss import check_labels
+from .loss_common import ignore_label_of, label_indices
 
 
 @register("Accuracy")
@@ -13,18 +23,23 @@ class AccuracyLayer(Layer):
         return False
 
     def layer_setup(self, bottom, top):
+        if len(top) > 2:
+            raise NetDefinitionError(f"layer '{self.name}' (Accuracy): produces one or two tops, got {len(top)}")
         p = self.param.accuracy_param
         self.top_k = int(p.top_k)
-        self.ignore_label = int(p.ignore_label) if p.HasField("ignore_label") else None
+        if self.top_k < 1:
+            raise NetDefinitionError(f"layer '{self.name}': accuracy_param.top_k must be >= 1, got {self.top_k}")
+        self.ignore_label = ignore_label_of(p)
         self.axis = bottom[0].canonical_axis(p.axis)
 
     def reshape(self, bottom, top):
+        self.axis = bottom[0].canonical_axis(self.param.accuracy_param.axis)
         self.outer = bottom[0].count(0, self.axis)
         self.inner = bottom[0].count(self.axis + 1)
         self.num_classes = bottom[0].shape[self.axis]
         if self.top_k > self.num_classes:
             raise ShapeError(f"layer '{self.name}': top_k {self.top_k} exceeds the "
-                             f"{self.num_classes} classes of bottom {bottom[0].shape}")
+                             f"{self.num_classes} classes of bottom {self.bottom_name(0)} {bottom[0].shape}")
         if bottom[1].count() != self.outer * self.inner:
             raise ShapeError(f"layer '{self.name}': {self.outer * self.inner} labels expected for scores "
                              f"{self.bottom_name(0)} of shape {bottom[0].shape}, label blob "
@@ -37,19 +52,27 @@ class AccuracyLayer(Layer):
         xp = bottom[0].xp
         scores = bottom[0].data.reshape(self.outer, self.num_classes, self.inner)
         labels = bottom[1].data.reshape(self.outer, self.inner)
-        check_labels(self.name, labels, self.num_classes, self.ignore_label)
-        index = labels.astype(xp.intp)
-        if self.ignore_label is not None:
-            index = xp.where(labels != self.ignore_label, index, 0)
+        index, valid = label_indices(self.name, labels, self.num_classes, self.ignore_label)
         true_score = xp.take_along_axis(scores, index[:, None, :], axis=1)
-        # Caffe 1.0 counts every score >= the true class's (itself included) and calls the
-        # label correct when at most top_k do: a tie counts against the true class.
-        at_least = (scores >= true_score).sum(axis=1)
+        at_least = (scores >= true_score).sum(axis=1)  # the true class itself included
         correct = at_least <= self.top_k
-        valid = xp.ones_like(correct) if self.ignore_label is None else labels != self.ignore_label
-        count = int(valid.sum())
-        top[0].data[...] = float((correct & valid).sum()) / max(count, 1)
+        dtype = top[0].dtype
+        if valid is not None:
+            correct &= valid
+            count = xp.maximum(valid.sum(), 1).astype(dtype)  # stays on the device
+        else:
+            count = dtype.type(max(self.outer * self.inner, 1))
+        top[0].data[...] = correct.sum().astype(dtype) / count
         if len(top) > 1:
-            per_class_total = xp.bincount(index[valid].ravel(), minlength=self.num_classes)
-            per_class_hit = xp.bincount(index[valid & correct].ravel(), minlength=self.num_classes)
-            top[1].data[...] = per_class_hit / xp.maximum(per_class_total, 1)
+            self._per_class(xp, index, valid, correct, top[1])
+
+    def _per_class(self, xp, index, valid, correct, top_blob) -> None:
+        """Hits / positions of each class, 0 where a class has no position."""
+        counted = index.ravel() if valid is None else index[valid]
+        total = xp.bincount(counted, minlength=self.num_classes)
+        hits = xp.bincount(index[correct], minlength=self.num_classes)
+        dtype = top_blob.dtype
+        top_blob.data[...] = hits.astype(dtype) / xp.maximum(total, 1).astype(dtype)
+
+    def backward(self, top, propagate_down, bottom):
+        """No gradient (Caffe's is NOT_IMPLEMENTED): a forced backward sends nothing down."""

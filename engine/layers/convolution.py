@@ -59,35 +59,32 @@ class ConvolutionLayer(Layer):
             raise NetDefinitionError(
                 f"layer '{self.name}' (Convolution): needs one top per bottom, got "
                 f"{len(bottom)} bottom(s) and {len(top)} top(s)")
-        if bottom[0].num_axes != 4 or bottom[0].canonical_axis(p.axis) != 1:
-            raise ShapeError(
-                f"layer '{self.name}' (Convolution): only 2-D convolution of N x C x H x W blobs "
-                f"(axis 1) is supported; bottom shape is {bottom[0].shape}, axis {p.axis}")
+        self._read_axes(p, bottom[0])
         try:
-            self.kernel = _spatial_pair(p, "kernel_size", "kernel", None)
-            self.stride = _spatial_pair(p, "stride", "stride", 1)
-            self.pad = _spatial_pair(p, "pad", "pad", 0)
-            self.dilation = _spatial_pair(p, "dilation", "dilation", 1)
+            self.kernel = self._geometry(p, "kernel_size", "kernel", None)
+            self.stride = self._geometry(p, "stride", "stride", 1)
+            self.pad = self._geometry(p, "pad", "pad", 0)
+            self.dilation = self._geometry(p, "dilation", "dilation", 1)
         except NetDefinitionError as exc:
-            raise NetDefinitionError(f"layer '{self.name}' (Convolution): {exc}") from None
+            raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}): {exc}") from None
         for what, pair, low in (("kernel size", self.kernel, 1), ("stride", self.stride, 1),
                                 ("dilation", self.dilation, 1)):
             if min(pair) < low:
                 raise NetDefinitionError(
-                    f"layer '{self.name}' (Convolution): {what} must be > 0, got {pair}")
+                    f"layer '{self.name}' ({self.type_name}): {what} must be > 0, got {pair}")
         self.num_output = int(p.num_output)
         self.group = int(p.group)
-        self.channels = bottom[0].shape[1]
+        self.channels = bottom[0].shape[self.axis]
         if self.num_output <= 0:
             raise NetDefinitionError(
-                f"layer '{self.name}' (Convolution): convolution_param.num_output must be > 0")
+                f"layer '{self.name}' ({self.type_name}): convolution_param.num_output must be > 0")
         if self.group <= 0 or self.channels % self.group or self.num_output % self.group:
             raise NetDefinitionError(
-                f"layer '{self.name}' (Convolution): group {self.group} must divide both the "
+                f"layer '{self.name}' ({self.type_name}): group {self.group} must divide both the "
                 f"input channels ({self.channels}) and num_output ({self.num_output})")
         self.bias_term = bool(p.bias_term)
-        self.kernel_dim = self.channels // self.group * self.kernel[0] * self.kernel[1]
-        self.blobs = [self.new_param_blob((self.num_output, self.channels // self.group) + self.kernel)]
+        self.kernel_dim = self._column_channels() // self.group * self.kernel[0] * self.kernel[1]
+        self.blobs = [self.new_param_blob(self._weight_shape())]
         fill(self.blobs[0], p.weight_filler)
         if self.bias_term:
             self.blobs.append(self.new_param_blob((self.num_output,)))
@@ -96,28 +93,89 @@ class ConvolutionLayer(Layer):
         self._fresh = [False] * len(bottom)
         self._dcol = None
 
+    def _column_pixels(self) -> int:
+        """Columns per image in the col buffer: the output pixels (a Deconvolution's input pixels)."""
+        return self.out_spatial_dim
+
+    def _column_channels(self) -> int:
+        """The channels the col buffer is made of (the bottom's; a Deconvolution's top's)."""
+        return self.channels
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        """Caffe's ``[num_output, C/group, kernel...]`` (one kernel axis per spatial axis)."""
+        kernel = self.kernel if self.num_spatial_axes == 2 else self.kernel[1:]
+        return (self.num_output, self.channels // self.group) + kernel
+
+    def _read_axes(self, p, bottom) -> None:
+        """The channel axis (``axis``, default 1) and the 1 or 2 spatial axes after it."""
+        try:
+            self.axis = bottom.canonical_axis(int(p.axis))
+        except IndexError:
+            raise ShapeError(f"layer '{self.name}' ({self.type_name}): axis {p.axis} out of range for "
+                             f"bottom shape {bottom.shape}") from None
+        self.num_spatial_axes = bottom.num_axes - self.axis - 1
+        if self.num_spatial_axes not in (1, 2):
+            raise ShapeError(
+                f"layer '{self.name}' ({self.type_name}): {self.num_spatial_axes} spatial axes after the "
+                f"channel axis {self.axis} of bottom shape {bottom.shape}; only 1-D (N x C x W) and "
+                f"2-D (N x C x H x W) convolution are supported")
+
+    def _geometry(self, p, repeated: str, prefix: str, default: int | None) -> tuple[int, int]:
+        """(h, w) of a kernel/stride/pad/dilation field; a 1-D convolution is 1 x w."""
+        if self.num_spatial_axes == 2:
+            return _spatial_pair(p, repeated, prefix, default)
+        values = [int(v) for v in getattr(p, repeated)]
+        has_hw = f"{prefix}_h" in p.DESCRIPTOR.fields_by_name
+        if has_hw and (p.HasField(f"{prefix}_h") or p.HasField(f"{prefix}_w")):
+            raise NetDefinitionError(f"{prefix}_h/{prefix}_w are only for 2-D convolution")
+        if len(values) > 1:
+            raise NetDefinitionError(f"{repeated} must be given once for a 1-D convolution")
+        if not values and default is None:
+            raise NetDefinitionError(f"{repeated} is required")
+        value = values[0] if values else int(default or 0)
+        return (0 if prefix == "pad" else 1), value
+
+    def _images(self, array):
+        """A bottom array as N x C x H x W (the axes before ``axis`` are N; a 1-D input has H = 1)."""
+        return array.reshape(self._image_shape)
+
+    def _outputs(self, array):
+        """A top array as N x Co x Ho x Wo."""
+        return array.reshape((self.num, self.num_output) + self.output_shape)
+
     def reshape(self, bottom, top):
         shape = bottom[0].shape
         for blob in bottom[1:]:
             if blob.shape != shape:
                 raise ShapeError(f"layer '{self.name}' (Convolution): all bottoms must have one shape, "
                                  f"got {shape} and {blob.shape}")
-        if len(shape) != 4 or shape[1] != self.channels:
-            raise ShapeError(f"layer '{self.name}' (Convolution): bottom shape {shape} does not match "
-                             f"the weights, which expect N x {self.channels} x H x W")
-        self.num = shape[0]
-        self.input_shape = shape[2:]
-        self.output_shape = tuple(
-            conv_output_size(shape[2 + d], self.kernel[d], self.stride[d], self.pad[d], self.dilation[d])
-            for d in range(2))
+        if len(shape) != self.axis + 1 + self.num_spatial_axes or shape[self.axis] != self.channels:
+            raise ShapeError(f"layer '{self.name}' ({self.type_name}): bottom shape {shape} does not "
+                             f"match the weights, which expect {self.channels} channels on axis "
+                             f"{self.axis} and {self.num_spatial_axes} spatial axes after it")
+        self.num = 1
+        for size in shape[:self.axis]:
+            self.num *= size
+        self.input_shape = tuple(shape[self.axis + 1:]) if self.num_spatial_axes == 2 \
+            else (1, shape[-1])
+        self._image_shape = (self.num, self.channels) + self.input_shape
+        shape = self._image_shape
+        self.output_shape = self._spatial_output(shape[2:])
         if min(self.output_shape) <= 0:
             raise ShapeError(
-                f"layer '{self.name}' (Convolution): kernel {self.kernel} (dilation {self.dilation}) "
+                f"layer '{self.name}' ({self.type_name}): kernel {self.kernel} (dilation {self.dilation}) "
                 f"does not fit the {shape[2]}x{shape[3]} input with pad {self.pad}")
         self.out_spatial_dim = self.output_shape[0] * self.output_shape[1]
         self.col_shape = (self.kernel_dim * self.group, self.out_spatial_dim)
+        spatial = self.output_shape if self.num_spatial_axes == 2 else self.output_shape[1:]
         for blob in top:
-            blob.reshape((self.num, self.num_output) + self.output_shape)
+            blob.reshape(bottom[0].shape[:self.axis] + (self.num_output,) + spatial)
+
+    def _spatial_output(self, size) -> tuple[int, int]:
+        """(Ho, Wo) for an H x W input: Caffe's floor rule."""
+        height, width = (conv_output_size(size[d], self.kernel[d], self.stride[d], self.pad[d],
+                                          self.dilation[d]) for d in range(2))
+        return height, width
 
     # -- the matrices -------------------------------------------------------
     def _weights(self, array):
@@ -135,7 +193,7 @@ class ConvolutionLayer(Layer):
 
     def _chunks(self) -> list[slice]:
         """Runs of images whose columns fit in COL_BUFFER_ELEMENTS (one run for LeNet-sized nets)."""
-        per_image = self.channels * self.kernel[0] * self.kernel[1] * self.out_spatial_dim
+        per_image = self.kernel_dim * self.group * self._column_pixels()
         size = max(1, min(self.num, COL_BUFFER_ELEMENTS // per_image))
         return [slice(start, min(start + size, self.num)) for start in range(0, self.num, size)]
 
@@ -159,15 +217,16 @@ class ConvolutionLayer(Layer):
         weight = self._weights(self.blobs[0].data)
         chunks = self._chunks()
         for k, (b, t) in enumerate(zip(bottom, top)):
+            bottom_data, top_data = self._images(b.data), self._outputs(t.data)
             for images in chunks:
-                col = self._im2col(k, b.data[images])
+                col = self._im2col(k, bottom_data[images])
                 product = xp.matmul(weight, self._columns(col))  # G x Co/G x P*m
                 per_image = product.reshape((self.num_output,) + self.output_shape + (-1,))
                 per_image = per_image.transpose(3, 0, 1, 2)
                 if self.bias_term:  # one pass: move the image axis back to the front and add b
-                    xp.add(per_image, self.blobs[1].data.reshape(1, -1, 1, 1), out=t.data[images])
+                    xp.add(per_image, self.blobs[1].data.reshape(1, -1, 1, 1), out=top_data[images])
                 else:
-                    t.data[images] = per_image
+                    top_data[images] = per_image
             # with one chunk the buffer now holds every column: backward reuses them
             self._fresh[k] = len(chunks) == 1
 
@@ -177,8 +236,9 @@ class ConvolutionLayer(Layer):
         for k, (t, b) in enumerate(zip(top, bottom)):
             if not (bias_down or self.param_propagate_down[0] or propagate_down[k]):
                 continue
+            top_diff = self._outputs(t.diff)
             for images in self._chunks():
-                delta = self._by_channel(t.diff[images], xp)
+                delta = self._by_channel(top_diff[images], xp)
                 if bias_down:
                     # db += delta . 1, summed over the pixels of every image
                     self._accumulate(self.blobs[1], delta.sum(axis=2).reshape(self.num_output))
@@ -188,11 +248,13 @@ class ConvolutionLayer(Layer):
 
     def _backward_products(self, k: int, bottom, images: slice, delta, down: bool, xp) -> None:
         # the forward's columns when still there (Caffe recomputes them from the same bottom data)
-        col = self._cols[k] if self._fresh[k] else self._im2col(k, bottom.data[images])
+        col = self._cols[k] if self._fresh[k] else self._im2col(k, self._images(bottom.data)[images])
         weight_blob = self.blobs[0]
         if self.param_propagate_down[0]:
-            # dW += delta . col^T, summed over the images (one GEMM per group)
-            self._accumulate(weight_blob, xp.matmul(delta, self._columns(col).transpose(0, 2, 1)))
+            # dW += delta . col^T, summed over the images (one GEMM per group), computed as
+            # (col . delta^T)^T: the same sums, and OpenBLAS runs this layout about 2x faster
+            weight_grad = xp.matmul(self._columns(col), delta.transpose(0, 2, 1))
+            self._accumulate(weight_blob, weight_grad.transpose(0, 2, 1))
         if down:
             # dcol = W^T . delta, then col2im onto the bottom diff
             self._dcol = self._reusable(self._dcol, col.shape, col)
@@ -200,8 +262,9 @@ class ConvolutionLayer(Layer):
                 self._dcol = xp.empty_like(col)
             weight_t = self._weights(weight_blob.data).transpose(0, 2, 1)
             xp.matmul(weight_t, delta, out=self._columns(self._dcol))
-            col2im(self._dcol, bottom.diff[images].shape, self.kernel, self.stride, self.pad, self.dilation,
-                   out=bottom.diff[images])
+            bottom_diff = self._images(bottom.diff)[images]
+            col2im(self._dcol, bottom_diff.shape, self.kernel, self.stride, self.pad, self.dilation,
+                   out=bottom_diff)
 
     @staticmethod
     def _accumulate(blob, grad) -> None:

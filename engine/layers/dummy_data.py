@@ -3,6 +3,7 @@ from ..errors import NetDefinitionError
 from ..fillers import fill
 from ..layer import Layer, register
 from ..proto import caffe_pb2
+from ..validate import require_memory, shape_bytes
 
 
 @register("DummyData")
@@ -25,6 +26,12 @@ class DummyDataLayer(Layer):
         self.shapes = [shapes[0] if len(shapes) == 1 else shapes[i] for i in range(n)]
         self.fillers = [fillers[0] if len(fillers) == 1 else fillers[i] for i in range(n)]
         self.refill = [f.type != "constant" for f in self.fillers]
+        for name, shape in zip(self.param.top, self.shapes):
+            if any(d < 0 for d in shape):
+                raise NetDefinitionError(f"layer '{self.name}': top '{name}' has a negative dimension {shape}")
+            # data and diff, plus the filler's float64 draw and its float32 copy
+            require_memory(shape_bytes(shape, 4) * 2 + shape_bytes(shape, 12),
+                           f"top '{name}' of shape {shape} (with its filler)")
         for blob, shape, filler in zip(top, self.shapes, self.fillers):
             blob.reshape(shape)
             fill(blob, filler)

@@ -14,6 +14,11 @@ class EltwiseLayer(Layer):
     num_bottoms = None
     num_tops = 1
 
+    @property
+    def in_place_allowed(self) -> bool:  # type: ignore[override]
+        """SUM only: PROD and MAX read the bottoms in backward, which the top overwrote."""
+        return self.param.eltwise_param.operation == caffe_pb2.EltwiseParameter.SUM
+
     def layer_setup(self, bottom, top):
         p = self.param.eltwise_param
         if len(bottom) < 2:

@@ -1,6 +1,7 @@
 """EuclideanLoss: 1/(2N) * sum (a - b)^2, gradients +-(a - b)/N."""
 from ..errors import ShapeError
 from ..layer import Layer, register
+from .loss_common import BATCH_SIZE, normalizer
 
 
 @register("EuclideanLoss")
@@ -21,10 +22,11 @@ class EuclideanLossLayer(Layer):
         a = bottom[0].data
         self.difference = a - bottom[1].data.reshape(a.shape)
         d = self.difference.reshape(-1)
-        top[0].data[...] = (d @ d) / a.dtype.type(bottom[0].shape[0]) / a.dtype.type(2)
+        num = normalizer(BATCH_SIZE, bottom[0].shape[0], 1)  # Caffe divides by the batch size
+        top[0].data[...] = (d @ d) / a.dtype.type(num) / a.dtype.type(2)
 
     def backward(self, top, propagate_down, bottom):
-        num = bottom[0].shape[0]
+        num = normalizer(BATCH_SIZE, bottom[0].shape[0], 1)
         for i, sign in ((0, 1), (1, -1)):
             if propagate_down[i]:
                 alpha = sign * top[0].diff.reshape(-1)[0] / bottom[i].dtype.type(num)

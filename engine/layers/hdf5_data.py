@@ -7,58 +7,164 @@ import os
 import numpy
 
 from .. import backend, rng
-from ..errors import DataError
+from ..errors import DataError, ResourceError
 from ..layer import Layer, register
+from ..validate import CHECK_MEMORY_FROM, check_input_file, format_bytes, require_memory, shape_bytes
+
+#: Largest source list read (a list of file names; 64 MB is millions of them).
+MAX_SOURCE_LIST_BYTES = 64 * 2**20
+#: A dataset stored in fewer bytes than its size / this was never written (deflate
+#: compresses at most ~1032:1): its rows would be fill values, allocated for nothing.
+MAX_COMPRESSION_RATIO = 1100
+
+
+def _source_lines(source: str) -> list[str]:
+    check_input_file(source, "HDF5Data source list", limit=MAX_SOURCE_LIST_BYTES)
+    try:
+        with open(source, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise DataError(f"HDF5Data source list '{source}' cannot be read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"HDF5Data source list '{source}': line {line} is not UTF-8 text "
+                        f"(byte 0x{raw[exc.start]:02x}); the list names one .h5 file per line") from None
+    if "\0" in text:
+        raise DataError(f"HDF5Data source list '{source}' holds a NUL character (a binary file, not a list)")
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def read_source_list(source: str) -> list[str]:
-    """The .h5 paths named in ``source``; relative ones resolve against its folder,
-    falling back to the working directory as Caffe does."""
-    try:
-        with open(source, encoding="utf-8") as handle:
-            names = handle.read().split()
-    except OSError as exc:
-        raise DataError(f"HDF5Data source list '{source}' cannot be read: {exc.strerror}") from None
-    if not names:
-        raise DataError(f"HDF5Data source list '{source}' names no .h5 files")
+    """The .h5 paths named in ``source``, one per line (a name may hold spaces; a line
+    of several names that exist is read as those names). Relative ones resolve against
+    the list's folder, falling back to the working directory as Caffe does."""
     folder = os.path.dirname(os.path.abspath(source))
-    resolved = []
-    for name in names:
+
+    def resolve(name: str) -> str:
         beside = os.path.join(folder, name)
-        resolved.append(beside if os.path.isabs(name) or os.path.exists(beside) or not os.path.exists(name)
-                        else os.path.abspath(name))
+        return beside if os.path.isabs(name) or os.path.exists(beside) or not os.path.exists(name) \
+            else os.path.abspath(name)
+
+    resolved: list[str] = []
+    for line in _source_lines(source):
+        whole = resolve(line)
+        parts = line.split()
+        if not os.path.exists(whole) and len(parts) > 1 and all(os.path.exists(resolve(p)) for p in parts):
+            resolved.extend(resolve(p) for p in parts)
+        else:
+            resolved.append(whole)
+    if not resolved:
+        raise DataError(f"HDF5Data source list '{source}' names no .h5 files")
     return resolved
+
+
+def _dataset(handle, path: str, name: str):
+    """The dataset ``name`` of an open file, or DataError saying what is there instead."""
+    import h5py
+
+    try:
+        link = handle.get(name, getlink=True)
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        raise DataError(f"HDF5 file '{path}': '{name}' cannot be read ({exc})") from None
+    if link is None:
+        raise DataError(f"HDF5 file '{path}' has no dataset '{name}' "
+                        f"(it has: {', '.join(sorted(handle.keys())) or 'nothing'})")
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(f"HDF5 file '{path}': '{name}' is an external link to '{link.filename}'; "
+                        f"store the data in the file itself")
+    try:
+        dataset = handle[name]
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        raise DataError(f"HDF5 file '{path}': '{name}' is a link that leads nowhere ({exc})") from None
+    if not isinstance(dataset, h5py.Dataset):
+        raise DataError(f"HDF5 file '{path}': '{name}' is a group, not a dataset")
+    return dataset
+
+
+def _check_dataset(dataset, path: str, name: str) -> None:
+    """Numbers, at least one axis, and a size the memory and the file can hold."""
+    if dataset.dtype.kind not in "biuf":
+        raise DataError(f"HDF5 file '{path}': dataset '{name}' holds {dataset.dtype} values, not numbers")
+    shape = tuple(dataset.shape or ())
+    if len(shape) < 1:
+        raise DataError(f"HDF5 file '{path}': dataset '{name}' is a scalar; it needs one row per sample")
+    needed = shape_bytes(shape, 4)
+    if needed >= CHECK_MEMORY_FROM:
+        stored = dataset.id.get_storage_size()
+        if stored * MAX_COMPRESSION_RATIO < shape_bytes(shape, dataset.dtype.itemsize):
+            raise DataError(f"HDF5 file '{path}': dataset '{name}' declares shape {shape} "
+                            f"({format_bytes(needed)} as float32) but stores only {format_bytes(stored)}: "
+                            f"its rows were never written")
+        require_memory(needed, f"HDF5 file '{path}': dataset '{name}' of shape {shape}")
 
 
 def load_h5_datasets(path: str, names: list[str]) -> list[numpy.ndarray]:
     """Load the named datasets of one .h5 file as float32 arrays with equal row counts."""
     import h5py  # imported here: only nets with HDF5 data pay for it
 
+    check_input_file(path, "HDF5 file")
     try:
         with h5py.File(path, "r") as handle:
+            datasets = [_dataset(handle, path, name) for name in names]
+            for name, dataset in zip(names, datasets):
+                _check_dataset(dataset, path, name)
             arrays = []
-            for name in names:
-                if name not in handle:
-                    raise DataError(f"HDF5 file '{path}' has no dataset '{name}' "
-                                    f"(it has: {', '.join(sorted(handle.keys())) or 'nothing'})")
-                arrays.append(numpy.asarray(handle[name], dtype=numpy.float32))
+            for name, dataset in zip(names, datasets):
+                try:
+                    arrays.append(numpy.asarray(dataset, dtype=numpy.float32))
+                except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+                    raise DataError(f"HDF5 file '{path}': dataset '{name}' cannot be read "
+                                    f"(corrupt or truncated): {exc}") from None
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"HDF5 file '{path}' does not exist") from None
-    except OSError as exc:
+    except MemoryError:
+        raise ResourceError(f"HDF5 file '{path}': not enough memory to load {', '.join(names)}") from None
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise DataError(f"HDF5 file '{path}' cannot be read (corrupt or not HDF5): {exc}") from None
     for name, array in zip(names, arrays):
-        if array.ndim < 1 or array.shape[0] != arrays[0].shape[0]:
+        if array.shape[0] != arrays[0].shape[0]:
             raise DataError(f"HDF5 file '{path}': dataset '{name}' has shape {array.shape}; every "
                             f"dataset needs {arrays[0].shape[0]} rows like '{names[0]}'")
     return arrays
+
+
+def h5_row_count(path: str, name: str) -> int:
+    """Rows of dataset ``name`` in ``path``, without loading it."""
+    import h5py
+
+    check_input_file(path, "HDF5 file")
+    try:
+        with h5py.File(path, "r") as handle:
+            dataset = _dataset(handle, path, name)
+            shape = tuple(dataset.shape or ())
+    except DataError:
+        raise
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise DataError(f"HDF5 file '{path}' cannot be read (corrupt or not HDF5): {exc}") from None
+    if not shape:
+        raise DataError(f"HDF5 file '{path}': dataset '{name}' is a scalar; it needs one row per sample")
+    return int(shape[0])
+
+
+def _permutation(values, count: int, what: str, layer: str) -> numpy.ndarray:
+    try:
+        order = numpy.asarray(values, dtype=numpy.intp).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"layer '{layer}': the saved {what} is not a list of integers") from None
+    if len(order) != count or not numpy.array_equal(numpy.sort(order), numpy.arange(count)):
+        raise DataError(f"layer '{layer}': the saved {what} is not an order of {count} item(s) "
+                        f"(it has {len(order)}); the state was saved for other data")
+    return order
 
 
 @register("HDF5Data")
 class HDF5DataLayer(Layer):
     num_bottoms = 0
     min_tops = 1
+    loaded_path = ""
+    loaded_index = -1
 
     def layer_setup(self, bottom, top):
         p = self.param.hdf5_data_param
@@ -127,22 +233,41 @@ class HDF5DataLayer(Layer):
         return {"current_file": self.current_file, "current_row": self.current_row,
                 "file_order": self.file_order.copy(), "row_order": self.row_order.copy()}
 
+    def check_state(self, state: dict) -> dict:
+        """The saved position, validated against this layer's files without changing
+        anything (DataError naming the layer when it cannot be right)."""
+        try:
+            current_file, current_row = int(state["current_file"]), int(state["current_row"])
+            file_values, row_values = state["file_order"], state["row_order"]
+        except KeyError as exc:
+            raise DataError(f"layer '{self.name}': the saved position lacks '{exc.args[0]}'") from None
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"layer '{self.name}': the saved position is not a pair of integers") from None
+        source = self.param.hdf5_data_param.source
+        file_order = numpy.asarray(file_values).reshape(-1)
+        if len(file_order) != len(self.filenames) or not 0 <= current_file < len(file_order):
+            raise DataError(f"layer '{self.name}': the saved position is for {len(file_order)} file(s) "
+                            f"(file #{current_file}) but '{source}' lists {len(self.filenames)}")
+        file_order = _permutation(file_order, len(self.filenames), "file order", self.name)
+        index = int(file_order[current_file])
+        rows = self.arrays[0].shape[0] if index == self.loaded_index else \
+            h5_row_count(self.filenames[index], self.top_names[0])
+        if not 0 <= current_row < rows:
+            raise DataError(f"layer '{self.name}': the saved position (row {current_row}) does not fit "
+                            f"'{self.filenames[index]}', which has {rows} rows")
+        row_order = _permutation(row_values, rows, "row order", self.name)
+        return {"current_file": current_file, "current_row": current_row, "file_order": file_order,
+                "row_order": row_order}
+
     def set_state(self, state: dict) -> None:
         """Continue from a :meth:`state` (reloads the file it points into)."""
-        file_order = numpy.asarray(state["file_order"], dtype=numpy.intp).reshape(-1)
-        current_file, current_row = int(state["current_file"]), int(state["current_row"])
-        if len(file_order) != len(self.filenames) or not 0 <= current_file < len(file_order):
-            raise DataError(f"layer '{self.name}': the saved position is for {len(file_order)} file(s) but "
-                            f"'{self.param.hdf5_data_param.source}' lists {len(self.filenames)}")
-        self.file_order = file_order
+        state = self.check_state(state)
+        file_order, current_file = state["file_order"], state["current_file"]
         if int(file_order[current_file]) != self.loaded_index:
             self._load_file(file_order[current_file])
-        row_order = numpy.asarray(state["row_order"], dtype=numpy.intp).reshape(-1)
-        rows = self.arrays[0].shape[0]
-        if len(row_order) != rows or not 0 <= current_row < rows:
-            raise DataError(f"layer '{self.name}': the saved position (row {current_row} of {len(row_order)}) "
-                            f"does not fit '{self.loaded_path}', which has {rows} rows")
-        self.current_file, self.current_row, self.row_order = current_file, current_row, row_order
+        self.file_order = file_order
+        self.current_file, self.current_row = current_file, state["current_row"]
+        self.row_order = state["row_order"]
 
     def backward(self, top, propagate_down, bottom):
         pass

@@ -17,6 +17,7 @@ class InnerProductLayer(Layer):
 
     num_bottoms = 1
     num_tops = 1
+    in_place_allowed = False  # wrong in place: backward reads the bottom the top overwrote
 
     def layer_setup(self, bottom, top):
         p = self.param.inner_product_param
@@ -59,8 +60,19 @@ class InnerProductLayer(Layer):
                                         td.reshape(M, N), tf.reshape(M, N))
         return cache[4:]
 
+    _data_cache = None
+
+    def _data_views(self, bottom, top):
+        """(bottom data, top data) as M x K / M x N views: forward reads no diff, so a
+        forward-only net allocates none."""
+        bd, td = bottom[0].data, top[0].data
+        cache = self._data_cache
+        if cache is None or cache[0] is not bd or cache[1] is not td:
+            cache = self._data_cache = (bd, td, bd.reshape(self.M, self.K), td.reshape(self.M, self.N))
+        return cache[2], cache[3]
+
     def forward(self, bottom, top):
-        bottom_data, _, top_data, _ = self._views(bottom, top)
+        bottom_data, top_data = self._data_views(bottom, top)
         weight = self.blobs[0].data
         matmul_into(bottom_data, weight if self.transpose else weight.T, top_data)
         if self.bias_term:

@@ -1,4 +1,9 @@
-"""Pooling: MAX and AVE over 2-D windows, with Caffe's ceil output size.
+"""Pooling: MAX, AVE and STOCHASTIC over 2-D windows, with Caffe's ceil output size.
+
+``global_pooling: true`` makes the window the whole H x W plane. STOCHASTIC (Caffe
+has it on the GPU only) outputs in TEST the activation-weighted average
+``sum(x^2) / sum(x)`` and in TRAIN one activation picked with probability
+proportional to its value (from the engine's seeded random stream, not Caffe's).
 
 Output size ``ceil((H + 2*pad - k) / stride) + 1``, minus one when padding is
 used and the last window would start in the padding. AVE divides by the
@@ -12,6 +17,7 @@ work is ``kh * kw`` array operations, never a loop over pixels or images.
 """
 from __future__ import annotations
 
+from .. import backend, rng
 from ..backend import get_array_module
 from ..errors import NetDefinitionError, ShapeError
 from ..im2col import pad_images
@@ -20,6 +26,8 @@ from ..proto import caffe_pb2
 
 MAX, AVE, STOCHASTIC = (caffe_pb2.PoolingParameter.MAX, caffe_pb2.PoolingParameter.AVE,
                         caffe_pb2.PoolingParameter.STOCHASTIC)
+TRAIN = 0  # caffe_pb2.TRAIN
+FLT_MIN = 1.1754943508222875e-38  # Caffe starts STOCHASTIC's TEST sum at FLT_MIN (also for double)
 
 
 def pooled_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -41,7 +49,7 @@ def _pair(p, name: str, default: int | None) -> tuple[int, int]:
         return int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))
     if not p.HasField(scalar) and default is None:
         raise NetDefinitionError(f"{scalar} (or {name}_h and {name}_w) is required")
-    value = int(getattr(p, scalar)) if p.HasField(scalar) else default
+    value = int(getattr(p, scalar)) if p.HasField(scalar) else int(default or 0)
     return value, value
 
 
@@ -56,9 +64,6 @@ class PoolingLayer(Layer):
         if len(top) > 2:
             raise NetDefinitionError(f"layer '{self.name}' (Pooling): at most two tops (output, mask)")
         self.method = p.pool
-        if self.method == STOCHASTIC:
-            raise NetDefinitionError(
-                f"layer '{self.name}' (Pooling): pool: STOCHASTIC is not supported (use MAX or AVE)")
         if len(top) == 2 and self.method != MAX:
             raise NetDefinitionError(f"layer '{self.name}' (Pooling): the mask top exists only for MAX")
         self.global_pooling = bool(p.global_pooling)
@@ -144,8 +149,12 @@ class PoolingLayer(Layer):
     def forward(self, bottom, top):
         if self.method == MAX:
             self._forward_max(bottom[0], top)
-        else:
+        elif self.method == AVE:
             self._forward_ave(bottom[0], top[0])
+        elif self.phase == TRAIN:
+            self._forward_stochastic_train(bottom[0], top[0])
+        else:
+            self._forward_stochastic_test(bottom[0], top[0])
 
     def _forward_max(self, bottom, top):
         xp = bottom.xp
@@ -191,8 +200,12 @@ class PoolingLayer(Layer):
             return
         if self.method == MAX:
             self._backward_max(top[0], bottom[0])
-        else:
+        elif self.method == AVE:
             self._backward_ave(top[0], bottom[0])
+        elif self.phase == TRAIN:
+            self._backward_stochastic_train(top[0], bottom[0])
+        else:
+            self._backward_stochastic_test(top[0], bottom[0])
 
     def _backward_max(self, top, bottom):
         xp = bottom.xp
@@ -213,3 +226,81 @@ class PoolingLayer(Layer):
         for _, _, _, window in self._offsets():
             padded[window] += share
         self._crop_into(padded, bottom.diff)
+
+    # -- STOCHASTIC ---------------------------------------------------------
+    # Caffe has these only on the GPU (StoPoolForwardTrain/Test, StoPoolBackward); its
+    # windows start at ph * stride and ignore ``pad`` (which only enters the output size).
+    def _unpadded_windows(self, x):
+        """``x`` with zeros after it up to the end of the last window (no padding before)."""
+        size = tuple((self.pooled[d] - 1) * self.stride[d] + self.kernel[d] for d in range(2))
+        size = (max(size[0], self.height), max(size[1], self.width))
+        return pad_images(x, (0, 0), 0.0, size)
+
+    def _forward_stochastic_test(self, bottom, top):
+        """Each window's activations weighted by themselves: sum(x^2) / (FLT_MIN + sum(x))."""
+        xp = bottom.xp
+        windows = self._unpadded_windows(bottom.data)
+        weights = xp.full(top.shape, FLT_MIN, dtype=top.data.dtype)
+        squares = xp.zeros_like(weights)
+        for _, _, _, window in self._offsets():
+            values = windows[window]
+            weights += values
+            squares += values * values
+        self.stochastic_weights = weights
+        xp.divide(squares, weights, out=top.data)
+
+    def _backward_stochastic_test(self, top, bottom):
+        """The derivative of the weighted average, ``(2 x - y) / (FLT_MIN + sum(x))`` per window.
+
+        Caffe has no backward for the TEST mode (it would route through the indices of
+        the last TRAIN forward); this is the exact gradient of the forward above."""
+        xp = bottom.xp
+        windows = self._unpadded_windows(bottom.data)
+        share = top.diff / self.stochastic_weights
+        spread = xp.zeros(windows.shape, dtype=bottom.diff.dtype)
+        for _, _, _, window in self._offsets():
+            spread[window] += share * (2 * windows[window] - top.data)
+        bottom.diff[...] = spread[:, :, :self.height, :self.width]
+
+    def _forward_stochastic_train(self, bottom, top):
+        """Pick one activation per window with probability proportional to its value.
+
+        As Caffe: ``threshold = u * sum(x)`` with ``u`` uniform, then the first cell (row by
+        row) where the running sum reaches it. ``u`` comes from the engine's seeded stream
+        (:mod:`engine.rng`, drawn on the CPU): the same seed gives the same picks on the CPU
+        and the GPU, but the random stream is not Caffe's, so the picks differ from Caffe's.
+        """
+        xp = bottom.xp
+        windows = self._unpadded_windows(bottom.data)
+        dtype = top.data.dtype
+        totals = xp.zeros(top.shape, dtype=dtype)
+        for _, _, _, window in self._offsets():
+            totals += windows[window]
+        draws = rng.generator().random(top.shape).astype(dtype)
+        thresholds = backend.to_device(draws, bottom.device) * totals
+        running = xp.zeros_like(totals)
+        chosen = xp.full(top.shape, -1, dtype=xp.int32)
+        for index, i, j, window in self._offsets():
+            values = windows[window]
+            running += values
+            inside = self._inside_input(i, j, xp)
+            newly = (chosen < 0) & (running >= thresholds) & inside
+            xp.copyto(chosen, index, where=newly)
+            xp.copyto(top.data, values, where=newly)
+        # a window whose running sum never reaches the threshold (negative inputs) outputs 0
+        xp.copyto(top.data, dtype.type(0), where=chosen < 0)
+        self.argmax_offset = chosen
+
+    def _inside_input(self, i: int, j: int, xp):
+        """Whether kernel offset (i, j) of each window lies in the input (Ho x Wo, unpadded windows)."""
+        rows = xp.arange(self.pooled[0]) * self.stride[0] + i < self.height
+        cols = xp.arange(self.pooled[1]) * self.stride[1] + j < self.width
+        return rows[:, None] & cols[None, :]
+
+    def _backward_stochastic_train(self, top, bottom):
+        """The whole top diff goes to the picked cell (Caffe's StoPoolBackward)."""
+        xp = bottom.xp
+        spread = xp.zeros(self._unpadded_windows(bottom.data).shape, dtype=bottom.diff.dtype)
+        for index, _, _, window in self._offsets():
+            spread[window] += top.diff * (self.argmax_offset == index)
+        bottom.diff[...] = spread[:, :, :self.height, :self.width]

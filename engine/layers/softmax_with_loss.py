@@ -1,34 +1,28 @@
-"""SoftmaxWithLoss: softmax, then the mean negative log-likelihood of the labels."""
+"""SoftmaxWithLoss: softmax over ``axis``, then the negative log-likelihood of the labels.
+
+``loss = -sum log(max(p[label], FLT_MIN)) / normalizer`` over every (outer, inner)
+position whose label is not ``ignore_label`` (so N x C x H x W scores take N x H x W
+labels); the normalizer follows ``loss_param.normalization`` (FULL, VALID, BATCH_SIZE,
+NONE) or the legacy ``normalize`` flag. Backward: ``(p - onehot(label)) * weight /
+normalizer``, zero at ignored positions, nothing to the labels.
+"""
 from __future__ import annotations
 
-import numpy
-
-from ..backend import get_array_module
-from ..errors import LabelError, ShapeError
+from ..errors import NetDefinitionError, ShapeError
 from ..layer import Layer, register
+from .loss_common import (
+    FLT_MIN,
+    check_labels,
+    ignore_label_of,
+    label_indices,
+    loss_scale,
+    normalization_mode,
+    normalizer,
+    set_loss,
+)
 from .softmax import softmax_into
 
-FLT_MIN = numpy.finfo(numpy.float32).tiny
-FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3
-
-
-def normalization_mode(loss_param) -> int:
-    """Caffe's rule: ``normalization`` wins; else legacy ``normalize: false`` means BATCH_SIZE."""
-    if not loss_param.HasField("normalization") and loss_param.HasField("normalize"):
-        return VALID if loss_param.normalize else BATCH_SIZE
-    return loss_param.normalization
-
-
-def check_labels(layer_name: str, labels, num_classes: int, ignore_label) -> None:
-    """Raise LabelError naming the first label outside [0, num_classes)."""
-    xp = get_array_module(labels)
-    valid = labels if ignore_label is None else labels[labels != ignore_label]
-    bad = (valid < 0) | (valid >= num_classes) | (valid != xp.floor(valid))
-    if bool(bad.any()):
-        value = float(valid[bad].ravel()[0])
-        raise LabelError(
-            f"layer '{layer_name}': label {value:g} is out of range: expected an integer in "
-            f"[0, {num_classes - 1}]" + ("" if ignore_label is None else f" or ignore_label {ignore_label}"))
+__all__ = ["SoftmaxWithLossLayer", "check_labels"]
 
 
 @register("SoftmaxWithLoss")
@@ -41,10 +35,14 @@ class SoftmaxWithLossLayer(Layer):
         return bottom_index != 1
 
     def layer_setup(self, bottom, top):
+        if len(top) > 2:
+            raise NetDefinitionError(f"layer '{self.name}' (SoftmaxWithLoss): produces one or two tops (the loss "
+                                     f"and the probabilities), got {len(top)}")
         loss_param = self.param.loss_param
-        self.ignore_label = int(loss_param.ignore_label) if loss_param.HasField("ignore_label") else None
+        self.ignore_label = ignore_label_of(loss_param)
         self.normalization = normalization_mode(loss_param)
         self.axis = bottom[0].canonical_axis(self.param.softmax_param.axis)
+        self.valid_count = None
 
     def reshape(self, bottom, top):
         self.outer = bottom[0].count(0, self.axis)
@@ -58,7 +56,6 @@ class SoftmaxWithLossLayer(Layer):
         top[0].reshape(())
         if len(top) > 1:
             top[1].reshape_like(bottom[0])
-        self.prob_shape = bottom[0].shape
 
     _prob_buf = None
 
@@ -69,17 +66,6 @@ class SoftmaxWithLossLayer(Layer):
         if buf is None or buf.shape != data.shape or buf.dtype != data.dtype or type(buf) is not type(data):
             buf = self._prob_buf = bottom[0].xp.empty_like(data)
         return buf
-
-    def _normalizer(self, valid_count) -> float:
-        if self.normalization == FULL:
-            norm = self.outer * self.inner
-        elif self.normalization == VALID:
-            norm = valid_count
-        elif self.normalization == BATCH_SIZE:
-            norm = self.outer
-        else:
-            norm = 1
-        return max(1.0, float(norm))
 
     def _labels(self, bottom):
         return bottom[1].data.reshape(self.outer, self.inner)
@@ -95,37 +81,23 @@ class SoftmaxWithLossLayer(Layer):
             cache = self._index_cache = ((self.outer, self.inner), xp, rows, cols)
         return cache[2], cache[3]
 
-    def _checked_index(self, labels, xp):
-        """The labels as integer indices, raising LabelError for a bad one (fast path
-        without ignore_label: range by min/max, integrality by the cast)."""
-        if self.ignore_label is None and labels.size:
-            low, high = labels.min(), labels.max()
-            if low >= 0 and high < self.num_classes:  # False for NaN too
-                index = labels.astype(xp.intp)
-                if not bool((index != labels).any()):
-                    return index
-        check_labels(self.name, labels, self.num_classes, self.ignore_label)
-        return labels.astype(xp.intp)
+    def _normalizer(self):
+        return normalizer(self.normalization, self.outer, self.inner, self.valid_count)
 
     def forward(self, bottom, top):
         xp = bottom[0].xp
         prob = self._prob(bottom, top)
         softmax_into(bottom[0].data, self.axis, prob)
-        labels = self._labels(bottom)
-        index = self._checked_index(labels, xp)
-        prob3 = prob.reshape(self.outer, self.num_classes, self.inner)
-        if self.ignore_label is not None:
-            valid = labels != self.ignore_label
-            index = xp.where(valid, index, 0)
+        index, valid = label_indices(self.name, self._labels(bottom), self.num_classes, self.ignore_label)
         rows, cols = self._row_col_index(xp)
-        picked = prob3[rows, index, cols]
+        picked = prob.reshape(self.outer, self.num_classes, self.inner)[rows, index, cols]
         log_prob = xp.log(xp.maximum(picked, picked.dtype.type(FLT_MIN)))
-        if self.ignore_label is not None:
+        if valid is not None:
             log_prob = log_prob * valid
-            self.valid_count = int(valid.sum())
+            self.valid_count = valid.sum()  # stays on the device
         else:
-            self.valid_count = self.outer * self.inner
-        top[0].data[...] = -log_prob.sum() / top[0].dtype.type(self._normalizer(self.valid_count))
+            self.valid_count = None  # every position counts
+        set_loss(top[0], -log_prob.sum(), self._normalizer())
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -144,5 +116,4 @@ class SoftmaxWithLossLayer(Layer):
             index = xp.where(valid, index, 0)
             diff3[rows, index, cols] -= valid.astype(diff3.dtype)
             diff3 *= valid[:, None, :]
-        scale = top[0].diff.reshape(-1)[0] / top[0].dtype.type(self._normalizer(self.valid_count))
-        diff3 *= scale
+        diff3 *= loss_scale(top[0], self._normalizer())

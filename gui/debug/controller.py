@@ -18,17 +18,23 @@ from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QKeySequence, Q
 from PySide6.QtWidgets import QDockWidget, QGraphicsEllipseItem, QInputDialog, QMenu
 
 from engine.errors import EngineError
-
-from . import breakpoints as bp
-from .boundary import BoundaryModel, training_points
-from .decompose import PreUpdate, decompose, param_index
-from .overlays import layer_stats
-from .presenter import PresenterMode, SlowMotion
-from .rewind import History
-from .tiles import image_layers, weight_tiles
-from .timing import time_solver
-from .widgets import (BoundaryView, BreakpointsPanel, DecompositionPanel, GradCheckPanel, OverlayTable,
-                      RewindBar, TimingPanel, WeightTilesView)
+from gui.model import breakpoints as bp
+from gui.model.boundary import BoundaryModel, training_points
+from gui.model.decompose import UpdateCapture, decompose, param_index
+from gui.model.events import EDITED, NetLoaded, SettingChanged, StateChanged
+from gui.model.overlays import layer_stats
+from gui.model.tiles import image_layers, weight_tiles
+from gui.model.timeline import restore
+from gui.model.timing import time_solver
+from gui.views.debug.boundary import BoundaryView
+from gui.views.debug.breakpoints import BreakpointsPanel
+from gui.views.debug.decompose import DecompositionPanel
+from gui.views.debug.gradcheck import GradCheckPanel
+from gui.views.debug.overlays import OverlayTable
+from gui.views.debug.presenter import PresenterMode, SlowMotion
+from gui.views.debug.rewind import RewindBar
+from gui.views.debug.tiles import WeightTilesView
+from gui.views.debug.timing import TimingPanel
 
 #: Seconds between live redraws of the boundary / debug_info while running.
 LIVE_INTERVAL = 0.25
@@ -45,12 +51,14 @@ class DebugController(QObject):
         super().__init__(window)
         self.window = window
         self.session = window.session
-        self.history = History()
-        self.breakpoints_panel = BreakpointsPanel()
-        self.breakpoints = self.breakpoints_panel.breakpoints
-        self.rewind_bar = RewindBar(self.history, lambda: self.session.solver, self.session.lock,
+        self.timeline = self.session.timeline
+        self.breakpoints = self.session.breakpoints
+        self.breakpoints_panel = BreakpointsPanel(self.breakpoints)
+        self.rewind_bar = RewindBar(self.timeline, lambda: self.session.solver, self.session.lock,
                                     before_restore=self._prepare_restore)
         self.decomposition = DecompositionPanel()
+        #: the observer that keeps what each update stage produced while that view is open
+        self.update_capture = UpdateCapture()
         self.boundary = BoundaryView()
         self.timing = TimingPanel(self.time_layers)
         self.overlays = OverlayTable()
@@ -85,7 +93,8 @@ class DebugController(QObject):
         if hasattr(window, "graph"):
             window.graph.layerSelected.connect(self._on_layer_selected)
             window.graph.viewport().installEventFilter(self)
-        self.session.subscribe(self._on_session)
+        self.session.emitter.connect(self._on_net_loaded, NetLoaded)
+        self.session.emitter.connect(self._on_state_changed, StateChanged, SettingChanged)
         if self.session.solver is not None:
             self._on_loaded()
 
@@ -179,6 +188,8 @@ class DebugController(QObject):
 
     def _set_live(self, key: str, on: bool) -> None:
         self._live[key] = bool(on)
+        if key == "decomposition":
+            self._watch_update(bool(on))
         if key == "overlays" and not on:
             self._paint_chips({})
         if on and not self.window.worker.busy:
@@ -195,7 +206,7 @@ class DebugController(QObject):
         self.session.remove_step_wrapper(self._around_step)
         self.session.remove_run_hook(self)
 
-    # -- runs in the solver process (gui.solver_process; worker thread) ----------
+    # -- runs in the solver process (gui.model.solver_process; worker thread) ----------
     def allows_process_run(self) -> bool:
         """A run may go to the solver process unless a breakpoint (but the NaN trap,
         which the process keeps) or a live view must see each step."""
@@ -205,12 +216,12 @@ class DebugController(QObject):
 
     def process_run_options(self) -> dict:
         """Rewind keeps recording in the solver process, as it would here."""
-        return {"rewind": self.history.recorder_settings()}
+        return {"rewind": self.timeline.recorder_settings()}
 
     def absorb_process_run(self, result) -> None:
         """The run's states join the rewind timeline; a NaN stop is reported as here."""
         if result.recorded is not None:
-            self.history.append_recorded(result.recorded)
+            self.timeline.append_recorded(result.recorded)
         if self.session.nonfinite is not None:
             self._report_nonfinite()
 
@@ -304,23 +315,52 @@ class DebugController(QObject):
                 self.statsReady.emit(layer_stats(solver.net))
 
     def _record(self, solver, seconds: float) -> None:
-        self.history.record_iteration(solver, seconds, every_iteration=self._live["decomposition"])
+        self.timeline.record_iteration(solver, seconds, every_iteration=self._live["decomposition"])
 
-    # -- session events (GUI thread) -------------------------------------------
-    def _on_session(self, name: str, **data) -> None:
-        if name == "loaded":
-            self._on_loaded()
-        elif name in ("weights", "param", "device"):
-            self._on_changed(name)
+    # -- the model's events (GUI thread) ---------------------------------------
+    def _on_net_loaded(self, _event: NetLoaded) -> None:
+        self._on_loaded()
+
+    def _on_state_changed(self, event) -> None:
+        if isinstance(event, SettingChanged):
+            self._on_changed("param")
+        elif event.reason in ("weights", "device"):
+            self._on_changed(event.reason)
+        elif self.window.worker is not None and not self.window.worker.busy:
+            self._on_worker_idle()  # rewound or edited: the live views follow
+
+    def _watch_update(self, on: bool) -> None:
+        """Put the update capture on the solver's observers (or take it off)."""
+        solver = self.session.solver
+        if solver is None:
+            return
+        with self.session.lock:
+            watching = self.update_capture in solver.observers
+            if on and not watching:
+                solver.observers.append(self.update_capture)
+            elif not on and watching:
+                solver.observers.remove(self.update_capture)
+
+    def _forget_previous_net(self) -> None:
+        """Every panel that showed something of the net before says it has nothing yet."""
+        self.update_capture.last = None
+        self.gradcheck.clear()
+        self.timing.clear()
+        self.breakpoints_panel.show_stop(None)
+        self.decomposition.show_message("Step once with this view open to see the update taken apart.")
+        self.overlays.set_rows([])
+        self._paint_chips({})
 
     def _on_loaded(self) -> None:
         solver = self.session.solver
-        self.history.clear()
+        self._forget_previous_net()
+        self._watch_update(self._live["decomposition"])
+        self.timeline.clear()
         self._skip_start = None
         self.breakpoints.reset()
         if solver is None:
             return
-        self.history.record(solver, f"loaded: iteration {solver.iter}")
+        self.timeline.record(solver, f"loaded: iteration {solver.iter}")
         self.breakpoints_panel.set_layers([layer.name for layer in solver.net.layers])
         self.tiles.set_layers(image_layers(solver.net))
         self._build_boundary_model()
@@ -332,9 +372,9 @@ class DebugController(QObject):
         try:
             self.boundary_model = BoundaryModel(solver.net)
             self.boundary_points = training_points(solver.net)
-            self.boundary.title.setText("Decision boundary")
+            self.boundary.clear("Decision boundary (open this view while paused or step to draw it)")
         except (EngineError, KeyError, IndexError, ValueError) as exc:
-            self.boundary.title.setText(f"No decision boundary for this net: {exc}")
+            self.boundary.clear(f"No decision boundary for this net: {exc}")
 
     def _on_changed(self, name: str) -> None:
         solver = self.session.solver
@@ -343,10 +383,10 @@ class DebugController(QObject):
         if name == "device":
             self._build_boundary_model()
         if name == "param":  # replays must not cross a settings change: keep only full checkpoints
-            self.history.keep_only_checkpoints()
-            self.history.record(solver, f"settings edited at iteration {solver.iter}", checkpoint=True)
+            self.timeline.keep_only_checkpoints()
+            self.timeline.record(solver, f"settings edited at iteration {solver.iter}", checkpoint=True)
         elif name == "weights":
-            self.history.record(solver, f"weights loaded at iteration {solver.iter}", checkpoint=True)
+            self.timeline.record(solver, f"weights loaded at iteration {solver.iter}", checkpoint=True)
 
     # -- GUI-thread refresh ------------------------------------------------------
     def _on_worker_idle(self) -> None:
@@ -374,20 +414,39 @@ class DebugController(QObject):
         return name if name in names else (names[0] if names else None)
 
     def _refresh_decomposition(self) -> None:
+        """Show the captured stages of the last finished iteration for the selected layer.
+        After a rewind the iteration that led here is replayed from the checkpoint before
+        it (bit for bit, as the rewind replays) so the capture sees it."""
         solver = self.session.solver
         layer = self.selected_inner_product()
-        marks, position = self.history.marks, self.history.position
-        if layer is None or position < 1 or self.session.mid_iteration:
+        if layer is None:
+            self.decomposition.show_message("No InnerProduct layer in this net: nothing to take apart.")
             return
+        if self.session.mid_iteration:
+            return
+        captured = self.update_capture.last
+        if captured is None or captured.iteration != solver.iter - 1:
+            captured = self._replay_last_iteration()
+        index = param_index(solver.net, layer, 0)
+        if captured is None or index not in captured.arrays:
+            self.decomposition.show_message(
+                f"Iteration {solver.iter}: step once with this view open to take the update apart.")
+            return
+        self.decomposition.set_decomposition(decompose(captured, index))
+
+    def _replay_last_iteration(self):
+        """Restore the checkpoint of iteration ``iter − 1`` and step it again, watched."""
+        solver = self.session.solver
+        marks, position = self.timeline.marks, self.timeline.position
+        if position < 1 or self.update_capture not in solver.observers:
+            return None
         before = marks[position - 1]
         if before.checkpoint is None or before.iteration != solver.iter - 1 or \
                 marks[position].iteration != solver.iter:
-            return
-        try:
-            pre = PreUpdate.from_checkpoint(before.checkpoint, solver)
-        except (ValueError, RuntimeError):
-            return
-        self.decomposition.set_decomposition(decompose(pre, param_index(solver.net, layer, 0)))
+            return None
+        restore(solver, before.checkpoint)
+        solver.step(1)
+        return self.update_capture.last
 
     def _on_layer_selected(self, name: str) -> None:
         if self.boundary.result is not None and name in self.boundary.result.responses:
@@ -473,7 +532,7 @@ class DebugController(QObject):
             self.window.statusBar().showMessage("Pause to edit a weight", 6000)
             return False
         W = self.session.solver.net.params[layer][0]
-        current = float(W.data[row, col])
+        current = float(W.data[row, col].item())  # one explicit read (the data may be on the GPU)
         value, ok = self.ask_value(f"{layer}: W[{row}, {col}] (weight from input {col} to output {row})",
                                    current)
         if not ok:
@@ -543,8 +602,7 @@ class DebugController(QObject):
 
     def _after_restore(self) -> None:
         self._skip_start = None
-        self.window.refresh()
-        self._on_worker_idle()
+        self.session.changed("rewound", rewound=True)  # the views follow (StateChanged)
         solver = self.session.solver
         self.window.statusBar().showMessage(f"Rewound to iteration {solver.iter}", 6000)
 
@@ -555,14 +613,14 @@ class DebugController(QObject):
         self._pause_and_wait()
         with self.session.lock:
             mid = self.session.mid_iteration
-            target = self.history.position if mid else self.history.position - 1
+            target = self.timeline.position if mid else self.timeline.position - 1
             if target < 0:
                 self.window.statusBar().showMessage("Nothing to step back to: the history is empty", 6000)
                 return False
             self.session.events = None
             self.session.last_event = None
             self.session.nonfinite = None
-            self.history.goto(self.session.solver, target)
+            self.timeline.goto(self.session.solver, target)
         self._after_restore()
         return True
 
@@ -571,8 +629,8 @@ class DebugController(QObject):
         self._prepare_restore()
         with self.session.lock:
             solver = self.session.solver
-            self.history.edit_weight(solver, param_index(solver.net, layer, j), index, value)
-        self.window.refresh()
+            self.timeline.edit_weight(solver, param_index(solver.net, layer, j), index, value)
+        self.session.changed(EDITED)
 
     def time_layers(self, iterations: int):
         self._pause_and_wait()

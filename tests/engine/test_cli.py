@@ -16,7 +16,7 @@ import pytest
 
 import engine
 from engine import cli
-from engine.layer import Layer, _REGISTRY, register
+from engine.layer import _REGISTRY, Layer, register
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -148,11 +148,11 @@ def test_train_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in err and "missing.prototxt" in err
 
 
-def test_unmodified_lmdb_lenet_gives_the_unsupported_layer_error(data_dir, capsys):
+def test_unmodified_lmdb_lenet_names_the_missing_database(data_dir, capsys):
     code, _, err = call(capsys, "train", "--solver", data_dir / "lenet" / "lenet_solver_lmdb.prototxt")
     assert code == 1
-    assert_one_line_error(err, "layer 'mnist'", "'Data'", "not supported", "to_hdf5", "HDF5Data")
-    with pytest.raises(engine.NetDefinitionError, match="LMDB/LevelDB databases are not supported"):
+    assert_one_line_error(err, "layer 'mnist' (Data)", "mnist_train_lmdb", "does not exist", "convert_imageset")
+    with pytest.raises(engine.DataError, match="mnist_train_lmdb.*does not exist"):
         engine.Net(str(data_dir / "lenet" / "lenet_train_test_lmdb.prototxt"), engine.TRAIN)
 
 

@@ -4,7 +4,6 @@ import pytest
 
 import engine
 from engine import events
-
 from tests.engine.helpers import linear_net_text, solver_for
 
 INPUT = 'layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 4 dim: 3 } } }\n'
@@ -58,11 +57,11 @@ def test_unknown_layer_type_lists_the_supported_types():
     assert set(engine.supported_types()) <= set(message.replace(",", " ").split())
 
 
-def test_data_layer_says_lmdb_is_unsupported_and_points_to_hdf5():
+def test_data_layer_without_a_source_names_the_layer_and_the_field():
     with pytest.raises(engine.NetDefinitionError) as info:
         engine.Net('layer { name: "mnist" type: "Data" top: "data" top: "label" }')
     message = str(info.value)
-    assert "LMDB" in message and "HDF5Data" in message and "'mnist'" in message
+    assert "data_param.source" in message and "'mnist'" in message
 
 
 def test_undefined_bottom_names_the_blob_and_layer():

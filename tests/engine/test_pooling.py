@@ -9,7 +9,6 @@ import engine
 from engine.errors import NetDefinitionError, ShapeError
 from engine.gradcheck import check_layer
 from engine.layers.pooling import pooled_size
-
 from tests.engine.helpers import make_layer, run_forward
 
 RNG = numpy.random.default_rng(9)
@@ -164,7 +163,6 @@ def test_float32_max_and_ave():
 
 
 @pytest.mark.parametrize("geometry,error,match", [
-    ('pool: STOCHASTIC kernel_size: 2', NetDefinitionError, "STOCHASTIC"),
     ("stride: 2", NetDefinitionError, "kernel_size"),
     ("kernel_size: 2 kernel_h: 2 kernel_w: 2", NetDefinitionError, "either"),
     ("kernel_h: 2", NetDefinitionError, "both"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import engine
-from gui import snapshot
+from gui.model import frames
 
 SPIRAL = "resources/examples/spiral_mlp/solver.prototxt"
 
@@ -25,14 +25,14 @@ net_param {
 def spiral_solver(examples_dir):
     """The spiral MLP solver, ready for inspection, not yet stepped."""
     solver = engine.get_solver(str(examples_dir / "spiral_mlp" / "solver.prototxt"))
-    snapshot.prepare_for_inspection(solver)
+    frames.prepare_for_inspection(solver)
     return solver
 
 
 @pytest.fixture
 def big_solver():
     solver = engine.get_solver(BIG_SOLVER)
-    snapshot.prepare_for_inspection(solver)
+    frames.prepare_for_inspection(solver)
     return solver
 
 
@@ -56,6 +56,6 @@ net_param {
 @pytest.fixture
 def transposed_solver():
     solver = engine.get_solver(TRANSPOSED_SOLVER)
-    snapshot.prepare_for_inspection(solver)
+    frames.prepare_for_inspection(solver)
     return solver
 

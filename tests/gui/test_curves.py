@@ -7,7 +7,7 @@ import os
 import numpy
 import pytest
 
-from gui.curves import CurvesPanel
+from gui.views.curves import CurvesPanel
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_layout_follows_the_shape_of_the_dock(curves, qtbot):
 # -- the axes follow the data in steps --------------------------------------------------
 @pytest.mark.parametrize("value", [0.00731, 0.37, 1.0, 1.1, 2.0, 9.99, 12.0, 1234.0, 5e-7])
 def test_stepped_top_is_the_next_fifth_of_a_decade(value):
-    from gui.curves import stepped_top
+    from gui.views.curves import stepped_top
     step = 10.0 ** numpy.floor(numpy.log10(value)) / 5.0  # independent: a fifth of the power of ten
     top = stepped_top(value)
     assert top >= value

@@ -4,7 +4,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine import datasets
-from gui.session import Session
+from gui.model.session import Session
 
 SPIRAL = "resources/examples/spiral_mlp/solver.prototxt"
 

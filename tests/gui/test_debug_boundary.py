@@ -4,7 +4,7 @@ import pytest
 
 from engine import rng
 from engine.errors import NetDefinitionError
-from gui.debug.boundary import BoundaryModel, Grid, decision_boundary, training_points
+from gui.model.boundary import BoundaryModel, Grid, decision_boundary, training_points
 
 from .debug_nets import make_solver, spiral_solver
 

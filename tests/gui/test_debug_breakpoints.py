@@ -5,7 +5,7 @@ import numpy
 import pytest
 
 from engine.events import BACKWARD, FORWARD, Event
-from gui.debug import breakpoints as bp
+from gui.model import breakpoints as bp
 
 from .debug_nets import make_solver, spiral_solver
 

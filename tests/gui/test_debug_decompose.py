@@ -2,7 +2,8 @@
 import numpy
 import pytest
 
-from gui.debug.decompose import PreUpdate, decompose, param_index, step_with_decomposition
+from engine.solver import solver_class
+from gui.model.decompose import UpdateCapture, decompose, param_index, step_with_decomposition
 
 from .debug_nets import make_solver
 
@@ -73,23 +74,39 @@ def test_other_solvers_match_the_engine(tmp_path, kind, extra):
         numpy.testing.assert_allclose(d.pieces_sum(), d.update, rtol=1e-5, atol=1e-9)
 
 
-def test_capture_needs_raw_gradients(tmp_path):
+def test_nothing_captured_is_refused(tmp_path):
     solver = make_solver(tmp_path)
-    with pytest.raises(RuntimeError, match="capture_gradients"):
-        PreUpdate.capture(solver)
+    capture = UpdateCapture([0])
+    solver.observers.append(capture)
+    solver.step(1)
+    with pytest.raises(KeyError, match="not captured"):
+        decompose(capture.last, 1)
 
 
-def test_decomposition_from_the_rewind_checkpoint_matches_the_engine(tmp_path):
-    from gui.debug.rewind import History
+def test_the_update_term_shows_the_engines_rule_text(tmp_path):
+    solver = make_solver(tmp_path, type="Adam", momentum=0.9, momentum2=0.999)
+    found, _ = step_with_decomposition(solver, [0])
+    assert found[0].term("update").formula == solver_class("Adam").rule_text({"g": "g"})
+    assert "β₂" in found[0].term("update").formula
+
+
+def test_a_replayed_iteration_is_captured_as_it_ran(tmp_path):
+    """Rewind replays from a checkpoint: the capture of the replay equals the live one, array for array."""
+    from gui.model.timeline import capture, restore
     solver = make_solver(tmp_path, weight_decay=0.01, clip_gradients=0.1)
-    solver.capture_gradients = True
-    history = History()
-    history.step(solver, 4)
-    before = history.marks[-2].checkpoint
-    pre = PreUpdate.from_checkpoint(before, solver)
-    for i, blob in enumerate(solver.net.learnable_params):
-        d = decompose(pre, i)
-        assert numpy.array_equal(d.update, blob.diff)
-        assert numpy.array_equal(d.w_after, blob.data)
-    with pytest.raises(ValueError, match="not the one before"):
-        PreUpdate.from_checkpoint(history.marks[0].checkpoint, solver)
+    solver.step(3)
+    watcher = UpdateCapture()
+    solver.observers.append(watcher)
+    before = capture(solver)
+    solver.step(1)
+    live = watcher.last
+    restore(solver, before)
+    solver.step(1)
+    replayed = watcher.last
+    assert live is not replayed and live.iteration == replayed.iteration == 3
+    for i, arrays in live.arrays.items():
+        for key, array in arrays.items():
+            assert numpy.array_equal(array, replayed.arrays[i][key]), (i, key)
+        d = decompose(replayed, i)
+        assert numpy.array_equal(d.update, solver.net.learnable_params[i].diff)
+        assert numpy.array_equal(d.w_after, solver.net.learnable_params[i].data)

@@ -5,9 +5,9 @@ import pytest
 
 import engine
 from engine import backend
-from gui.debug.boundary import decision_boundary
-from gui.debug.decompose import step_with_decomposition
-from gui.debug.rewind import History
+from gui.model.boundary import decision_boundary
+from gui.model.decompose import step_with_decomposition
+from gui.model.timeline import Timeline
 
 from .debug_nets import SPIRAL
 
@@ -20,7 +20,7 @@ def _host_weights(solver):
 
 def test_rewind_5_forward_5_on_the_gpu():
     solver = engine.get_solver(str(SPIRAL), device="gpu")
-    history = History(checkpoint_every=3)
+    history = Timeline(checkpoint_every=3)
     history.step(solver, 8)
     expected = _host_weights(solver)
     for _ in range(5):

@@ -3,7 +3,7 @@ import numpy
 
 from engine import rng
 from engine.layers.inner_product import InnerProductLayer
-from gui.debug.gradcheck_task import GradCheckTask, run_check
+from gui.model.gradcheck import GradCheckTask, run_check
 
 from .debug_nets import spiral_solver
 

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QApplication
 import engine
 import gui.debug
 from engine import resources
-from gui.debug import breakpoints as bp
 from gui.main_window import MainWindow
+from gui.model import breakpoints as bp
 
 SPIRAL = resources.examples()["spiral_mlp"]
 
@@ -61,7 +61,7 @@ def test_the_installed_window_still_steps_and_step_back_restores_exactly(window)
     after_five = weights(twin)
     run(window, 5)
     solver = window.session.solver
-    assert solver.iter == 5 and len(window.debug.history) == 6
+    assert solver.iter == 5 and len(window.debug.timeline) == 6
     for mine, theirs in zip(weights(solver), after_five):
         assert numpy.array_equal(mine, theirs)
     window.debug.step_back_action.trigger()
@@ -161,7 +161,7 @@ def test_boundary_and_decomposition_docks_follow_training(window, qtbot):
     assert [r.layer for r in rows] == [layer.name for layer in solver.net.layers]
     chips = controller.overlay_chips
     assert set(chips) == {"ip1", "ip2", "ip3"}  # the layers with an update/weight ratio
-    from gui.debug.overlays import node_colours
+    from gui.model.overlays import node_colours
     for name, colour in node_colours(rows, "ratio").items():
         if colour:
             assert chips[name].brush().color().getRgb()[:3] == colour
@@ -214,7 +214,7 @@ def test_double_clicking_a_weight_sets_it_and_step_back_undoes_it(window, qtbot)
     assert asked and asked[0][1] == original[2][3, 5] and "W[3, 5]" in asked[0][0]
     assert solver.net.params["ip2"][0].data[3, 5] == 7.5
     assert window.inspector.heatmap("ip2", "W").image_array()[3, 5] == 7.5
-    assert "edit ip2.0[3, 5]" in controller.history.current.label
+    assert "edit ip2.0[3, 5]" in controller.timeline.current.label
     controller.step_back()
     assert solver.iter == 2
     for mine, theirs in zip(weights(solver), original):
@@ -233,7 +233,7 @@ def test_the_main_window_installs_the_debugger_with_its_panels(qtbot):
     lazy.show()
     assert lazy.open_path(SPIRAL)
     qtbot.waitUntil(lambda: isinstance(getattr(lazy, "debug", None), DebugController), timeout=10000)
-    assert len(lazy.debug.history) == 1  # ... and the debugger then starts from the loaded net
+    assert len(lazy.debug.timeline) == 1  # ... and the debugger then starts from the loaded net
     run(lazy, 2)
     assert lazy.debug.step_back() and lazy.session.solver.iter == 1
     lazy.shutdown()

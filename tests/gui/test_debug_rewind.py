@@ -3,7 +3,7 @@ import numpy
 import pytest
 
 from engine import rng
-from gui.debug.rewind import History, capture, restore
+from gui.model.timeline import Timeline, capture, restore
 
 from .debug_nets import SPIRAL, make_solver, spiral_solver, weights
 
@@ -23,7 +23,7 @@ def _assert_same_state(a, b):
 
 def test_rewind_5_then_forward_5_gives_identical_numbers(tmp_path):
     solver = make_solver(tmp_path)  # shuffled data + Dropout: cursors and RNG matter
-    history = History()
+    history = Timeline()
     history.step(solver, 6)
     before_rewind = _state(solver)
     for _ in range(5):
@@ -35,7 +35,7 @@ def test_rewind_5_then_forward_5_gives_identical_numbers(tmp_path):
 
 def test_step_back_restores_the_earlier_state_exactly(tmp_path):
     solver = make_solver(tmp_path)
-    history = History()
+    history = Timeline()
     history.step(solver, 3)
     at_three = _state(solver)
     history.step(solver, 5)  # iteration 7 runs with the stepped-down lr
@@ -50,7 +50,7 @@ def test_a_fresh_run_matches_a_rewound_run(tmp_path):
     twin = make_solver(tmp_path)
     twin.step(8)
     solver = make_solver(tmp_path)
-    history = History()
+    history = Timeline()
     history.step(solver, 8)
     history.goto(solver, 2)
     history.step(solver, 6)
@@ -73,7 +73,7 @@ def test_the_rng_and_the_data_cursor_are_part_of_the_state(tmp_path):
 
 def test_test_scores_rewind_across_a_test_interval():
     solver = spiral_solver()
-    history = History()
+    history = Timeline()
     solver.step(98)
     history.step(solver, 4)  # tests at iteration 100
     scores = list(solver.test_scores)
@@ -87,7 +87,7 @@ def test_test_scores_rewind_across_a_test_interval():
 
 def test_a_weight_edit_is_recorded_and_undone(tmp_path):
     solver = make_solver(tmp_path)
-    history = History()
+    history = Timeline()
     history.step(solver, 2)
     original = weights(solver)
     history.edit_weight(solver, 0, (1, 0), 5.0)
@@ -104,7 +104,7 @@ def test_a_weight_edit_is_recorded_and_undone(tmp_path):
 def test_memory_bound_limits_the_kept_states(tmp_path):
     solver = make_solver(tmp_path)
     one = capture(solver).nbytes
-    history = History(capacity=100, max_bytes=one * 5 + one // 2)
+    history = Timeline(capacity=100, max_bytes=one * 5 + one // 2)
     history.step(solver, 12)
     assert len(history) == 5
     assert history.effective_capacity() == 5
@@ -117,21 +117,21 @@ def test_memory_bound_limits_the_kept_states(tmp_path):
 
 def test_step_back_without_history_is_a_clear_error(tmp_path):
     solver = make_solver(tmp_path)
-    history = History()
+    history = Timeline()
     with pytest.raises(IndexError, match="nothing to step back"):
         history.step_back(solver)
 
 
 def test_sparse_checkpoints_replay_to_the_same_numbers(tmp_path):
     dense_solver = make_solver(tmp_path)
-    dense = History()
+    dense = Timeline()
     dense.step(dense_solver, 10)
     states = {}
     for position in (9, 7, 5, 2):
         dense.goto(dense_solver, position)
         states[position] = _state(dense_solver)
     solver = make_solver(tmp_path)
-    sparse = History(checkpoint_every=4)
+    sparse = Timeline(checkpoint_every=4)
     sparse.step(solver, 10)
     assert [m.iteration for m in sparse.marks if m.checkpoint is not None] == [0, 4, 8]
     for position in (9, 7, 5, 2):
@@ -144,7 +144,7 @@ def test_sparse_checkpoints_replay_to_the_same_numbers(tmp_path):
 
 def test_sparse_trimming_keeps_a_checkpoint_first(tmp_path):
     solver = make_solver(tmp_path)
-    history = History(capacity=6, checkpoint_every=4)
+    history = Timeline(capacity=6, checkpoint_every=4)
     history.step(solver, 13)
     assert history.marks[0].checkpoint is not None
     assert len(history) <= 6 + 3
@@ -154,7 +154,7 @@ def test_sparse_trimming_keeps_a_checkpoint_first(tmp_path):
 
 def test_memory_accounting_follows_drops_and_rewinds(tmp_path):
     solver = make_solver(tmp_path)
-    history = History(capacity=5, checkpoint_every=2)
+    history = Timeline(capacity=5, checkpoint_every=2)
     history.step(solver, 9)
     assert history.memory_bytes == sum(c.nbytes for c in history.entries)
     history.goto(solver, 1)
@@ -167,7 +167,7 @@ def test_memory_accounting_follows_drops_and_rewinds(tmp_path):
 
 def test_record_iteration_spaces_checkpoints_by_their_cost(tmp_path):
     solver = make_solver(tmp_path)
-    history = History()
+    history = Timeline()
     history.duty = 0.03  # checkpoints may take 3 % of the training time
     history.record_iteration(solver, 0.0)  # nothing measured yet: a full checkpoint
     assert history.checkpoint_every == 1 and history.marks[-1].checkpoint is not None
@@ -185,9 +185,9 @@ def test_record_iteration_spaces_checkpoints_by_their_cost(tmp_path):
 def test_slow_iterations_keep_the_replay_short(tmp_path):
     """k by the duty alone would be 25 (a 50 ms copy, 1 % of 200 ms iterations); the
     replay a goto needs is held to MAX_REPLAY_SECONDS (0.5 s: 2 iterations of 0.2 s)."""
-    from gui.debug.rewind import MAX_REPLAY_SECONDS
+    from gui.model.timeline import MAX_REPLAY_SECONDS
     solver = make_solver(tmp_path)
-    history = History()
+    history = Timeline()
     history.duty = 0.01
     history.record(solver)
     for _ in range(6):
@@ -222,9 +222,9 @@ layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "ac
 
 
 def _digits_solver(tmp_path):
-    from gui import snapshot
+    from gui.model import frames
     solver = make_solver(tmp_path, DIGITS_NET, test_interval=4, test_iter=1, stepsize=9)
-    snapshot.prepare_for_inspection(solver)  # as the app: raw gradients and captured diffs kept
+    frames.prepare_for_inspection(solver)  # as the app: raw gradients and captured diffs kept
     return solver
 
 
@@ -271,7 +271,7 @@ def _record_live(solver, history, iterations, capture_seconds=None):
 
 def test_every_replayed_state_of_a_digits_net_is_the_live_state_bit_for_bit(tmp_path):
     solver = _digits_solver(tmp_path)
-    history = History()
+    history = Timeline()
     history.duty = 0.03
     live = _record_live(solver, history, 13, capture_seconds=0.0015)  # k = 1.5 ms / (3% · 10 ms) = 5
     assert history.checkpoint_every == 5
@@ -285,7 +285,7 @@ def test_every_replayed_state_of_a_digits_net_is_the_live_state_bit_for_bit(tmp_
 
 def test_training_on_from_a_replayed_state_continues_the_live_run(tmp_path):
     solver = _digits_solver(tmp_path)
-    history = History(checkpoint_every=4)
+    history = Timeline(checkpoint_every=4)
     live = _record_live(solver, history, 10)
     history.goto(solver, 2)  # the first iterations: replayed from the initial checkpoint
     for expected in live[3:]:
@@ -299,7 +299,7 @@ def test_training_on_from_a_replayed_state_continues_the_live_run(tmp_path):
 
 def test_step_back_from_every_state_gives_the_live_state_before_it(tmp_path):
     solver = _digits_solver(tmp_path)
-    history = History(checkpoint_every=3)
+    history = Timeline(checkpoint_every=3)
     live = _record_live(solver, history, 8)
     for position in range(7, -1, -1):
         history.step_back(solver)
@@ -312,7 +312,7 @@ def test_a_full_history_keeps_replaying_exactly_and_within_its_memory(tmp_path):
     twin.step(1)
     one = capture(twin).nbytes  # a checkpoint after an iteration (with raw gradients and captured diffs)
     solver = _digits_solver(tmp_path)
-    history = History(capacity=500, max_bytes=one * 3 + one // 2)  # room for three checkpoints
+    history = Timeline(capacity=500, max_bytes=one * 3 + one // 2)  # room for three checkpoints
     history.duty = 0.03
     live = _record_live(solver, history, 30, capture_seconds=0.0012)  # k = 4: 3 checkpoints, 12 states
     assert history.checkpoint_every == 4
@@ -339,7 +339,7 @@ def test_the_debugger_records_the_steps_the_session_takes_until_unhooked(qtbot):
     try:
         assert window.open_path(str(SPIRAL))
         controller = gui.debug.install(window)
-        session, history = window.session, controller.history
+        session, history = window.session, controller.timeline
         assert len(history) == 1  # the loaded state
         session.step_iteration()  # as the worker steps: through the session's own methods
         while session.step_event().kind != "update":
@@ -370,7 +370,7 @@ def test_the_memory_bound_holds_when_checkpoints_become_sparser(tmp_path):
     twin.step(1)
     one = capture(twin).nbytes
     solver = _digits_solver(tmp_path)
-    history = History(capacity=500, max_bytes=one * 4 + one // 2)
+    history = Timeline(capacity=500, max_bytes=one * 4 + one // 2)
     history.duty = 0.03
     live = [capture(solver)]
     history.record(solver)
@@ -394,7 +394,7 @@ def test_changes_between_iterations_end_the_fast_path(tmp_path):
     with record_iteration: the history stays within its capacity, starts with a
     checkpoint, and every kept state still replays to the live one."""
     solver = _digits_solver(tmp_path)
-    history = History(capacity=40)
+    history = Timeline(capacity=40)
     history.duty = 0.03
     live = {c.iteration: c for c in _record_live(solver, history, 10, capture_seconds=0.0012)}  # k = 4
     history.set_capacity(6)
@@ -425,7 +425,7 @@ def test_changes_between_iterations_end_the_fast_path(tmp_path):
 
 def test_a_smaller_capacity_applies_at_once_and_keeps_a_checkpoint_to_replay_from(tmp_path):
     solver = _digits_solver(tmp_path)
-    history = History(capacity=40)
+    history = Timeline(capacity=40)
     history.duty = 0.03
     live = _record_live(solver, history, 10, capture_seconds=0.006)  # k = 20: no checkpoint due soon
     assert history.checkpoint_every == 20
@@ -444,10 +444,10 @@ def test_a_smaller_capacity_applies_at_once_and_keeps_a_checkpoint_to_replay_fro
 
 def test_a_run_recorded_elsewhere_joins_the_timeline_and_replays_exactly(tmp_path):
     """RunRecorder (the solver process's) keeps the capacity's worth from a checkpoint on;
-    appended to the window's History, every state it names is reached bit for bit."""
-    from gui.debug.rewind import RunRecorder
+    appended to the window's Timeline, every state it names is reached bit for bit."""
+    from gui.model.timeline import RunRecorder
     solver = make_solver(tmp_path)  # shuffled data + Dropout
-    history = History(capacity=40)
+    history = Timeline(capacity=40)
     history.step(solver, 3)
     settings = history.recorder_settings()
     settings["iteration_seconds"], settings["capture_seconds"] = 1e-3, 3e-3  # k = 5 to begin with

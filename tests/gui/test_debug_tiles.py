@@ -4,7 +4,7 @@ import pytest
 
 import engine
 from engine import resources
-from gui.debug.tiles import image_layers, weight_tiles
+from gui.model.tiles import image_layers, weight_tiles
 
 
 def test_digits_mlp_rows_of_W_become_8x8_tiles():
@@ -35,7 +35,7 @@ def test_conv_filters_show_every_input_channel():
 
 
 def test_the_tiles_view_draws_the_mosaic(qtbot):
-    from gui.debug.widgets import WeightTilesView
+    from gui.views.debug.tiles import WeightTilesView
     solver = engine.get_solver(resources.examples()["digits_mlp"])
     view = WeightTilesView(lambda name: weight_tiles(solver.net, name))
     qtbot.addWidget(view)

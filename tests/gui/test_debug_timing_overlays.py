@@ -3,8 +3,8 @@ import math
 
 import numpy
 
-from gui.debug.overlays import colour_scale, layer_stats, node_colours, ramp
-from gui.debug.timing import time_net, time_solver
+from gui.model.overlays import colour_scale, layer_stats, node_colours, ramp
+from gui.model.timing import time_net, time_solver
 
 from .debug_nets import make_solver, weights
 

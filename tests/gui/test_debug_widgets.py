@@ -4,15 +4,20 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine.layers.inner_product import InnerProductLayer
-from gui.debug import breakpoints as bp
-from gui.debug.boundary import BoundaryModel, training_points
-from gui.debug.decompose import param_index, step_with_decomposition
-from gui.debug.overlays import layer_stats, node_colours
-from gui.debug.presenter import FONT_SCALE, PresenterMode, SlowMotion, events_per_second_to_interval
-from gui.debug.rewind import History
-from gui.debug.timing import time_solver
-from gui.debug.widgets import (BoundaryView, BreakpointsPanel, DecompositionPanel, GradCheckPanel,
-                               OverlayTable, RewindBar, TimingPanel)
+from gui.model import breakpoints as bp
+from gui.model.boundary import BoundaryModel, training_points
+from gui.model.decompose import param_index, step_with_decomposition
+from gui.model.overlays import layer_stats, node_colours
+from gui.model.timeline import Timeline
+from gui.model.timing import time_solver
+from gui.views.debug.boundary import BoundaryView
+from gui.views.debug.breakpoints import BreakpointsPanel
+from gui.views.debug.decompose import DecompositionPanel
+from gui.views.debug.gradcheck import GradCheckPanel
+from gui.views.debug.overlays import OverlayTable
+from gui.views.debug.presenter import FONT_SCALE, PresenterMode, SlowMotion, events_per_second_to_interval
+from gui.views.debug.rewind import RewindBar
+from gui.views.debug.timing import TimingPanel
 
 from .debug_nets import spiral_solver, weights
 
@@ -28,7 +33,7 @@ def _renders(qtbot, widget, size=(400, 300)):
 
 def test_rewind_bar_steps_back_and_scrubs(qtbot):
     solver = spiral_solver()
-    history = History()
+    history = Timeline()
     history.step(solver, 4)
     bar = RewindBar(history, lambda: solver)
     _renders(qtbot, bar, (800, 50))
@@ -93,7 +98,7 @@ def test_boundary_view_draws_the_class_regions_and_points(qtbot):
     drawn = view.image.image
     assert drawn.shape == (20, 20, 3)
     # the most confident pixel of each class has that class's hue: its largest channel matches
-    from gui.debug.widgets import CLASS_COLOURS
+    from gui.views.debug.common import CLASS_COLOURS
     for k in numpy.unique(result.classes):
         mask = result.classes == k
         j, i = numpy.unravel_index(numpy.argmax(numpy.where(mask, result.probabilities[..., k], -1)), mask.shape)
@@ -187,10 +192,10 @@ def test_presenter_mode_scales_fonts_and_restores(qtbot):
 
 
 def test_rewind_bar_shows_iterations_recorded_on_the_fast_path(qtbot):
-    """Plain iterations recorded during a run bump History.version without calling the
+    """Plain iterations recorded during a run bump Timeline.version without calling the
     listeners; the bar's poll timer shows them."""
     solver = spiral_solver()
-    history = History()
+    history = Timeline()
     history.step(solver, 3)
     bar = RewindBar(history, lambda: solver)
     _renders(qtbot, bar, (800, 50))

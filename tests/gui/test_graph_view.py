@@ -1,11 +1,11 @@
-"""gui.graph_view: layout of the layer graph, selection, step highlighting."""
+"""gui.views.graph: layout of the layer graph, selection, step highlighting."""
 from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
 
 import engine
-from gui.graph_view import GraphView, describe_net, layer_kind, layout_graph
+from gui.views.graph import GraphView, describe_net, layer_kind, layout_graph
 
 
 def deep_net_text(hidden: int = 19) -> str:

@@ -6,7 +6,7 @@ import math
 import numpy
 import pytest
 
-from gui.heatmap import HeatmapView, IndexAxis
+from gui.views.heatmap import HeatmapView, IndexAxis
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import os
 import numpy
 import pytest
 
-from gui import snapshot
-from gui.inspector import GRID_MAPS, MAP_POSITIONS, InspectorPanel
+from gui.model import frames
+from gui.views.inspector import GRID_MAPS, MAP_POSITIONS, InspectorPanel
 
 LAYERS = ("ip1", "ip2", "ip3")
 
@@ -32,7 +32,7 @@ def panel(shared_panel, qtbot):
 
 
 def _show(panel, solver, loss=float("nan")):
-    panel.set_views(snapshot.inner_product_views(solver), snapshot.solver_info(solver, loss))
+    panel.set_views(frames.inner_product_views(solver), frames.solver_info(solver, loss))
 
 
 def _engine_arrays(solver, name):
@@ -196,8 +196,8 @@ def test_big_inner_product_layer_updates(panel, big_solver):
     big_solver.step(1)
     _show(panel, big_solver)
     big_solver.step(1)
-    views = snapshot.inner_product_views(big_solver)
-    panel.set_views(views, snapshot.solver_info(big_solver))
+    views = frames.inner_product_views(big_solver)
+    panel.set_views(views, frames.solver_info(big_solver))
     w = panel.heatmap("big", "W")
     assert w.image_array().shape == (1024, 1024)
     assert numpy.array_equal(w.image_array(), big_solver.net.params["big"][0].data)
@@ -215,8 +215,8 @@ def test_step_through_shows_this_iterations_gradients(panel, spiral_solver):
     for event in events:
         if event.kind == "backward" and event.layer_index == ip2:
             break
-    views = snapshot.inner_product_views(spiral_solver, update_applied=False, last_event=event)
-    panel.set_views(views, snapshot.solver_info(spiral_solver))
+    views = frames.inner_product_views(spiral_solver, update_applied=False, last_event=event)
+    panel.set_views(views, frames.solver_info(spiral_solver))
     panel.select_layer("ip2")
     delta = panel.heatmap("ip2", "delta").image_array().astype(numpy.float64)
     a = panel.heatmap("ip2", "a").image_array().astype(numpy.float64)
@@ -237,13 +237,13 @@ def test_views_of_only_the_selected_layer_are_enough(panel, spiral_solver):
     panel.select_layer("ip2")
     assert panel.needed_layers() == ["ip2"]
     spiral_solver.step(1)
-    panel.set_views(snapshot.inner_product_views(spiral_solver, ["ip2"]), snapshot.solver_info(spiral_solver))
+    panel.set_views(frames.inner_product_views(spiral_solver, ["ip2"]), frames.solver_info(spiral_solver))
     assert panel.layer_names() == list(LAYERS)
     assert numpy.array_equal(panel.heatmap("ip2", "W").image_array(), spiral_solver.net.params["ip2"][0].data)
     panel.select_layer("ip3")  # its arrays come with the next frame
     assert panel.heatmap("ip3", "W").is_placeholder()
-    panel.set_views(snapshot.inner_product_views(spiral_solver, panel.needed_layers()),
-                    snapshot.solver_info(spiral_solver))
+    panel.set_views(frames.inner_product_views(spiral_solver, panel.needed_layers()),
+                    frames.solver_info(spiral_solver))
     assert numpy.array_equal(panel.heatmap("ip3", "W").image_array(), spiral_solver.net.params["ip3"][0].data)
     panel.set_grid_mode(True)
     assert panel.needed_layers() is None
@@ -266,7 +266,7 @@ def test_transposed_weights_and_missing_bias(panel, transposed_solver):
 
 def test_a_net_without_inner_product_layers(panel, spiral_solver):
     _show(panel, spiral_solver)
-    panel.set_views({}, snapshot.solver_info(spiral_solver))
+    panel.set_views({}, frames.solver_info(spiral_solver))
     assert panel.selected_layer() is None and panel.layer_names() == []
     assert panel.visible_heatmaps() == {}
     assert all("no InnerProduct layer" in m.placeholder_text() for m in panel._maps.values())
@@ -277,14 +277,14 @@ def test_a_net_without_inner_product_layers(panel, spiral_solver):
 
 def test_gradient_hovers_show_the_seed_formula_for_the_cell(qtbot):
     import engine
-    from gui import snapshot
-    from gui.inspector import InspectorPanel
+    from gui.model import frames
+    from gui.views.inspector import InspectorPanel
     solver = engine.get_solver("resources/examples/spiral_mlp/solver.prototxt")
-    snapshot.prepare_for_inspection(solver)
+    frames.prepare_for_inspection(solver)
     solver.step(1)
     panel = InspectorPanel()
     qtbot.addWidget(panel)
-    panel.set_views(snapshot.inner_product_views(solver), snapshot.solver_info(solver))
+    panel.set_views(frames.inner_product_views(solver), frames.solver_info(solver))
     panel.select_layer("ip2")
     assert "dW[3,7] = Σₘ δ[m,3]·a[m,7], m < M_=32" in panel.heatmap("ip2", "dW").hover_text(3, 7)
     assert "db[4] = Σₘ δ[m,4]" in panel.heatmap("ip2", "db").hover_text(4, 0)

@@ -1,4 +1,4 @@
-"""gui.session: the Qt-free model/controller (loading, stepping, editing, non-finite stops)."""
+"""gui.model.session: the Qt-free model/controller (loading, stepping, editing, non-finite stops)."""
 from __future__ import annotations
 
 import threading
@@ -9,7 +9,8 @@ import pytest
 import engine
 from engine.errors import PrototxtError
 from engine.events import BACKWARD, FORWARD, UPDATE
-from gui.session import Session, solver_source
+from gui.model.events import Stopped
+from gui.model.session import Session, solver_source
 
 SPIRAL = "resources/examples/spiral_mlp/solver.prototxt"
 
@@ -37,11 +38,11 @@ def test_step_events_visit_every_layer_forward_then_backward_then_update(session
     names = [layer.name for layer in net.layers]
     backward = [n for i, n in reversed(list(enumerate(names))) if net.layer_need_backward[i]]
     assert seen == [(FORWARD, n) for n in names] + [(BACKWARD, n) for n in backward] + [(UPDATE, None)]
-    assert not session.mid_iteration and session.iteration == 1 and len(session.history) == 1
+    assert not session.mid_iteration and session.iteration == 1 and len(session.metrics) == 1
     twin.step(1)
     for mine, theirs in zip(weights(session.solver), weights(twin)):
         numpy.testing.assert_array_equal(mine, theirs)
-    assert session.history.losses[0] == pytest.approx(twin.smoothed_loss, rel=1e-6)
+    assert session.metrics.losses[0] == pytest.approx(twin.smoothed_loss, rel=1e-6)
 
 
 def test_step_iteration_finishes_the_iteration_in_progress(session, examples_dir):
@@ -55,21 +56,21 @@ def test_step_iteration_finishes_the_iteration_in_progress(session, examples_dir
     twin.step(2)
     for mine, theirs in zip(weights(session.solver), weights(twin)):
         numpy.testing.assert_array_equal(mine, theirs)
-    assert session.history.iterations == [1, 2]
+    assert session.metrics.iterations == [1, 2]
 
 
 def test_history_records_loss_lr_and_test_scores(session):
     for _ in range(3):
         loss = session.step_iteration()
-        assert loss == session.history.losses[-1]
-    assert session.history.lrs == [pytest.approx(0.1)] * 3
+        assert loss == session.metrics.losses[-1]
+    assert session.metrics.lrs == [pytest.approx(0.1)] * 3
     # spiral tests every 100 iterations, and before the first (test_initialization)
-    assert [it for it, _ in session.history.tests] == [0]
-    assert set(session.history.tests[0][1]) == {"accuracy", "loss"}
+    assert [it for it, _ in session.metrics.tests] == [0]
+    assert set(session.metrics.tests[0][1]) == {"accuracy", "loss"}
     session.solver.param.test_initialization = False
     session.reset()
     session.step_iteration()
-    assert session.history.tests == []
+    assert session.metrics.tests == []
 
 
 def test_net_prototxt_opens_with_default_sgd(examples_dir):
@@ -129,7 +130,7 @@ def test_reset_redraws_weights_from_the_seed(session, examples_dir):
     fresh = weights(engine.get_solver(str(examples_dir / "spiral_mlp" / "solver.prototxt")))
     session.step_iteration()
     session.reset()
-    assert session.iteration == 0 and len(session.history) == 0
+    assert session.iteration == 0 and len(session.metrics) == 0
     for mine, theirs in zip(weights(session.solver), fresh):
         numpy.testing.assert_array_equal(mine, theirs)
 
@@ -137,7 +138,7 @@ def test_reset_redraws_weights_from_the_seed(session, examples_dir):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nonfinite_stop_names_the_layer(session):
     calls = []
-    session.subscribe(lambda name, **data: calls.append(name))
+    session.emitter.connect(calls.append, Stopped)
     session.edit("base_lr", 1e30)
     for _ in range(5):
         session.step_iteration()
@@ -146,7 +147,7 @@ def test_nonfinite_stop_names_the_layer(session):
     stop = session.nonfinite
     assert stop is not None and stop.layer in [l.name for l in session.solver.net.layers]
     assert stop.layer in stop.message and "non-finite" in stop.message
-    assert "nonfinite" in calls
+    assert [c.reason for c in calls] == ["nonfinite"] and calls[0].stop is stop
     # the step-through reports the same kind of stop as an event
     event = session.step_event()
     while event.kind not in ("nonfinite", "update"):

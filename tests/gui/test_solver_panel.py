@@ -1,4 +1,4 @@
-"""gui.solver_panel: editing the solver while paused, applied from the next iteration."""
+"""gui.views.solver_panel: editing the solver while paused, applied from the next iteration."""
 from __future__ import annotations
 
 import numpy
@@ -6,8 +6,8 @@ import pytest
 
 import engine
 from engine.prototxt import to_text
-from gui.session import Session
-from gui.solver_panel import SolverPanel
+from gui.model.session import Session
+from gui.views.solver_panel import SolverPanel
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Runs in the solver process (gui.solver_process): the window's state after a run there
+"""Runs in the solver process (gui.model.solver_process): the window's state after a run there
 is the state stepping in one thread gives, bit for bit, and the debugger keeps working."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy
 import pytest
 
 from engine import resources
-from gui.debug import breakpoints as bp
 from gui.main_window import MainWindow
-from gui.session import Session
-from gui.solver_process import PROCESS_MIN_RUN
+from gui.model import breakpoints as bp
+from gui.model.session import Session
+from gui.model.solver_process import PROCESS_MIN_RUN
 
 from .windows import module_window
 
@@ -81,8 +81,8 @@ def assert_same_state(session: Session, expected: Session) -> None:
         numpy.testing.assert_array_equal(mine, theirs)
     assert solver.smoothed_loss == other.smoothed_loss
     assert solver.test_scores == other.test_scores
-    assert session.history.losses == expected.history.losses
-    assert session.history.tests == expected.history.tests
+    assert session.metrics.losses == expected.metrics.losses
+    assert session.metrics.tests == expected.metrics.tests
 
 
 def run_n(window: MainWindow, count: int) -> None:
@@ -120,7 +120,7 @@ def test_a_loss_window_begun_mid_run_continues_in_the_process(window):
     for _ in range(PROCESS_MIN_RUN):
         expected.step_iteration()
     assert window.session.solver.smoothed_loss == expected.solver.smoothed_loss
-    assert window.session.history.smoothed[-1] == expected.history.smoothed[-1]
+    assert window.session.metrics.smoothed[-1] == expected.metrics.smoothed[-1]
 
 
 def test_run_until_paused_then_rewind(window):
@@ -133,7 +133,7 @@ def test_run_until_paused_then_rewind(window):
     done = window.session.iteration
     assert done >= 300
     assert_same_state(window.session, reference(SPIRAL, done))
-    history = window.debug.history
+    history = window.debug.timeline
     assert [m.iteration for m in history.marks][-3:] == [done - 2, done - 1, done]  # every iteration recorded
     position = [m.iteration for m in history.marks].index(250)
     history.goto(window.session.solver, position)
@@ -197,7 +197,7 @@ def test_a_crashed_process_is_reported_and_the_state_kept(window, qtbot):
     assert window.session.iteration == 5
     for mine, saved in zip(window.session.solver.net.learnable_params, before):
         numpy.testing.assert_array_equal(mine.data, saved)
-    assert len(window.session.history) == 5
+    assert len(window.session.metrics) == 5
     iterations, _ = window.curves.series("loss")
     assert list(iterations) == [1, 2, 3, 4, 5]  # the lost run's points are gone from the plot too
     run_n(window, PROCESS_MIN_RUN)  # runs go on, in the window's thread
@@ -205,6 +205,7 @@ def test_a_crashed_process_is_reported_and_the_state_kept(window, qtbot):
 
 
 @pytest.mark.gpu
+@pytest.mark.cuda_only  # the child is another interpreter: the strict stand-in is not installed there
 def test_run_n_on_the_gpu_in_the_process_matches_the_thread(window):
     assert window.open_path(SPIRAL, "gpu")
     runs = window.worker.process_lane.runs
@@ -224,7 +225,7 @@ for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECL
     os.environ.pop(name, None)
 os.environ["MKL_NUM_THREADS"] = "7"  # the user's own setting
 sys.path.insert(0, {root!r})
-from gui.solver_process import leave_a_core_for_drawing
+from gui.model.solver_process import leave_a_core_for_drawing
 first = leave_a_core_for_drawing()
 import numpy
 print(first, leave_a_core_for_drawing(), os.environ["OPENBLAS_NUM_THREADS"], os.environ["MKL_NUM_THREADS"],

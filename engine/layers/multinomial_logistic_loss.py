@@ -1,0 +1,46 @@
+"""MultinomialLogisticLoss: for probabilities p (N x dim, already normalized) and one
+label per sample, ``loss = -sum log(max(p[label], kLOG_THRESHOLD)) / N`` (kLOG_THRESHOLD
+= 1e-20); backward ``dx[label] = -w / (N * max(p[label], kLOG_THRESHOLD))``, 0 elsewhere."""
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..layer import Layer, register
+from .loss_common import BATCH_SIZE, KLOG_THRESHOLD, label_indices, loss_scale, normalizer, set_loss
+
+
+@register("MultinomialLogisticLoss")
+class MultinomialLogisticLossLayer(Layer):
+    num_bottoms = 2
+    num_tops = 1
+    is_loss = True
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        return bottom_index != 1
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes < 1 or bottom[1].count() != bottom[0].shape[0]:
+            raise ShapeError(f"layer '{self.name}' (MultinomialLogisticLoss): one label per sample of "
+                             f"{self.bottom_name(0)} {bottom[0].shape} expected, label blob "
+                             f"{self.bottom_name(1)} has shape {bottom[1].shape}")
+        self.num, self.dim = bottom[0].shape[0], bottom[0].count(1)
+        top[0].reshape(())
+
+    def _picked(self, bottom):
+        """(row indices, label indices, max(p[label], kLOG_THRESHOLD))."""
+        xp = bottom[0].xp
+        index, _ = label_indices(self.name, bottom[1].data.reshape(self.num), self.dim, None)
+        rows = xp.arange(self.num)
+        prob = bottom[0].data.reshape(self.num, self.dim)[rows, index]
+        return rows, index, xp.maximum(prob, KLOG_THRESHOLD)
+
+    def forward(self, bottom, top):
+        _, _, prob = self._picked(bottom)
+        set_loss(top[0], -bottom[0].xp.log(prob).sum(), normalizer(BATCH_SIZE, self.num, self.dim))
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        rows, index, prob = self._picked(bottom)
+        dx = bottom[0].diff_to_overwrite().reshape(self.num, self.dim)
+        dx.fill(0)
+        dx[rows, index] = -loss_scale(top[0], normalizer(BATCH_SIZE, self.num, self.dim)) / prob

@@ -1,0 +1,132 @@
+"""Caffe's DataTransformer (``transform_param``): crop, mirror, mean and scale.
+
+For every image, in Caffe's order: ``mirror`` draws first (a coin flip, in
+TRAIN *and* TEST, as Caffe does), then the crop offsets (random in TRAIN,
+centred in TEST); the output is ``(pixel - mean) * scale`` where the mean is
+the ``mean_file`` image at the same (cropped) position or the channel's
+``mean_value``; without a mean it is ``pixel * scale``. All in float32, one
+rounding per operation, as Caffe's ``Dtype`` loop.
+
+Random numbers: like Caffe, the transformer owns its random stream, seeded
+once from the engine's seeded stream (:mod:`engine.rng`) at setup, and only
+when it needs one (``mirror``, or ``crop_size`` in TRAIN). The values drawn
+are numpy's, not Caffe's boost stream, so the crops and flips are as
+repeatable as the engine's other random numbers but not the ones Caffe picks.
+The draws of a batch are made together (all flips, then all row offsets,
+then all column offsets).
+"""
+from __future__ import annotations
+
+import numpy
+
+from . import rng
+from .errors import DataError, NetDefinitionError
+
+TRAIN = 0
+
+
+class DataTransformer:
+    """The transform of one data layer (built from its ``transform_param``)."""
+
+    def __init__(self, param, phase: int, where: str, mean_file_path: str | None = None):
+        self.where = where
+        self.phase = phase
+        self.scale = numpy.float32(param.scale)
+        self.mirror = bool(param.mirror)
+        self.crop_size = int(param.crop_size)
+        self.force_color = bool(getattr(param, "force_color", False))
+        self.force_gray = bool(getattr(param, "force_gray", False))
+        if self.force_color and self.force_gray:
+            raise NetDefinitionError(f"{where}: transform_param cannot set both force_color and force_gray")
+        has_mean_file = param.HasField("mean_file")
+        if has_mean_file and len(param.mean_value):
+            raise NetDefinitionError(f"{where}: transform_param cannot specify mean_file and mean_value "
+                                     f"at the same time")
+        self.mean_image: numpy.ndarray | None = None
+        if has_mean_file:
+            from .datatools import read_mean_file
+            self.mean_image = read_mean_file(mean_file_path or param.mean_file, where)
+        self.mean_values = numpy.asarray(list(param.mean_value), dtype=numpy.float32)
+        self.needs_random = self.mirror or (phase == TRAIN and self.crop_size > 0)
+        self.generator: numpy.random.Generator | None = None
+        if self.needs_random:  # Caffe's InitRand: its own stream, seeded from the main one
+            self.generator = numpy.random.default_rng(int(rng.generator().integers(2 ** 63)))
+
+    # -- what the layer asks -------------------------------------------------
+    @property
+    def decode_mode(self) -> str:
+        """How encoded images are decoded: "color", "gray" or "native"."""
+        return "color" if self.force_color else "gray" if self.force_gray else "native"
+
+    def output_shape(self, channels: int, height: int, width: int) -> tuple[int, int, int]:
+        """Caffe's InferBlobShape for one C x H x W input (checks crop_size and the mean)."""
+        if self.crop_size:
+            if height < self.crop_size or width < self.crop_size:
+                raise DataError(f"{self.where}: crop_size {self.crop_size} is larger than the images "
+                                f"({height} x {width})")
+            height = width = self.crop_size
+        return channels, height, width
+
+    def check_input(self, shape: tuple[int, int, int]) -> None:
+        """The mean fits images of this C x H x W shape (else DataError, as Caffe's CHECKs)."""
+        self.output_shape(*shape)
+        if self.mean_image is not None and self.mean_image.shape != tuple(shape):
+            raise DataError(f"{self.where}: the mean_file image has shape {self.mean_image.shape} but the "
+                            f"data has {tuple(shape)} (C x H x W)")
+        if len(self.mean_values) not in (0, 1, shape[0]):
+            raise DataError(f"{self.where}: specify either 1 mean_value or as many as channels "
+                            f"({shape[0]}), got {len(self.mean_values)}")
+
+    # -- random stream, for snapshots -----------------------------------------
+    def random_state(self) -> dict | None:
+        return None if self.generator is None else dict(self.generator.bit_generator.state)
+
+    def set_random_state(self, state: dict | None) -> None:
+        if self.generator is not None and state is not None:
+            self.generator.bit_generator.state = state
+
+    # -- the transform ----------------------------------------------------------
+    def draws(self, count: int, height: int, width: int) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Per image: mirror flag, row offset, column offset (Caffe's order of draws)."""
+        gen = self.generator
+        flips = gen.integers(0, 2, count).astype(bool) if self.mirror and gen is not None \
+            else numpy.zeros(count, bool)
+        if self.crop_size and self.phase == TRAIN and gen is not None:
+            rows = gen.integers(0, height - self.crop_size + 1, count)
+            cols = gen.integers(0, width - self.crop_size + 1, count)
+        elif self.crop_size:
+            rows = numpy.full(count, (height - self.crop_size) // 2)
+            cols = numpy.full(count, (width - self.crop_size) // 2)
+        else:
+            rows = cols = numpy.zeros(count, numpy.int64)
+        return flips, rows, cols
+
+    def transform(self, batch: numpy.ndarray) -> numpy.ndarray:
+        """N x C x H x W pixels (uint8 or float32) -> N x C x h x w float32, transformed."""
+        count, channels, height, width = batch.shape
+        self.check_input((channels, height, width))
+        flips, rows, cols = self.draws(count, height, width)
+        out_c, out_h, out_w = self.output_shape(channels, height, width)
+        values = batch.astype(numpy.float32)
+        mean = self._mean_planes(channels, height, width)
+        if mean is not None:
+            values -= mean
+        if self.scale != 1:
+            values *= self.scale
+        if not self.crop_size and not flips.any():
+            return values
+        out = numpy.empty((count, out_c, out_h, out_w), numpy.float32)
+        for i in range(count):
+            piece = values[i, :, rows[i]:rows[i] + out_h, cols[i]:cols[i] + out_w]
+            out[i] = piece[:, :, ::-1] if flips[i] else piece
+        return out
+
+    def _mean_planes(self, channels: int, height: int, width: int) -> numpy.ndarray | None:
+        """The mean to subtract, broadcastable to C x H x W (None when there is none)."""
+        if self.mean_image is not None:
+            return self.mean_image
+        if len(self.mean_values):
+            values = self.mean_values if len(self.mean_values) == channels \
+                else numpy.repeat(self.mean_values, channels)
+            return values.reshape(channels, 1, 1)
+        return None

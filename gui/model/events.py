@@ -1,0 +1,81 @@
+"""The model's typed events and the emitter views subscribe with (napari's
+``utils/events`` in small: one emitter, events are plain dataclasses, a view
+connects a callback to the event types it cares about).
+
+Callbacks run on the thread that emitted: the session emits on the GUI thread
+(loading, editing, rewinding) or, for ``Stopped`` and ``StateChanged("stepped")``,
+on the stepping thread, so Qt views re-post those to the GUI thread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: StateChanged reasons
+STEPPED, REWOUND, EDITED, RESET, WEIGHTS, DEVICE = ("stepped", "rewound", "edited", "reset", "weights", "device")
+
+
+@dataclass(frozen=True)
+class NetLoaded:
+    """Another solver and net are loaded (open, Reset, regenerated data)."""
+
+    solver: Any
+    path: str | None
+    reason: str = "opened"  # opened / reset / regenerated
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The solver's state changed in place: ``reason`` is one of stepped, rewound,
+    edited (a weight), reset, weights (loaded from a file), device (moved)."""
+
+    reason: str
+    iteration: int
+
+
+@dataclass(frozen=True)
+class SettingChanged:
+    """A solver setting was edited (applies from the next iteration)."""
+
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    iterations: int  # 0: until paused
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    done: int
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A run or step stopped on its own: ``reason`` "nonfinite" (``stop`` is the
+    session's NonFiniteStop) or "breakpoint" (``stop`` names the condition)."""
+
+    reason: str
+    message: str
+    stop: Any = None
+
+
+class EventEmitter:
+    """Calls each connected callback with the events of the types it asked for."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[tuple[Callable[[Any], None], tuple[type, ...]]] = []
+
+    def connect(self, callback: Callable[[Any], None], *types: type) -> None:
+        """Call ``callback(event)`` for events of ``types`` (every event when none given)."""
+        if all(c is not callback for c, _ in self._callbacks):
+            self._callbacks.append((callback, types))
+
+    def disconnect(self, callback: Callable[[Any], None]) -> None:
+        self._callbacks = [(c, t) for c, t in self._callbacks if c is not callback]
+
+    def emit(self, event: object) -> None:
+        for callback, types in list(self._callbacks):
+            if not types or isinstance(event, types):
+                callback(event)

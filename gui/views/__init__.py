@@ -1,0 +1,1 @@
+"""The Qt views: one panel per file, each observing the model (gui.model)."""

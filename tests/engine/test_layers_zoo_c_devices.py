@@ -1,0 +1,109 @@
+"""Zoo layers, part C, on the device: forward and backward on the GPU (cupy) and on the
+strict stand-in (every implicit host<->device crossing raises) equal numpy's."""
+import numpy
+import pytest
+
+from engine import backend, rng
+from tests.engine.helpers import make_layer
+
+R = numpy.random.default_rng(31)
+
+
+def normal(*shape):
+    return R.normal(size=shape).astype(numpy.float32)
+
+
+def labels(n, classes, ignore=None):
+    values = (numpy.arange(n) % classes).astype(numpy.float32)
+    if ignore is not None:
+        values[::3] = ignore
+    return values
+
+
+FILL = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
+SPATIAL = labels(2 * 3 * 2, 4, ignore=255).reshape(2, 1, 3, 2)
+
+#: (Caffe type, prototxt body, bottoms, bottoms that take a gradient, tops)
+CASES = [
+    ("Power", "power_param { power: 3 scale: 0.5 shift: 0.2 }", [normal(4, 5)], [0], 1),
+    ("Power", "power_param { power: 1 scale: 2 }", [normal(4, 5)], [0], 1),
+    ("AbsVal", "", [normal(4, 5)], [0], 1),
+    ("ELU", "elu_param { alpha: 0.5 }", [normal(4, 5)], [0], 1),
+    ("PReLU", "", [normal(2, 3, 2, 2)], [0], 1),
+    ("PReLU", "prelu_param { channel_shared: true }", [normal(2, 3, 4)], [0], 1),
+    ("Exp", "exp_param { base: -1 scale: 0.5 shift: 1 }", [normal(4, 5)], [0], 1),
+    ("Log", "log_param { base: 2 scale: 0.5 shift: 3 }", [numpy.abs(normal(4, 5)) + 0.5], [0], 1),
+    ("BNLL", "", [normal(4, 5) * 10], [0], 1),
+    ("Threshold", "threshold_param { threshold: 0.1 }", [normal(4, 5)], [], 1),
+    ("Clip", "clip_param { min: -0.5 max: 0.5 }", [normal(4, 5)], [0], 1),
+    ("Swish", "swish_param { beta: 1.5 }", [normal(4, 5)], [0], 1),
+    ("Silence", "", [normal(4, 5), normal(2)], [0, 1], 0),
+    ("ArgMax", "argmax_param { top_k: 2 out_max_val: true }", [normal(3, 2, 4)], [], 1),
+    ("ArgMax", "argmax_param { top_k: 2 axis: 1 }", [normal(3, 4, 2)], [], 1),
+    ("Tile", "tile_param { axis: 1 tiles: 3 }", [normal(2, 3, 2)], [0], 1),
+    ("Reduction", "reduction_param { operation: ASUM axis: 1 coeff: 0.5 }", [normal(2, 3, 2)], [0], 1),
+    ("Reduction", "reduction_param { operation: SUMSQ }", [normal(2, 3)], [0], 1),
+    ("Reduction", "reduction_param { operation: MEAN axis: 2 }", [normal(2, 3, 4)], [0], 1),
+    ("MVN", "", [normal(2, 3, 2, 2)], [0], 1),
+    ("MVN", "mvn_param { across_channels: true normalize_variance: false }", [normal(2, 3, 2, 2)], [0], 1),
+    ("Embed", f"embed_param {{ num_output: 3 input_dim: 5 {FILL} }}",
+     [numpy.array([[0, 4], [4, 2]], numpy.float32)], [], 1),
+    ("SoftmaxWithLoss", "loss_param { ignore_label: 255 normalization: FULL }", [normal(2, 4, 3, 2), SPATIAL],
+     [0], 1),
+    ("SoftmaxWithLoss", "loss_param { ignore_label: 255 }", [normal(2, 4, 3, 2), SPATIAL], [0], 2),
+    ("Accuracy", "accuracy_param { top_k: 2 ignore_label: 255 }", [normal(2, 4, 3, 2), SPATIAL], [], 2),
+    ("SigmoidCrossEntropyLoss", "loss_param { ignore_label: -1 normalization: VALID }",
+     [normal(4, 3), numpy.where(normal(4, 3) > 1, -1, numpy.abs(normal(4, 3)) % 1).astype(numpy.float32)], [0], 1),
+    ("ContrastiveLoss", "contrastive_loss_param { margin: 2 }",
+     [normal(6, 3), normal(6, 3), labels(6, 2)], [0, 1], 1),
+    ("ContrastiveLoss", "contrastive_loss_param { margin: 6 legacy_version: true }",
+     [normal(6, 3), normal(6, 3), labels(6, 2)], [0, 1], 1),
+    ("HingeLoss", "hinge_loss_param { norm: L2 }", [normal(6, 4), labels(6, 4)], [0], 1),
+    ("InfogainLoss", "loss_param { ignore_label: 1 }", [normal(6, 4), labels(6, 4), numpy.abs(normal(4, 4))],
+     [0], 1),
+    ("MultinomialLogisticLoss", "", [numpy.abs(normal(6, 4)) + 0.1, labels(6, 4)], [0], 1),
+]
+
+
+def _build(kind, body, bottoms, tops):
+    rng.set_seed(3)
+    return make_layer(f'type: "{kind}" {body}', bottoms, num_tops=tops, dtype=numpy.float32)
+
+
+def _run(layer, bottom, top, grads, device):
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    if not grads and not layer.blobs:
+        return
+    for k, blob in enumerate(top):
+        delta = numpy.ones(blob.shape, numpy.float32) if layer.is_loss and k == 0 else \
+            numpy.linspace(-1, 1, blob.count()).reshape(blob.shape).astype(numpy.float32)
+        blob.diff[...] = backend.to_device(delta, device)
+    layer.backward(top, [k in grads for k in range(len(bottom))], bottom)
+
+
+def _arrays(layer, bottom, top, grads):
+    found = [("top data", b.data) for b in top] + [(f"bottom {k} diff", bottom[k].diff) for k in grads]
+    found += [(f"param {j} diff", b.diff) for j, b in enumerate(layer.blobs)]
+    return [(name, backend.to_numpy(a)) for name, a in found]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind, body, bottoms, grads, tops", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_layer_on_the_device_equals_numpy(gpu_kind, kind, body, bottoms, grads, tops):
+    cpu = _build(kind, body, bottoms, tops)
+    weights = [b.data.copy() for b in cpu[0].blobs]
+    _run(*cpu, grads, "cpu")
+    layer, bottom, top = _build(kind, body, bottoms, tops)
+    layer.device = "gpu"
+    for blob in bottom + top + layer.blobs:
+        blob.to("gpu")
+    for blob, values in zip(layer.blobs, weights):
+        blob.data[...] = backend.to_device(values, "gpu")
+    _run(layer, bottom, top, grads, "gpu")
+    assert all(backend.device_of(b.data) == "gpu" for b in top)
+    for (name, mine), (_, theirs) in zip(_arrays(layer, bottom, top, grads), _arrays(*cpu, grads)):
+        if gpu_kind == "strict":  # numpy underneath: the same operations give the same bits
+            numpy.testing.assert_array_equal(mine, theirs, err_msg=f"{kind}: {name}")
+        else:
+            numpy.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6, err_msg=f"{kind}: {name}")

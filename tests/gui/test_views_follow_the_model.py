@@ -1,0 +1,165 @@
+"""Every panel draws the model's state: after another net is loaded none shows the
+previous net, and after a rewind the status bar, inspector and curves show the
+state rewound to (or say they have nothing to show)."""
+from __future__ import annotations
+
+import numpy
+import pytest
+from PySide6.QtWidgets import QApplication
+
+import engine
+import gui.debug
+from engine import resources
+from gui.main_window import MainWindow
+from gui.model.tiles import image_layers
+
+EXAMPLES = resources.examples()
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(settings=None, modal_errors=False)
+    qtbot.addWidget(w)
+    w.resize(1280, 860)
+    w.show()
+    assert w.open_path(EXAMPLES["spiral_mlp"])
+    gui.debug.install(w)
+    yield w
+    w.shutdown()
+
+
+def settle(window, qtbot) -> None:
+    assert window.wait_until_idle(timeout=60)
+    qtbot.wait(20)
+    QApplication.processEvents()
+
+
+def fill_every_panel(window, qtbot) -> None:
+    """Give each panel something of the first net: curves, timing, gradient check,
+    decision boundary, the update taken apart, and a NaN stop."""
+    debug = window.debug
+    for name in ("timing", "gradcheck", "tiles", "boundary", "decomposition"):  # the last of each tab group shows
+        debug.show_panel(name)
+    window.step_iterations(3)
+    settle(window, qtbot)
+    debug.timing._run()
+    task = debug.run_gradient_check()
+    task.wait(60)
+    qtbot.waitUntil(lambda: debug.gradcheck.report is not None, timeout=60000)
+    assert debug.boundary.result is not None and debug.decomposition.decomposition is not None
+    window.session.edit("base_lr", 1e30)
+    window.step_iterations(3)
+    settle(window, qtbot)
+    assert window.banner.isVisible() and "Stopped" in debug.breakpoints_panel.stop_label.text()
+
+
+# (panel, check after loading the second net); each check returns what is wrong, or "".
+def _inspector(window, solver):
+    names = [layer.name for layer in solver.net.layers if layer.type_name == "InnerProduct"]
+    shown = window.inspector.layer_names()
+    if shown != names:
+        return f"inspector lists {shown}, the net has {names}"
+    W = window.inspector._views[names[0]].W
+    return "" if numpy.array_equal(W, solver.net.params[names[0]][0].data) else "inspector W is not the net's"
+
+
+def _graph(window, solver):
+    names = sorted(layer.name for layer in solver.net.layers)
+    return "" if sorted(window.graph.node_items) == names else f"graph shows {sorted(window.graph.node_items)}"
+
+
+def _curves(window, solver):
+    x, _ = window.curves.series("loss")
+    return "" if x.size == 0 or x.max() <= solver.iter else f"curves reach iteration {x.max()}"
+
+
+def _status(window, solver):
+    text = window.status_labels["iteration"].text()
+    return "" if text == f"iteration {solver.iter}" else f"status bar says {text!r}"
+
+
+def _gradcheck(window, solver):
+    panel = window.debug.gradcheck
+    return "" if panel.report is None and panel.table.rowCount() == 0 and \
+        panel.verdict.text() == panel.NOT_RUN else "gradient-check table of the previous net"
+
+
+def _boundary(window, solver):
+    panel, model = window.debug.boundary, window.debug.boundary_model
+    if model is None:
+        return "" if panel.result is None and panel.title.text().startswith("No decision boundary") \
+            else f"boundary of the previous net ({panel.title.text()!r})"
+    if panel.result is None:
+        return ""
+    last = [layer.name for layer in solver.net.layers if layer.type_name == "InnerProduct"][-1]
+    classes = solver.net.params[last][0].shape[0]
+    shown = panel.result.probabilities.shape[-1]
+    return "" if shown == classes else f"boundary of {shown} classes, the net has {classes}"
+
+
+def _tiles(window, solver):
+    panel = window.debug.tiles
+    names = image_layers(solver.net)
+    listed = [panel.layer_combo.itemText(i) for i in range(panel.layer_combo.count())]
+    if listed != names:
+        return f"tiles list {listed}, the net has {names}"
+    if panel.mosaic is not None and panel.mosaic.layer not in names:
+        return f"tiles of {panel.mosaic.layer}"
+    return "" if names or "No layer" in panel.title.text() else "tiles say nothing"
+
+
+def _timing(window, solver):
+    panel = window.debug.timing
+    return "" if panel.table.rowCount() == 0 and panel.total.text() == panel.NOT_RUN else \
+        "layer timing of the previous net"
+
+
+def _nan_message(window, solver):
+    if window.banner.isVisible():
+        return f"banner: {window.banner.text()}"
+    label = window.debug.breakpoints_panel.stop_label.text()
+    return "" if label == "No stop yet." else f"breakpoints panel: {label}"
+
+
+def _decomposition(window, solver):
+    panel = window.debug.decomposition
+    if panel.decomposition is None:
+        return ""
+    return "" if panel.decomposition.param.split(".")[0] in solver.net.params else "update of the previous net"
+
+
+PANELS = {"inspector": _inspector, "graph": _graph, "curves": _curves, "status bar": _status,
+          "gradient check": _gradcheck, "decision boundary": _boundary, "weight tiles": _tiles,
+          "layer timing": _timing, "NaN message": _nan_message, "update taken apart": _decomposition}
+
+
+@pytest.mark.parametrize("second", ["xor", "digits_mlp"])
+def test_after_another_net_and_a_rewind_every_panel_shows_the_new_state(window, qtbot, second):
+    fill_every_panel(window, qtbot)
+    assert window.open_path(EXAMPLES[second])
+    settle(window, qtbot)
+    solver = window.session.solver
+    wrong = {name: check(window, solver) for name, check in PANELS.items()}
+    assert not any(wrong.values()), {k: v for k, v in wrong.items() if v}
+
+    window.step_iterations(6)
+    settle(window, qtbot)
+    twin = engine.get_solver(EXAMPLES[second])
+    twin_loss = twin.step(3)
+    for _ in range(3):
+        assert window.debug.step_back()
+    settle(window, qtbot)
+    assert solver.iter == 3
+    wrong = {name: check(window, solver) for name, check in PANELS.items()}
+    assert not any(wrong.values()), {k: v for k, v in wrong.items() if v}
+    x, _ = window.curves.series("loss")
+    assert x.max() == 3  # cut back to the state rewound to
+    assert window.status_labels["loss"].text().startswith(f"loss {twin_loss:.4g}")
+    name = window.inspector.layer_names()[0]
+    assert numpy.array_equal(window.inspector._views[name].W, twin.net.params[name][0].data)
+
+    # the rewind slider goes the same way
+    window.debug.rewind_bar.goto(1)
+    settle(window, qtbot)
+    assert solver.iter == 1 and window.status_labels["iteration"].text() == "iteration 1"
+    assert window.curves.series("loss")[0].max() == 1
