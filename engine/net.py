@@ -274,6 +274,9 @@ class Net:
             except (ResourceError, MemoryError) as exc:
                 raise ResourceError(f"layer '{layer.name}' ({layer.type_name}): "
                                     f"{exc or 'out of memory while setting it up'}") from None
+            except ArithmeticError as exc:  # a parameter whose arithmetic overflows (exp of 1e30 ...)
+                raise NetDefinitionError(f"layer '{layer.name}' ({layer.type_name}): its parameters cannot be "
+                                         f"computed with: {type(exc).__name__}: {exc}") from None
             memory.add(layer, tops, bottoms)
             self._loss_weights.append(self._top_loss_weights(layer, layer_param, len(tops)))
             # Caffe: a bottom blob that needs backward makes the layer need it, propagate_down or not

@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gui.model import solver_process
 from gui.model.frames import Frame
+from gui.model.events import RunFinished, RunStarted
 from gui.model.runner import FramePacer, run_loop
 from gui.model.session import Session
 
@@ -155,6 +156,7 @@ class SolverWorker(QObject):
     @Slot(int, int)
     def _run(self, request: int, count: int) -> None:
         self.runStarted.emit()
+        self.session.emitter.emit(RunStarted(count))
         done = 0
         try:
             if self._process_allowed(count):
@@ -172,6 +174,7 @@ class SolverWorker(QObject):
         finally:
             self._publish(running=False, progress=(done, count))
             self._end()
+            self.session.emitter.emit(RunFinished(done))
             self.runFinished.emit()
 
     def _process_allowed(self, count: int) -> bool:

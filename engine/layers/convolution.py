@@ -44,6 +44,11 @@ def _spatial_pair(param, repeated: str, prefix: str, default: int | None) -> tup
 class ConvolutionLayer(Layer):
     """2-D convolution with Caffe's parameters and weight layout ``[Co, C/group, kh, kw]``.
 
+    ``axis`` (default 1) is the channel axis: the axes before it are all images (N is
+    their product) and one or two spatial axes follow it. A 1-D convolution (one
+    spatial axis, weights ``[Co, C/group, k]``) runs as a 1 x k one. ``dilation``
+    spreads the kernel taps (DeepLab's atrous convolution).
+
     Attributes set in reshape (read by the step-through): ``num`` (N),
     ``channels`` (C), ``input_shape`` (H, W), ``num_output`` (Co), ``group``, ``kernel_dim``
     (K = C/group*kh*kw), ``out_spatial_dim`` (Ho*Wo), ``output_shape`` (Ho, Wo),
@@ -85,10 +90,13 @@ class ConvolutionLayer(Layer):
         self.bias_term = bool(p.bias_term)
         self.kernel_dim = self._column_channels() // self.group * self.kernel[0] * self.kernel[1]
         self.blobs = [self.new_param_blob(self._weight_shape())]
-        fill(self.blobs[0], p.weight_filler)
         if self.bias_term:
             self.blobs.append(self.new_param_blob((self.num_output,)))
-            fill(self.blobs[1], p.bias_filler)
+        for blob, filler, what in zip(self.blobs, (p.weight_filler, p.bias_filler), ("weight", "bias")):
+            try:
+                fill(blob, filler)
+            except NetDefinitionError as exc:
+                raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}): {what}_filler: {exc}") from None
         self._cols: list = [None] * len(bottom)
         self._fresh = [False] * len(bottom)
         self._dcol = None

@@ -21,7 +21,7 @@ from engine.errors import EngineError
 from gui.model import breakpoints as bp
 from gui.model.boundary import BoundaryModel, training_points
 from gui.model.decompose import UpdateCapture, decompose, param_index
-from gui.model.events import EDITED, NetLoaded, SettingChanged, StateChanged
+from gui.model.events import EDITED, NetLoaded, SettingChanged, StateChanged, Stopped
 from gui.model.overlays import layer_stats
 from gui.model.tiles import image_layers, weight_tiles
 from gui.model.timeline import restore
@@ -290,6 +290,7 @@ class DebugController(QObject):
 
     def _halt(self, stop: bp.Stop) -> None:
         self.window.worker.pause()
+        self.session.emitter.emit(Stopped("breakpoint", stop.reason, stop))
         self.stopped.emit(stop)
 
     def _after_iteration(self, loss: float, seconds: float) -> None:

@@ -2,9 +2,11 @@
 ``utils/events`` in small: one emitter, events are plain dataclasses, a view
 connects a callback to the event types it cares about).
 
-Callbacks run on the thread that emitted: the session emits on the GUI thread
-(loading, editing, rewinding) or, for ``Stopped`` and ``StateChanged("stepped")``,
-on the stepping thread, so Qt views re-post those to the GUI thread.
+Callbacks run on the thread that emitted: NetLoaded, StateChanged and
+SettingChanged come from the GUI thread (loading, editing, rewinding; the worker
+is idle then); RunStarted, RunFinished and Stopped from the stepping thread, so a
+Qt view re-posts those to the GUI thread (a queued signal). Stepped iterations
+reach the views as the worker's frames, not as events.
 """
 from __future__ import annotations
 

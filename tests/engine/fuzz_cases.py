@@ -301,6 +301,49 @@ def _filler_cases() -> list[Case]:
     return out
 
 
+_INTS = ["0", "-1", "1", "2", "3", "7", "1000000", "2147483647", "-2147483648"]
+_FLOATS = ["0", "-1", "0.5", "1", "2", "nan", "inf", "-inf", "1e30"]
+_LAYER_PARAMS = {
+    "Convolution": "convolution_param { num_output: I kernel_size: I stride: I pad: I dilation: I group: I }",
+    "Deconvolution": "convolution_param { num_output: I kernel_size: I stride: I pad: I }",
+    "Pooling": "pooling_param { pool: MAX kernel_size: I stride: I pad: I }",
+    "LRN": "lrn_param { local_size: I alpha: F beta: F k: F }",
+    "Dropout": "dropout_param { dropout_ratio: F }",
+    "Reshape": "reshape_param { shape { dim: I dim: I } axis: I num_axes: I }",
+    "Concat": "concat_param { axis: I }", "Slice": "slice_param { axis: I slice_point: I }",
+    "Flatten": "flatten_param { axis: I end_axis: I }", "InnerProduct": "inner_product_param { num_output: I axis: I }",
+    "Softmax": "softmax_param { axis: I }", "Power": "power_param { power: F scale: F shift: F }",
+    "Exp": "exp_param { base: F scale: F shift: F }", "Log": "log_param { base: F scale: F shift: F }",
+    "Scale": "scale_param { axis: I num_axes: I bias_term: true }", "Crop": "crop_param { axis: I offset: I }",
+    "Tile": "tile_param { axis: I tiles: I }", "Embed": "embed_param { num_output: I input_dim: I }",
+    "ArgMax": "argmax_param { top_k: I axis: I }", "Reduction": "reduction_param { axis: I coeff: F }",
+    "BatchNorm": "batch_norm_param { eps: F moving_average_fraction: F }",
+    "SoftmaxWithLoss": "loss_param { ignore_label: I } softmax_param { axis: I }",
+    "Accuracy": "accuracy_param { top_k: I axis: I }", "Clip": "clip_param { min: F max: F }",
+}
+_TWO_BOTTOMS = {"Concat", "SoftmaxWithLoss", "Accuracy", "Crop", "Scale"}
+
+
+def _layer_param_case(index: int, rnd: random.Random) -> Case:
+    """A layer with random (often absurd) parameters, set up and run forward and backward."""
+    kind = rnd.choice(sorted(_LAYER_PARAMS))
+    words = [rnd.choice(_INTS) if w == "I" else rnd.choice(_FLOATS) if w == "F" else w
+             for w in _LAYER_PARAMS[kind].split(" ")]
+    dims = rnd.choice(["dim: 2 dim: 3 dim: 4 dim: 4", "dim: 2 dim: 3", "dim: 4", "dim: 2 dim: 1 dim: 5 dim: 5"])
+    bottoms = 'bottom: "x" bottom: "z"' if kind in _TWO_BOTTOMS else 'bottom: "x"'
+    text = (f'force_backward: true\nlayer {{ name: "in" type: "Input" top: "x" top: "z" '
+            f'input_param {{ shape {{ {dims} }} }} }}\n'
+            f'layer {{ name: "fuzzed_{kind}" type: "{kind}" {bottoms} top: "y" {" ".join(words)} }}')
+
+    def run(folder: Path):
+        import numpy
+        net = _engine().Net(_net_file(folder, text))
+        net.blobs["x"].data[...] = numpy.random.default_rng(index).random(net.blobs["x"].shape)
+        net.forward()
+        net.backward()
+    return Case(f"layer-param-{index}", "error_or_ok", run, (f"'fuzzed_{kind}'",))
+
+
 # ---------------------------------------------------------------------------
 # solvers
 # ---------------------------------------------------------------------------
@@ -726,6 +769,7 @@ def cases(seed: int = 15) -> list[Case]:
     out += _weights_cases()
     out += _state_cases()
     out += _h5_data_cases()
+    out += [_layer_param_case(k, rnd) for k in range(80)]
     for k in range(24):
         out.append(_mutated_file_case(rnd.choice(["model", "state"]), rnd.choice(["bin", "h5"]), k, rnd))
     return out

@@ -274,6 +274,9 @@ def test_bilinear_filler_is_caffes_kernel():
     numpy.testing.assert_allclose(odd, numpy.outer([0.5, 1.0, 0.5], [0.5, 1.0, 0.5]))
     with pytest.raises(NetDefinitionError, match="square"):
         bilinear_kernel((1, 1, 3, 4))
+    with pytest.raises(NetDefinitionError, match="layer 'up' \\(Deconvolution\\): weight_filler: .*square"):
+        make_layer('name: "up" type: "Deconvolution" convolution_param { num_output: 2 kernel_h: 3 kernel_w: 4 '
+                   'weight_filler { type: "bilinear" } }', [numpy.zeros((1, 2, 3, 3))])
 
 
 def test_bilinear_deconvolution_upsamples_a_constant_image_exactly():
