@@ -58,7 +58,8 @@ def bench_data_layer(folder: str, quick: bool) -> list[Result]:
     nets = {"prefetch thread (default)": data_net(source, mean_file, 4),
             "prefetch: 0 (read in forward)": data_net(source, mean_file, 0)}
     contenders: dict[str, Callable[[], object]] = {name: net.forward for name, net in nets.items()}
-    timings = common.compare(contenders, calls=20 if quick else 50, rounds=3 if quick else 7, warmup=1)
+    # many calls per round: the few batches the thread reads ahead between rounds must not count
+    timings = common.compare(contenders, calls=100 if quick else 250, rounds=3 if quick else 7, warmup=1)
     common.print_timings(f"Data over LMDB, 28x28 grey, batch {BATCH}, scale + mean_file (per batch)", timings)
     rates = {name: BATCH / t.best for name, t in timings.items()}
     for name, rate in rates.items():

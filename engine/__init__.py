@@ -13,6 +13,8 @@ from .events import Event
 from .gradcheck import GradientCheckResult, check_layer, check_net
 from .layer import Layer, register, supported_types
 from .net import TEST, TRAIN, Net
+from .python_layers import (PythonLayerAccess, PythonLayerError, PythonLayerRefused, allow_python_layers,
+                            allowed_python_layer_folders, revoke_python_layers)
 from .solver import Solver, get_solver
 
 __version__ = "0.1.0"
@@ -24,4 +26,6 @@ __all__ = [
     "gpu_status", "TRAIN", "TEST", "register", "supported_types", "check_layer", "check_net",
     "gradcheck", "GradientCheckResult", "EngineError", "PrototxtError", "NetDefinitionError",
     "ShapeError", "LabelError", "DataError", "DeviceError", "NonFiniteError", "__version__",
+    "allow_python_layers", "revoke_python_layers", "allowed_python_layer_folders", "PythonLayerAccess",
+    "PythonLayerRefused", "PythonLayerError",
 ]

@@ -30,6 +30,9 @@ def _target_mode(path: str) -> int:
 
 
 def _temporary_in(path: str) -> tuple[int, str]:
+    if "\0" in path:
+        from .errors import DataError
+        raise DataError(f"cannot write {path!r}: a path cannot contain a NUL character")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(2, "folder does not exist", folder)

@@ -4,15 +4,19 @@
     test      --model M --weights W [--iterations N] [--stage S] [--level L]
     time      --model M [--iterations N]
     gradcheck --model M [--layer NAME ...] [--threshold T]
+    (train, test, time, gradcheck: --allow-python-layers DIR runs the Python layers whose module is in DIR)
     convert   --data X.npy --labels Y.npy --output OUT.h5|OUT.lmdb [--backend B] [--list LIST.txt]
     convert_imageset ROOT LIST DB [--resize_height H --resize_width W --gray --shuffle
                      --backend lmdb|leveldb --encoded --encode_type png|jpg]
     compute_image_mean DB [MEAN.binaryproto] [--backend lmdb|leveldb]
     upgrade   IN OUT   (an old net or solver prototxt, or a .caffemodel, in today's format)
 
-Logs follow Caffe's wording (``Iteration 100, loss = 0.12``) on stdout. Exit
-code 0 on success; on an error one line on stderr and a non-zero code (1; 2
-for bad arguments; 130 after Ctrl-C); ``--debug`` shows the traceback instead.
+Logs follow Caffe's wording (``Iteration 100, loss = 0.12``) on stdout, and so
+do warnings (``warning: ...``: NaN weights loaded, lr 0). Exit code 0 on
+success; on an error one line on stderr and a non-zero code (1; 2 for bad
+arguments; 130 after Ctrl-C or SIGTERM, which in ``train`` finish the
+iteration and write a snapshot first; ``test`` exits 1 when an output is NaN or
+infinite); ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -101,6 +105,12 @@ def _use_device(args) -> str:
         backend.cupy_module().cuda.Device(int(args.gpu)).use()
     backend.set_mode_gpu()
     return "gpu"
+
+
+def _python_layers(args) -> tuple[str, ...]:
+    """The folders --allow-python-layers allowed (engine.python_layers)."""
+    from .python_layers import folders_of
+    return folders_of(args.allow_python_layers)
 
 
 def _phase(name: str) -> int:
@@ -239,9 +249,9 @@ def cmd_train(args, console: Console) -> int:
         param.train_state.stage.extend(_stages(args))
         if args.level is not None:
             param.train_state.level = args.level
-        solver = solver_class(param.type)(param, device=device, path=path)
+        solver = solver_class(param.type)(param, device=device, path=path, python_layers=_python_layers(args))
     else:
-        solver = get_solver(args.solver, device=device)
+        solver = get_solver(args.solver, device=device, python_layers=_python_layers(args))
     if args.iterations is not None:
         solver.param.max_iter = args.iterations
     solver.auto_snapshot = True
@@ -249,6 +259,10 @@ def cmd_train(args, console: Console) -> int:
     solver.on_snapshot = pending.append
     console.log(f"Solving {solver.net.name}")
     console.log(f"Learning Rate Policy: {solver.param.lr_policy or 'fixed'}")
+    from .snapshot_location import relocation_note
+    note = relocation_note(solver)
+    if note:
+        console.log(note)
     if args.snapshot:
         console.log(f"Resuming from {args.snapshot}")
         for line in solver.restore(args.snapshot).lines():
@@ -285,7 +299,8 @@ def cmd_test(args, console: Console) -> int:
     if args.iterations <= 0:
         raise UsageError(f"{PROG} test: --iterations must be > 0")
     device = _use_device(args)
-    net = Net(args.model, _phase(args.phase), level=args.level, stages=_stages(args), device=device)
+    net = Net(args.model, _phase(args.phase), level=args.level, stages=_stages(args), device=device,
+              python_layers=_python_layers(args))
     _load_weights(net, args.weights, console)
     console.log(f"Running for {args.iterations} iterations.")
     totals: dict[str, float] = {}
@@ -334,7 +349,7 @@ def cmd_time(args, console: Console) -> int:
     if args.iterations <= 0:
         raise UsageError(f"{PROG} time: --iterations must be > 0")
     device = _use_device(args)
-    net = Net(args.model, _phase(args.phase), device=device)
+    net = Net(args.model, _phase(args.phase), device=device, python_layers=_python_layers(args))
     sync = _synchronizer(device)
     console.log("Performing Forward")
     net.forward()
@@ -391,7 +406,7 @@ def _timed(work, sync) -> float:
 def cmd_gradcheck(args, console: Console) -> int:
     from .gradcheck import check_net
     from .net import Net
-    net = Net(args.model, _phase(args.phase))
+    net = Net(args.model, _phase(args.phase), python_layers=_python_layers(args))
     if args.weights:
         _load_weights(net, args.weights, console)
     names = [layer.name for layer in net.layers]
@@ -426,6 +441,9 @@ def cmd_gradcheck(args, console: Console) -> int:
 # ---------------------------------------------------------------------------
 def cmd_convert(args, console: Console) -> int:
     from . import tools
+    from .validate import check_input_file
+    for path in (args.data, args.labels):
+        check_input_file(path, "array file")  # not a FIFO or a device (reading one never ends)
     data = tools.load_array(args.data)
     labels = tools.load_array(args.labels)
     backend = args.backend or tools.backend_for_output(args.output)
@@ -483,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--gpu", nargs="?", const="0", default=None, metavar="ID",
                          help="run on the GPU (device number or 'all'; needs cupy and CUDA)")
 
+    def python_layers(sub):  # consent: a net's Python layers run only from the folders named here
+        sub.add_argument("--allow-python-layers", action="append", default=[], metavar="DIR",
+                         dest="allow_python_layers",
+                         help="run the Python layers (type: \"Python\") whose module is in DIR (repeatable)")
+
     def net_state(sub):  # the caffe tool's -stage / -level
         sub.add_argument("--stage", action="append", default=[], metavar="STAGE",
                          help="net stage for include/exclude rules (repeatable, or comma-separated)")
@@ -495,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iterations", type=int, help="train to this iteration (overrides max_iter)")
     gpu(train)
     net_state(train)
+    python_layers(train)
     train.set_defaults(func=cmd_train)
 
     test = commands.add_parser("test", help="score a trained net: mean of each output")
@@ -504,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST")
     gpu(test)
     net_state(test)
+    python_layers(test)
     test.set_defaults(func=cmd_test)
 
     timing = commands.add_parser("time", help="per-layer forward/backward time")
@@ -511,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--iterations", type=int, default=50, help="iterations to time (default 50)")
     timing.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN")
     gpu(timing)
+    python_layers(timing)
     timing.set_defaults(func=cmd_time)
 
     check = commands.add_parser("gradcheck", help="compare every layer's backward with finite differences")
@@ -521,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-elements", type=int, default=64, dest="max_elements",
                        help="elements sampled per blob (default 64)")
     check.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN")
+    python_layers(check)
     check.set_defaults(func=cmd_gradcheck)
 
     convert = commands.add_parser("convert", help="numpy arrays (.npy) to an HDF5Data file or an LMDB")

@@ -57,4 +57,13 @@ class SnapshotError(EngineError):
 
 
 class EngineWarning(UserWarning):
-    """Something legal that is probably a mistake (NaN weights loaded, lr 0, an empty net)."""
+    """Something legal that is probably a mistake. The engine warns (never stops) on:
+
+    - weights loaded with NaN/inf values (the layer, the blob, how many);
+    - a solver with ``base_lr: 0``, ``clip_gradients: 0``, SGD ``momentum: 1``, or a
+      negative ``gamma`` for the step / multistep / exp policies;
+    - a training net without layers or learnable parameters;
+    - a prototxt in a deprecated format, upgraded as Caffe upgrades it.
+
+    The CLI and the app's scripted mode print each as one line on stdout.
+    """

@@ -50,8 +50,22 @@ def filled_array(filler, shape: tuple[int, ...], dtype=numpy.float32) -> numpy.n
         return gen.normal(0.0, std, size=shape).astype(dtype)
     if kind == "bilinear":
         return bilinear_kernel(shape).astype(dtype)
+    if kind == "positive_unitball":
+        return _positive_unitball(gen, shape, dtype)
     raise NetDefinitionError(
-        f"unknown filler type '{kind}' (supported: constant, uniform, gaussian, xavier, msra, bilinear)")
+        f"unknown filler type '{kind}' (supported: constant, uniform, gaussian, xavier, msra, bilinear, "
+        f"positive_unitball)")
+
+
+def _positive_unitball(gen, shape: tuple[int, ...], dtype) -> numpy.ndarray:
+    """Caffe's PositiveUnitballFiller: uniform in [0, 1), then each of the shape[0]
+    slices divided by its (Dtype) sum, so every slice is positive and sums to 1."""
+    values = gen.uniform(0.0, 1.0, size=shape).astype(dtype)
+    if values.size == 0:
+        return values
+    rows = values.reshape(shape[0], -1) if shape else values.reshape(1, 1)
+    rows /= rows.sum(axis=1, keepdims=True, dtype=dtype)
+    return values
 
 
 def bilinear_kernel(shape: tuple[int, ...]) -> numpy.ndarray:

@@ -176,7 +176,8 @@ def check_layer(spec, bottoms: Sequence, *, num_tops: int = 1, phase: int = caff
 def _float64_clone(net):
     """A float64 CPU copy of ``net`` with its weights and its current data batch."""
     from .net import Net
-    clone = Net(net.param, net.phase, dtype=numpy.float64, device="cpu")
+    clone = Net(net.param, net.phase, dtype=numpy.float64, device="cpu",
+                python_layers=getattr(net, "python_layers", None))  # the consent the net was built with
     for name, blobs in net.params.items():
         for mine, theirs in zip(clone.params.get(name, []), blobs):
             mine.data[...] = backend.to_numpy(theirs.data)

@@ -193,15 +193,17 @@ def load_weights(net, path: str) -> WeightsReport:
     return report
 
 
-def plan_weights(net, path: str) -> tuple[WeightsReport, list]:
-    """(report, [(blob, values)]): what :func:`load_weights` would copy, checked, nothing changed."""
+def plan_weights(net, path: str, require_match: bool = True) -> tuple[WeightsReport, list]:
+    """(report, [(blob, values)]): what :func:`load_weights` would copy, checked, nothing changed.
+    ``require_match=False``: a file that matches no layer of ``net`` is no error (Caffe's
+    CopyTrainedLayersFrom ignores every layer it lacks; one of several nets may match)."""
     path = os.fspath(path)
     check_input_file(path, "weights file")
     if is_hdf5_name(path) or _h5py().is_hdf5(path):
         report, assignments = _plan_weights_h5(net, path)
     else:
         report, assignments = _plan_weights_binary(net, path)
-    if not report.copied and _learnable_layer_names(net) and report.ignored:
+    if require_match and not report.copied and _learnable_layer_names(net) and report.ignored:
         raise DataError(f"weights file '{path}' matches no layer of the net: it has {', '.join(report.ignored)}; "
                         f"the net's layers with weights are {', '.join(_learnable_layer_names(net))}")
     _warn_nonfinite(report, assignments)
@@ -509,8 +511,11 @@ def snapshot_prefix(solver) -> str:
     solver file's folder (the working directory for a solver given as text).
 
     As Caffe: no prefix -> the solver file's name without extension; a prefix
-    that is a folder -> that folder plus the solver file's stem.
+    that is a folder -> that folder plus the solver file's stem. A prefix inside a
+    read-only input (a shipped example, the test data, a read-only folder) moves to
+    the per-user data folder (engine/snapshot_location.py).
     """
+    from .snapshot_location import relocate
     param, path = solver.param, solver.path
     prefix = param.snapshot_prefix
     base = os.path.dirname(path) if path else os.getcwd()
@@ -524,7 +529,7 @@ def snapshot_prefix(solver) -> str:
         if not stem:
             raise NetDefinitionError(f"cannot snapshot: snapshot_prefix '{prefix}' is a folder")
         full = os.path.join(full, stem)
-    return os.path.normpath(full)
+    return relocate(os.path.normpath(full), base)
 
 
 def snapshot_filename(solver, extension: str) -> str:
@@ -917,6 +922,20 @@ def _checked_layer_state(layer, state: dict, where: str) -> dict:
     return state
 
 
+#: The most values one saved data position or loss window may hold (a row order of 100M rows).
+MAX_STATE_VALUES = 10**8
+
+
+def _small_dataset(group, key: str, where: str, what: str):
+    """``group[key]``: a numeric dataset of at most MAX_STATE_VALUES values (checked before reading)."""
+    dataset = group.get(key)
+    if not isinstance(dataset, _h5py().Dataset) or dataset.dtype.kind not in "biuf":
+        raise DataError(f"{where}: {what}: '{key}' is not a dataset of numbers")
+    if dataset.size > MAX_STATE_VALUES:
+        raise DataError(f"{where}: {what}: '{key}' declares {dataset.size} values (at most {MAX_STATE_VALUES})")
+    return dataset
+
+
 def _plan_extras(group, solver, path: str, plan: _RestorePlan) -> None:
     """Read and check what :func:`write_extras` stored (applied by :func:`_apply_restore`)."""
     where = f"solver state '{path}'"
@@ -940,16 +959,19 @@ def _plan_extras(group, solver, path: str, plan: _RestorePlan) -> None:
                 if i >= len(net.layers) or net.layers[i].name != name:
                     raise DataError(f"{where}: data layer '{name}' is not layer {i} of the "
                                     f"{net_name} net (the state belongs to another net)")
-                state = {key: _dataset_value(entry[key]) for key in entry}
+                state = {key: _dataset_value(_small_dataset(entry, key, where, f"data position of '{name}'"))
+                         for key in entry}
                 plan.layer_states.append((net.layers[i], _checked_layer_state(net.layers[i], state, where),
                                           f"{name} ({net_name})"))
     if "losses" in group:
-        losses = [float(x) for x in numpy.asarray(group["losses"][()], dtype=numpy.float64).reshape(-1)]
-        smoothed = float(numpy.asarray(group["smoothed_loss"][()], dtype=numpy.float64).reshape(-1)[0])
-        start = int(group.attrs.get("loss_window_start", 0))
-        if len(losses) > max(1, solver.param.average_loss):
-            raise DataError(f"{where}: the loss window holds {len(losses)} losses but average_loss is "
+        stored = _small_dataset(group, "losses", where, "the loss window")
+        if stored.size > max(1, solver.param.average_loss):
+            raise DataError(f"{where}: the loss window holds {stored.size} losses but average_loss is "
                             f"{solver.param.average_loss}")
+        losses = [float(x) for x in numpy.asarray(stored[()], dtype=numpy.float64).reshape(-1)]
+        smoothed = float(numpy.asarray(_small_dataset(group, "smoothed_loss", where, "the smoothed loss")[()],
+                                       dtype=numpy.float64).reshape(-1)[0])
+        start = int(group.attrs.get("loss_window_start", 0))
         plan.losses = (losses, smoothed, start)
     state = group.attrs.get("rng_state")
     if state is not None:

@@ -37,13 +37,18 @@ def supported_types() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_layer(param, phase: int) -> "Layer":
+def create_layer(param, phase: int, *, python_layers=None, net: str | None = None) -> "Layer":
     """Build the layer a LayerParameter describes. The one place where layer types
     are refused: called only for the layers of the net being built (after the
-    NetState filtering), so an unsupported layer excluded from it costs nothing."""
+    NetState filtering), so an unsupported layer excluded from it costs nothing.
+    ``python_layers`` (a Python layer only): where its module may be imported from
+    (engine.python_layers; None: the folders engine.allow_python_layers allowed);
+    ``net``: the net's file or name, for the refusal."""
     cls = _REGISTRY.get(param.type)
     if cls is None:
         raise NetDefinitionError(refusal_message(param))
+    if param.type == "Python":
+        return cls(param, phase, python_layers=python_layers, net=net)  # type: ignore[call-arg]
     return cls(param, phase)
 
 
@@ -61,11 +66,9 @@ CAFFE_LAYER_TYPES = frozenset("""
 def refusal_message(param) -> str:
     """Why the layer ``param`` cannot be built: its name, its type, and what is supported."""
     supported = f"Supported types: {', '.join(supported_types())}"
-    if param.type == "Python":
-        python = param.python_param
-        return (f"layer '{param.name}' (type 'Python', module '{python.module}', layer '{python.layer}') "
-                f"is not supported by Backprop Studio: the studio never runs code named by a file. "
-                f"{supported}")
+    if param.type == "Python":  # registered by engine.layers.python: its import is refused there
+        from .python_layers import PythonLayerAccess, refusal
+        return str(refusal(param, PythonLayerAccess(), None))
     hint = UNSUPPORTED_HINTS.get(param.type, "")
     if param.type not in CAFFE_LAYER_TYPES:
         return (f"layer '{param.name}': unknown layer type '{param.type}' (not a Caffe layer type; "

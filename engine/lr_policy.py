@@ -38,8 +38,9 @@ def _learning_rate(param, iteration: int, current_step: int) -> tuple[numpy.floa
         rate = base_lr * math.pow(gamma, current_step)
     elif policy == "exp":
         rate = base_lr * math.pow(gamma, iteration)
-    elif policy == "inv":
-        rate = base_lr * math.pow(1.0 + gamma * iteration, -power)
+    elif policy == "inv":  # Caffe: Dtype(1) + gamma * iter in float, pow in double
+        base = numpy.float32(1.0) + numpy.float32(gamma) * numpy.float32(iteration)
+        rate = base_lr * math.pow(float(base), -power)
     elif policy == "multistep":
         if current_step < len(param.stepvalue) and iteration >= param.stepvalue[current_step]:
             current_step += 1
@@ -49,8 +50,14 @@ def _learning_rate(param, iteration: int, current_step: int) -> tuple[numpy.floa
             raise NetDefinitionError("lr_policy 'poly' needs max_iter > 0")
         fraction = numpy.float32(1.0) - numpy.float32(iteration) / numpy.float32(param.max_iter)
         rate = base_lr * math.pow(float(fraction), power)
-    elif policy == "sigmoid":
-        rate = base_lr * (1.0 / (1.0 + math.exp(-gamma * (iteration - param.stepsize))))
+    elif policy == "sigmoid":  # Caffe: the exponent in float, exp and the quotient in double
+        if param.stepsize <= 0:
+            raise NetDefinitionError("lr_policy 'sigmoid' needs stepsize > 0")
+        with numpy.errstate(over="ignore"):
+            exponent = -numpy.float32(gamma) * (numpy.float32(iteration) - numpy.float32(param.stepsize))
+        # exp overflowing is 1/(1+inf) = 0 in C++, not an error
+        power_of_e = math.exp(float(exponent)) if exponent < 709.0 else math.inf
+        rate = base_lr * (1.0 / (1.0 + power_of_e))
     else:
         raise NetDefinitionError(f"unknown lr_policy '{policy}' (supported: {', '.join(POLICIES)})")
     return numpy.float32(rate), current_step

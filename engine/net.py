@@ -14,6 +14,7 @@ from .errors import DataError, NetDefinitionError, NonFiniteError, ResourceError
 from .layer import Layer, create_layer
 from .proto import caffe_pb2
 from .prototxt import parse_net, resolve_path
+from .python_layers import access_of
 from .splits import insert_splits
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
@@ -169,12 +170,19 @@ class Net:
     ``Net(prototxt_path_or_text, phase=TRAIN, weights=None, level=None, stages=())``:
     the layers whose include / exclude rules the state (phase, level, stages, added
     to the file's own ``state``) meets, as Caffe's FilterNet. ``blobs`` and
-    ``params`` are ordered dicts by blob / layer name.
+    ``params`` are ordered dicts by blob / layer name. ``python_layers``: where the
+    modules of ``type: "Python"`` layers may be imported from (engine.python_layers:
+    a list of allowed folders or a PythonLayerAccess; None: only the folders
+    ``engine.allow_python_layers`` allowed). Kept as ``self.python_layers`` for the
+    copies made of this net.
     """
 
     def __init__(self, source, phase: int = TRAIN, weights: str | None = None, *,
                  level: int | None = None, stages: Iterable[str] = (), dtype=numpy.float32,
-                 device: str | None = None):
+                 device: str | None = None, python_layers: Any = None):
+        given: object = phase
+        if isinstance(given, (str, os.PathLike)) and weights in (TRAIN, TEST):  # pycaffe's legacy
+            phase, weights = cast(int, weights), os.fspath(given)  # Net(proto, weights, phase)
         if isinstance(source, caffe_pb2.NetParameter):
             param, self.path = _upgraded_copy(source), None
         else:
@@ -182,6 +190,7 @@ class Net:
         self.phase = phase
         self.dtype = numpy.dtype(dtype)
         self.device = backend.normalize_device(device or backend.current_mode())
+        self.python_layers = access_of(python_layers).near(self.path)
         if self.device == "gpu":
             backend.cupy_module()
         param = filter_net(param, net_state(param, phase, level, stages))
@@ -228,7 +237,8 @@ class Net:
                 raise NetDefinitionError(f"two layers are named '{layer_param.name}'")
             names_seen.add(layer_param.name)
             # Caffe: a layer's own `phase` field wins over the net's
-            layer = create_layer(layer_param, layer_param.phase if layer_param.HasField("phase") else self.phase)
+            layer = create_layer(layer_param, layer_param.phase if layer_param.HasField("phase") else self.phase,
+                                 python_layers=self.python_layers, net=self.path or param.name)
             layer.dtype, layer.device = self.dtype, self.device
             bottoms, need_flags = [], []
             for j, name in enumerate(layer_param.bottom):

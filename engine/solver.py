@@ -19,6 +19,7 @@ from .lr_policy import learning_rate
 from .net import TEST as TEST_PHASE, TRAIN, Net
 from .products import describe
 from .prototxt import parse_solver, resolve_path
+from .python_layers import access_of
 from .proto import caffe_pb2
 
 _SOLVERS: dict[str, type["Solver"]] = {}
@@ -33,12 +34,13 @@ def register_solver(type_name: str):
     return decorate
 
 
-def get_solver(source, device: str | None = None) -> "Solver":
-    """The solver of the prototxt's ``type`` (pycaffe's ``caffe.get_solver``)."""
+def get_solver(source, device: str | None = None, *, python_layers=None) -> "Solver":
+    """The solver of the prototxt's ``type`` (pycaffe's ``caffe.get_solver``);
+    ``python_layers`` as for Net (where Python layers' modules may come from)."""
     param, path = _solver_param(source)
     kind = param.type if param.HasField("type") or not param.HasField("solver_type") \
         else _LEGACY_TYPES[param.solver_type]
-    return solver_class(kind)(param, device=device, path=path)
+    return solver_class(kind)(param, device=device, path=path, python_layers=python_layers)
 
 
 def solver_class(kind: str) -> type["Solver"]:
@@ -72,24 +74,29 @@ class Solver:
             filled[key] = f"{value:g}" if isinstance(value, float) else str(value)
         return cls.update_formula.format_map(filled)
 
-    def __init__(self, source, device: str | None = None, path: str | None = None):
+    def __init__(self, source, device: str | None = None, path: str | None = None, *, python_layers=None):
         if isinstance(source, caffe_pb2.SolverParameter):
             self.param, self.path = source, path
         else:
             self.param, self.path = parse_solver(source)
-        validate.check_solver_param(self.param, self.path or "solver", self.type_name)  # before building
+        validate.check_solver_param(self.param, self.path or "solver", self.type_name, warn=False)  # first
         if self.param.random_seed >= 0:
             rng.set_seed(self.param.random_seed)
         self.device = backend.normalize_device(device or backend.current_mode())
+        #: where its nets' Python layers may be imported from (engine.python_layers); kept for rebuilds
+        self.python_layers = access_of(python_layers).near(self.path)
         self.net = Net(self._train_net_param(), **self._state_arguments(self.param.train_state, TRAIN),
-                       device=self.device)
-        validate.warn_if_nothing_to_learn(self.net, self.path or "solver")
+                       device=self.device, python_layers=self.python_layers)
+        where = self.path or self.net.path or "solver"
+        validate.warn_solver_param(self.param, where, self.type_name)
+        validate.warn_if_nothing_to_learn(self.net, where)
         self.test_nets = [self._make_test_net(p, k) for k, p in enumerate(self._test_net_params())]
         if len(self.param.test_iter) != len(self.test_nets):
             if self.test_nets or self.param.test_iter:
                 raise NetDefinitionError(
                     f"{self.path or 'solver'}: test_iter must be given once per test net "
                     f"({len(self.test_nets)} test net(s), {len(self.param.test_iter)} test_iter)")
+        self.weights_reports = self._load_solver_weights()
         self.iter = 0
         self.current_step = 0
         self.history = [self._zeros_like(b) for _ in range(self.histories_per_param)
@@ -135,11 +142,12 @@ class Solver:
         p = self.param
         found = [_with_path(n, self.path) for n in p.test_net_param]
         found += [self._net_text(n) for n in p.test_net]
-        if not found and len(p.test_iter):
+        remaining = len(p.test_iter) - len(found)  # Caffe: test_iters beyond them test the generic net
+        if remaining > 0:
             if p.HasField("net_param"):
-                found = [_with_path(p.net_param, self.path)] * len(p.test_iter)
+                found += [_with_path(p.net_param, self.path)] * remaining
             elif p.HasField("net"):
-                found = [self._net_text(p.net)] * len(p.test_iter)
+                found += [self._net_text(p.net)] * remaining
         return found
 
     def _state_arguments(self, state, phase: int) -> dict:
@@ -155,9 +163,26 @@ class Solver:
                 f"{self.path or 'solver'}: test_state must be unspecified or given once per test net "
                 f"({len(states)} test_state for {len(self._test_net_params())} test net(s))")
         state = states[index] if states else caffe_pb2.NetState()
-        net = Net(source, **self._state_arguments(state, TEST_PHASE), device=self.device)
+        net = Net(source, **self._state_arguments(state, TEST_PHASE), device=self.device,
+                  python_layers=self.python_layers)
         net.share_weights(self.net)
         return net
+
+    def _load_solver_weights(self) -> list:
+        """The solver's ``weights`` field (Caffe's LoadNetWeights): each comma-separated
+        file of each entry copied by layer name into the train net, then every test net.
+        Returns the train net's WeightsReports."""
+        from . import io
+        paths = [resolve_path(name.strip(), self.path) for entry in self.param.weights for name in entry.split(",")]
+        nets = [self.net, *self.test_nets]
+        plans = [[io.plan_weights(net, path, require_match=False) for net in nets] for path in paths]
+        for path, per_net in zip(paths, plans):  # all checked before any value is copied
+            if not any(report.copied for report, _ in per_net):
+                io.plan_weights(self.net, path)  # raises the error that names the file's layers
+        for per_net in plans:
+            for _, assignments in per_net:
+                io.apply_weights(assignments)
+        return [per_net[0][0] for per_net in plans]
 
     def _zeros_like(self, blob):
         return blob.xp.zeros(blob.shape, dtype=blob.dtype)
@@ -172,20 +197,24 @@ class Solver:
             (self.iter > 0 or self.param.test_initialization)
 
     def test_all(self) -> dict[str, float]:
-        """Run every test net for its test_iter passes; mean of each output."""
+        """Run every test net for its test_iter passes; the mean of each output element
+        (Caffe's Solver::Test: each element summed over the passes in Dtype, then ÷ test_iter;
+        an output of several elements gives ``name[j]`` for each)."""
         scores: dict[str, float] = {}
         for k, (net, count) in enumerate(zip(self.test_nets, self.param.test_iter)):
-            totals: dict[str, float] = {}
-            loss = 0.0
+            totals: dict = {}
             for _ in range(count):
-                outputs = net.forward()
-                loss += net.loss
-                for name, value in outputs.items():
-                    totals[name] = totals.get(name, 0.0) + value.sum().item() * \
-                        (1.0 if value.size == 1 else 1.0)
+                for name, value in net.forward().items():
+                    flat = backend.to_numpy(value).reshape(-1)
+                    total = totals.get(name)
+                    totals[name] = flat.copy() if total is None else total + flat
             prefix = "" if len(self.test_nets) == 1 else f"test{k}/"
             for name, total in totals.items():
-                scores[prefix + name] = total / max(count, 1)
+                means = total / total.dtype.type(count)
+                if means.size == 1:
+                    scores[prefix + name] = float(means[0])
+                else:
+                    scores.update((f"{prefix}{name}[{j}]", float(v)) for j, v in enumerate(means))
         self.test_scores.append((self.iter, scores))
         return scores
 
@@ -235,14 +264,19 @@ class Solver:
         clip = self.param.clip_gradients
         if clip < 0:
             return None
-        sumsq = sum((b.diff.reshape(-1) @ b.diff.reshape(-1)).item() for b in self.net.learnable_params)
-        norm = math.sqrt(sumsq)
-        if norm > clip:
-            scale = numpy.float32(clip / norm)
+        # Caffe: the Dtype sum of each blob's sumsq_diff, its sqrt, the test and clip/norm, all in Dtype
+        params = self.net.learnable_params
+        dtype = params[0].dtype.type if params else numpy.float32
+        sumsq = dtype(0.0)
+        for b in params:
+            sumsq = dtype(sumsq + dtype((b.diff.reshape(-1) @ b.diff.reshape(-1)).item()))
+        norm, clip_typed = dtype(math.sqrt(sumsq)), dtype(clip)
+        if norm > clip_typed:
+            scale = clip_typed / norm
             for blob in self.net.learnable_params:
                 diff = blob.diff
                 diff *= scale  # in place: the blob keeps its array
-        return norm
+        return float(norm)
 
     def normalize(self, i: int) -> None:
         """Caffe's Normalize: param ``i``'s diff ÷ iter_size (gradients accumulated over passes)."""
@@ -618,6 +652,7 @@ class Solver:
     def auto_snapshot(self, value: bool) -> None:
         if value and not self._auto_snapshot and (self.param.snapshot > 0 or self.param.snapshot_after_train):
             from . import io
+            validate.check_prefix_place(self.param.snapshot_prefix, self.path)
             try:
                 prefix = io.snapshot_prefix(self)
             except NetDefinitionError:  # no prefix at all: snapshot() says so if it is ever called
@@ -630,6 +665,7 @@ class Solver:
     def snapshot(self) -> list[str]:
         """Write weights and solver state as Caffe names them; returns the paths."""
         from . import io
+        validate.check_prefix_place(self.param.snapshot_prefix, self.path)
         try:
             paths = io.snapshot(self)
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path

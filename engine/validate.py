@@ -143,9 +143,9 @@ def _warn(where: str, text: str) -> None:
     warnings.warn(f"{where}: {text}", EngineWarning, stacklevel=3)
 
 
-def check_solver_param(param, where: str, solver_type: str = "SGD") -> None:
-    """Refuse the solver values Caffe refuses (or that cannot be computed), warn on
-    legal values that make no sense. ``where`` names the solver file in messages."""
+def check_solver_param(param, where: str, solver_type: str = "SGD", warn: bool = True) -> None:
+    """Refuse the solver values Caffe refuses (or that cannot be computed), and (with
+    ``warn``) warn on legal values that make no sense. ``where`` names the solver file."""
     finite_fields = ("base_lr", "momentum", "momentum2", "weight_decay", "gamma", "power", "delta",
                      "rms_decay", "clip_gradients")
     for name in finite_fields:
@@ -174,6 +174,16 @@ def check_solver_param(param, where: str, solver_type: str = "SGD") -> None:
     if param.regularization_type not in ("L1", "L2"):
         raise _refuse(where, f"regularization_type is '{param.regularization_type}'; use L1 or L2")
     _check_lr_policy(param, where)
+    if warn:
+        warn_solver_param(param, where, solver_type)
+
+
+def warn_solver_param(param, where: str, solver_type: str = "SGD") -> None:
+    """EngineWarnings for legal solver values that make no sense (given after the net is
+    built, so that a solver that cannot be built says only why)."""
+    policy = param.lr_policy or "fixed"
+    if policy in ("step", "multistep", "exp") and param.gamma < 0:
+        _warn(where, f"lr_policy '{policy}' with gamma {param.gamma:g} < 0: the learning rate changes sign")
     if param.base_lr == 0:
         _warn(where, "base_lr is 0: the weights will never change")
     if param.clip_gradients == 0:
@@ -196,8 +206,6 @@ def _check_lr_policy(param, where: str) -> None:
     if policy == "inv" and param.gamma < 0 and 1.0 + param.gamma * max(param.max_iter, 1) <= 0:
         raise _refuse(where, f"lr_policy 'inv' with gamma {param.gamma:g}: 1 + gamma * iter reaches 0 "
                              f"before max_iter {param.max_iter} (use gamma >= 0)")
-    if policy in ("step", "multistep", "exp") and param.gamma < 0:
-        _warn(where, f"lr_policy '{policy}' with gamma {param.gamma:g} < 0: the learning rate changes sign")
 
 
 # ---------------------------------------------------------------------------
@@ -212,16 +220,23 @@ def _first_existing(folder: str) -> str:
     return folder
 
 
-def check_snapshot_prefix(prefix: str) -> None:
-    """SnapshotError unless files ``<prefix>_iter_N...`` can be written: the folder
-    exists or can be created and a probe file can be written in it."""
+def check_prefix_place(prefix: str, solver_path: str | None = None) -> None:
+    """SnapshotError for a ``snapshot_prefix`` (as written in the solver, relative to
+    its folder) that no snapshot can ever go to: a NUL in it, a kernel folder (/proc ...)."""
     if "\0" in prefix:
         raise SnapshotError(f"snapshot_prefix {prefix!r}: a path cannot contain a NUL character")
-    folder = os.path.dirname(os.path.abspath(prefix))
-    real = os.path.realpath(folder)
+    base = os.path.dirname(os.path.abspath(solver_path)) if solver_path else os.getcwd()
+    real = os.path.realpath(os.path.dirname(os.path.join(base, prefix)) or base)
     if any(real == p or real.startswith(p + os.sep) for p in PSEUDO_FOLDERS):
         raise SnapshotError(f"cannot write snapshots to snapshot_prefix '{prefix}': '{real}' is a "
                             f"system folder")
+
+
+def check_snapshot_prefix(prefix: str) -> None:
+    """SnapshotError unless files ``<prefix>_iter_N...`` can be written: the folder
+    exists or can be created and a probe file can be written in it."""
+    check_prefix_place(prefix)
+    folder = os.path.dirname(os.path.abspath(prefix))
     existing = _first_existing(folder)
     if not os.path.isdir(existing):
         raise SnapshotError(f"cannot write snapshots to snapshot_prefix '{prefix}': '{existing}' is not a folder")

@@ -2,7 +2,7 @@
 
 ``python main.py [PATH] [--device gpu] [--weights W]`` opens a solver or net
 prototxt (default: the spiral example). ``--screenshot OUT.png [--steps N]
-[--select LAYER] [--size WxH]`` builds the window offscreen, runs N iterations
+[--select LAYER] [--size WxH] [--layout NAME] [--presenter]`` builds the window offscreen, runs N iterations
 through the same code path as the Step button, renders the window to OUT.png
 and exits 0; a file it cannot open, weights it cannot load, or a run that stops
 (NaN/inf, a solver error) make it exit 1 with one line on stderr saying why.
@@ -27,9 +27,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", help="load these weights (.caffemodel or .caffemodel.h5) after opening")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window to OUT.png and exit")
     parser.add_argument("--steps", type=int, default=0, help="iterations to run before the screenshot")
-    parser.add_argument("--select", metavar="LAYER", help="InnerProduct layer to inspect")
+    parser.add_argument("--select", metavar="LAYER", help="layer to inspect (any layer of the net)")
     parser.add_argument("--size", default="1600x1000", help="window size WxH (default 1600x1000)")
     parser.add_argument("--grid", action="store_true", help="show every InnerProduct layer at once")
+    parser.add_argument("--layout", metavar="NAME",
+                        help="a named layout: stepthrough, debugging or classroom (View ▸ Layout)")
+    parser.add_argument("--presenter", action="store_true", help="presenter mode (F12)")
     args = parser.parse_args(argv)
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -38,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError:
         parser.error(f"--size must look like 1600x1000 (at least 200x200), not '{args.size}'")
     args.width, args.height = width, height
+    if args.layout:
+        from gui.model.layouts import LAYOUTS, layout_named
+        try:
+            args.layout = layout_named(args.layout).name
+        except KeyError:
+            parser.error(f"--layout must be one of {', '.join(LAYOUTS)}, not '{args.layout}'")
     if args.steps < 0:
         parser.error("--steps must be 0 or more")
     return args
@@ -70,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         warnings.showwarning = _warning_line  # a scripted run's warnings: one line each, on stdout
+    from gui.qt_platform import xcb_problem
+    problem = xcb_problem()
+    if problem:  # one line naming the packages, instead of Qt's wall of text and an abort
+        print(problem, file=sys.stderr)
+        return 1
     from PySide6.QtCore import QSettings, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
@@ -84,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = None if args.screenshot else QSettings("BackpropStudio", "Backprop Studio")
     window = MainWindow(settings=settings, modal_errors=not args.screenshot, lazy_panels=not args.screenshot,
                         process_runs=not args.screenshot, metrics_file=not args.screenshot)
+    if args.screenshot:  # the render stands for a screen of exactly --size
+        from PySide6.QtCore import QRect
+
+        from gui.views.layouts import keep_on_screen
+        window.simulated_screen = QRect(0, 0, args.width, args.height)
+        keep_on_screen(window)
     window.resize(args.width, args.height)
     path = args.path or default_example()
     if not window.open_path(path, args.device):
@@ -103,15 +123,25 @@ def main(argv: list[str] | None = None) -> int:
         window.ensure_panels()
         window.inspector.set_grid_mode(True)
     if args.select:
-        window.graph.select(args.select)
-        if window.inspector is not None:
-            window.inspector.select_layer(args.select)
+        window.select_layer(args.select)
     if args.screenshot:
         return _screenshot(app, window, args)
     window.show()
+    _apply_layout(window, args)
     status = app.exec()
     window.shutdown()
     return status
+
+
+def _apply_layout(window, args) -> None:
+    """``--layout NAME`` and ``--presenter``, once the window and its docks exist."""
+    if not (args.layout or args.presenter):
+        return
+    window.ensure_panels()
+    if args.layout:
+        window.layouts.apply(args.layout)
+    if args.presenter:
+        window.debug.presenter_action.trigger()
 
 
 def _print_error(window) -> None:
@@ -164,14 +194,15 @@ def _screenshot(app, window, args) -> int:
     """Run ``--steps`` iterations the Step button's way, then render the window."""
     window.show()
     app.processEvents()
+    _apply_layout(window, args)
+    app.processEvents()
     if args.steps:
         window.step_iterations(args.steps)
         if not window.wait_until_idle(timeout=600):
             print("backprop-studio: the iterations did not finish", file=sys.stderr)
             return 1
     if args.select:
-        window.inspector.select_layer(args.select)
-        window.graph.select(args.select)
+        window.select_layer(args.select)
     window.refresh()
     for _ in range(3):
         app.processEvents()

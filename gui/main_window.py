@@ -16,7 +16,7 @@ import os
 import statistics
 import time
 
-from PySide6.QtCore import QAbstractEventDispatcher, QByteArray, QEvent, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import QAbstractEventDispatcher, QEvent, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -34,6 +34,7 @@ from gui.errors import ErrorReporter
 from gui.model.events import NetLoaded, StateChanged
 from gui.model.session import Session
 from gui.model.solver_process import ProcessLane, make_order
+from gui.views.consent_dialog import install as install_python_layer_consent
 from gui.views.controls import Controls, gpu_availability
 from gui.views.dataset_panel import DatasetPanel
 from gui.views.graph import GraphView
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         self._build_toolbar_and_menus()
+        install_python_layer_consent(self)  # the consent dialog, File ▸ Python layer folders
         self._build_status_bar()
         self._connect()
         if settings is not None:
@@ -170,6 +172,8 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda checked=False, p=path: self.open_path(p))
         self.run_menu = menu.addMenu("&Run")
         self.controls.fill_menu(self.run_menu)
+        self.continue_action = self._menu_action(self.run_menu, "Continue past max_iter", None,
+                                                 lambda: self.run(past_max_iter=True))
         self.view_menu = menu.addMenu("&View")
         for dock in (self.graph_dock, self.curves_dock, self.solver_dock):
             self.view_menu.addAction(dock.toggleViewAction())
@@ -180,6 +184,7 @@ class MainWindow(QMainWindow):
 
     def _toggle_grid(self) -> None:
         self.ensure_panels()
+        self.inspector_pages.setCurrentWidget(self.inspector)
         self.inspector.set_grid_mode(self.grid_action.isChecked())
 
     def _menu_action(self, menu, text, shortcut, slot) -> QAction:
@@ -229,7 +234,8 @@ class MainWindow(QMainWindow):
         from gui.views.inspector import InspectorPanel
         self.inspector = InspectorPanel()
         self.curves = CurvesPanel(self.session.metrics)
-        self._central_layout.replaceWidget(self._inspector_slot, self.inspector)
+        self._build_layer_pages()  # issue 13/14: any other layer, and the data batch, beside it
+        self._central_layout.replaceWidget(self._inspector_slot, self.inspector_pages)
         self._inspector_slot.deleteLater()
         self.curves_dock.widget().deleteLater()
         self.curves_dock.setWidget(self.curves)
@@ -237,13 +243,15 @@ class MainWindow(QMainWindow):
         if self.graph.selected:
             self.inspector.select_layer(self.graph.selected)
         if self._pending_views is not None:
-            self.inspector.set_views(*self._pending_views)
+            self._show_views(*self._pending_views)
             if self.graph.selected:
                 self.inspector.select_layer(self.graph.selected)
         self.curves.redraw()
         self._pending_views = None
         from gui.debug import install as install_debugger  # issue 6: debugger docks, Debug menu, Step Back
         install_debugger(self)
+        from gui.views.layouts import install as install_layouts  # issue 16: View ▸ Layout, on-screen rules
+        install_layouts(self)
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:
@@ -360,17 +368,14 @@ class MainWindow(QMainWindow):
 
     # -- layout memory -------------------------------------------------
     def _restore_layout(self) -> None:
-        geometry = self.settings.value("geometry")
-        state = self.settings.value("windowState")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        """The saved layout, adapted to this screen (gui.views.layouts)."""
+        from gui.views.layouts import restore_window_layout
+        restore_window_layout(self, self.settings)
 
     def closeEvent(self, event) -> None:
         if self.settings is not None:
-            self.settings.setValue("geometry", self.saveGeometry())
-            self.settings.setValue("windowState", self.saveState())
+            from gui.views.layouts import save_window_layout
+            save_window_layout(self, self.settings)
         self.shutdown()
         super().closeEvent(event)
 
@@ -405,13 +410,22 @@ class MainWindow(QMainWindow):
         else:
             self.run()
 
-    def run(self) -> None:
-        """Run until paused."""
+    def run(self, past_max_iter: bool = False) -> None:
+        """Run until paused, or until the solver's ``max_iter`` as Caffe's Solve
+        (``past_max_iter``: Run ▸ Continue past max_iter, until paused)."""
         if self.session.solver is None:
             return
-        self._run_goal = (self.session.iteration, 0)
+        from gui.model.runner import iterations_to_max_iter, max_iter_message
+        max_iter = self.session.solver.param.max_iter
+        count = 0 if past_max_iter else max(0, iterations_to_max_iter(self.session.iteration, max_iter))
+        if not past_max_iter and count == 0 and max_iter > 0:
+            self.statusBar().showMessage(max_iter_message(self.session.iteration, max_iter), 15000)
+            self.controls.set_running(False)
+            return
+        self._stops_at_max_iter = max_iter if count else 0
+        self._run_goal = (self.session.iteration, count)
         self._set_running(True)
-        self.worker.request_run(0)
+        self.worker.request_run(count)
 
     def pause(self) -> None:
         """Stop within one iteration."""
@@ -489,6 +503,11 @@ class MainWindow(QMainWindow):
             self._set_running(False)
             self.controls.progress.setVisible(False)
             self.solver_panel.refresh()
+            max_iter = getattr(self, "_stops_at_max_iter", 0)
+            self._stops_at_max_iter = 0
+            if max_iter and self.session.solver is not None and self.session.iteration >= max_iter:
+                from gui.model.runner import max_iter_message
+                self.statusBar().showMessage(max_iter_message(self.session.iteration, max_iter), 15000)
 
     def wait_until_idle(self, timeout: float = 60.0) -> bool:
         """Run the event loop until the worker is idle and its last frame is drawn."""
@@ -516,18 +535,15 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, _event: StateChanged) -> None:
         """Rewound, weights loaded or edited, moved: draw the state now current."""
         self.refresh()
-        self.solver_panel.refresh()
 
     # -- drawing -------------------------------------------------------
     def _after_load(self) -> None:
         solver = self.session.solver
         self.worker.forget_rate()
         self.graph.set_net(solver.net)
+        self._forget_layer_selection()
         if self.curves is not None:
-            self.curves.follow()
             self.curves.redraw()
-        self.solver_panel.refresh()
-        self.solver_panel.set_editable(True)
         self.dataset_panel.show_settings(self.session.dataset_settings())
         self.controls.show_device(solver.device)
         name = os.path.basename(os.path.dirname(self.session.path)) if self.session.path else "net"
@@ -555,7 +571,7 @@ class MainWindow(QMainWindow):
         if self.inspector is None:
             self._pending_views = (frame.views, frame.info)
         else:
-            self.inspector.set_views(frame.views, frame.info)
+            self._show_views(frame.views, frame.info)
             self.curves.redraw()
         self._show_event(frame)
         self._show_status(frame)
@@ -658,8 +674,65 @@ class MainWindow(QMainWindow):
         self.errors.report("The solver stopped", message, "The net stays loaded; fix the setting and step again.")
 
     def _on_graph_selected(self, name: str) -> None:
-        if name in self.session.inner_product_layers() and self.inspector is not None:
+        self.ensure_panels()
+        assert self.inspector is not None
+        if name in self.session.inner_product_layers():
+            self._forget_layer_selection()
             self.inspector.select_layer(name)
+            return
+        net = self.session.solver.net if self.session.solver is not None else None
+        if net is None or name not in [layer.name for layer in net.layers]:
+            return
+        from gui.model.data_batch import is_data_layer
+        # frames now also copy this layer (gui.model.frames builds its LayerFrame / DataBatch)
+        self._layer_selected = name
+        self.worker.wanted_layers = self.session.inner_product_layers() + [name]
+        page = self.data_view if is_data_layer(net, net.layer_index(name)) else self.layer_inspector
+        page.show_waiting(name)
+        self.inspector_pages.setCurrentWidget(page)
+        if not self.worker.busy:
+            self.refresh()
+
+    # -- issue 13/14: the inspector area for any layer ---------------------------------
+    _layer_selected: str | None = None
+
+    def _build_layer_pages(self) -> None:
+        """The InnerProduct inspector, the inspector of any other layer and the data batch
+        view, one page each in the central area."""
+        from PySide6.QtWidgets import QStackedWidget
+
+        from gui.views.data_batch import DataBatchView
+        from gui.views.param_layer import LayerInspector
+        self.layer_inspector = LayerInspector()
+        self.data_view = DataBatchView()
+        self.inspector_pages = QStackedWidget()
+        for page in (self.inspector, self.layer_inspector, self.data_view):
+            if page is not None:
+                self.inspector_pages.addWidget(page)
+
+    def select_layer(self, name: str) -> None:
+        """Select layer ``name`` as a click on its node in the graph does."""
+        self.graph.select(name)
+        self._on_graph_selected(name)
+
+    def _forget_layer_selection(self) -> None:
+        self._layer_selected = None
+        self.worker.wanted_layers = None
+        if getattr(self, "inspector_pages", None) is not None and self.inspector is not None:
+            self.inspector_pages.setCurrentWidget(self.inspector)
+
+    def _show_views(self, views: dict, info) -> None:
+        """InnerProduct views to the inspector; the selected other layer's frame to its page."""
+        from gui.model.data_batch import DataBatch
+        from gui.model.frames import InnerProductView
+        from gui.model.param_layer_frames import LayerFrame
+        assert self.inspector is not None
+        self.inspector.set_views({k: v for k, v in views.items() if isinstance(v, InnerProductView)}, info)
+        other = views.get(self._layer_selected) if self._layer_selected else None
+        if isinstance(other, LayerFrame):
+            self.layer_inspector.set_frame(other)
+        elif isinstance(other, DataBatch):
+            self.data_view.set_batch(other)
 
     def _on_solver_edited(self, name: str, value) -> None:
         self.statusBar().showMessage(f"{name} = {value}: applies from the next iteration", 6000)

@@ -19,8 +19,8 @@ import time
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gui.model import solver_process
-from gui.model.frames import Frame
 from gui.model.events import RunFinished, RunStarted
+from gui.model.frames import Frame
 from gui.model.runner import FramePacer, run_loop
 from gui.model.session import Session
 

@@ -192,12 +192,40 @@ class DataLayer(PrefetchingDataLayer):
     # -- loading (on the prefetch thread) ---------------------------------------
     def _load(self, position: DbPosition) -> Batch:
         records, next_key, _wraps = self.reader.read(position.key, self.batch_size)
-        labels = numpy.empty(self.batch_size, numpy.float32)
+        datums = self._parse(records)
+        labels = numpy.fromiter((datum.label for datum in datums), numpy.float32, len(datums))
+        pixels = self._raw_bytes_batch(datums)
+        if pixels is None:
+            pixels = self._decoded_batch(records)
+        data = self.transformer.transform(pixels)
+        return Batch(data, labels, DbPosition(next_key, position.offset + self.batch_size,
+                                              self.transformer.random_state()))
+
+    def _parse(self, records: list[tuple[bytes, bytes]]) -> list:
+        parse = caffe_pb2.Datum.FromString
+        try:
+            return [parse(value) for _key, value in records]
+        except Exception:  # find the record at fault, for the message
+            return [datatools.parse_datum(value, self._record_where(key)) for key, value in records]
+
+    def _raw_bytes_batch(self, datums: list) -> numpy.ndarray | None:
+        """The batch as one uint8 array when every record holds raw bytes of the
+        expected shape (the common case, without a per-record array); else None."""
+        shape = self.record_shape
+        size = shape[0] * shape[1] * shape[2]
+        for datum in datums:
+            if datum.encoded or (datum.channels, datum.height, datum.width) != shape or len(datum.data) != size:
+                return None
+        joined = b"".join([datum.data for datum in datums])
+        return numpy.frombuffer(joined, numpy.uint8).reshape((len(datums),) + shape)
+
+    def _decoded_batch(self, records: list[tuple[bytes, bytes]]) -> numpy.ndarray:
+        """The batch record by record: float_data, encoded images, and the checks."""
         pixels = None
         mode = self.transformer.decode_mode
         for i, (key, value) in enumerate(records):
             record = self._record_where(key)
-            datum = datatools.parse_datum(value, record)
+            datum = datatools.parse_datum(value, record)  # with the checks of a Datum's fields
             image = datatools.datum_pixels(datum, record, mode)
             if image.shape != self.record_shape:
                 raise DataError(f"{record} has shape {image.shape} (C x H x W) but the first record has "
@@ -205,11 +233,8 @@ class DataLayer(PrefetchingDataLayer):
             if pixels is None or (image.dtype != pixels.dtype and pixels.dtype == numpy.uint8):
                 pixels = self._batch_buffer(pixels, image.dtype, i)
             pixels[i] = image
-            labels[i] = datum.label
         assert pixels is not None
-        data = self.transformer.transform(pixels)
-        return Batch(data, labels, DbPosition(next_key, position.offset + self.batch_size,
-                                              self.transformer.random_state()))
+        return pixels
 
     def _batch_buffer(self, old: numpy.ndarray | None, dtype, filled: int) -> numpy.ndarray:
         """A batch array for records of ``dtype`` (float32 once any record holds float_data)."""

@@ -13,7 +13,8 @@ CPU, numpy mirrors kept in step with the device after ``set_mode_gpu()``), the s
 ``params``, ``to_proto``), ``Classifier`` and ``Detector``.
 ``python -m engine.pycaffe --install-alias`` makes ``import caffe`` load this
 module (only on request).
-Python layers (``type: 'Python'``, subclasses of ``caffe.Layer``) run on the CPU.
+Python layers (``type: 'Python'``, subclasses of ``caffe.Layer``) run on the CPU; the nets
+pycaffe builds import their modules from ``sys.path``, as BVLC's (engine.pycaffe.python_layer).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .. import backend, rng
 from ..errors import DeviceError, NetDefinitionError
 from ..layer import supported_types
 from ..net import TEST, TRAIN
-from . import coord_map, io, net_spec, proto, python_layer  # noqa: F401  (python_layer registers 'Python')
+from . import coord_map, io, net_spec, proto  # noqa: F401
 from ._alias import register_caffe_alias
 from ._blob import FOLLOWERS, Blob, Layer
 from ._net import Net

@@ -15,6 +15,7 @@ from ..errors import DataError, NetDefinitionError, ShapeError
 from ..net import TEST, TRAIN
 from ..net import Net as EngineNet
 from ._blob import FOLLOWERS, Blob, BlobCache, Layer, device_synced
+from .python_layer import PYCAFFE_ACCESS
 
 _NET_ARGS = ("phase", "level", "stages", "weights")
 
@@ -65,7 +66,8 @@ class Net:
         weights = settings["weights"]
         if weights is not None:
             weights = check_file(weights, "weights file")
-        net = EngineNet(path, phase, level=int(settings["level"]), stages=list(settings["stages"] or ()))
+        net = EngineNet(path, phase, level=int(settings["level"]), stages=list(settings["stages"] or ()),
+                        python_layers=PYCAFFE_ACCESS)  # pycaffe imports Python layers from sys.path
         self._attach(net)
         if weights is not None:
             net.copy_from(weights)

@@ -13,6 +13,7 @@ from ..proto import caffe_pb2 as _caffe_pb2
 from ..prototxt import parse_solver
 from ._blob import FOLLOWERS, device_synced
 from ._net import Net, check_file
+from .python_layer import PYCAFFE_ACCESS
 
 caffe_pb2: Any = _caffe_pb2  # a generated module: no static types
 
@@ -83,7 +84,7 @@ class Solver:
         cls = _pycaffe_class(engine_solver.solver_class(kind))
         solver: Any = object.__new__(cls)
         solver.pycaffe_callbacks = []
-        solver.__init__(param, path=path)
+        solver.__init__(param, path=path, python_layers=PYCAFFE_ACCESS)  # sys.path, as pycaffe
         solver.auto_snapshot = True  # Caffe's Step snapshots every `snapshot` iterations
         self._solver = solver
         self._net = solver.pycaffe_net = Net.wrap(solver.net)

@@ -10,12 +10,12 @@ thread: from signals the worker thread emits (queued), or when the worker is idl
 from __future__ import annotations
 
 import math
+import re
 import time
 
-import shiboken6
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QBrush, QColor, QKeySequence, QPen
-from PySide6.QtWidgets import QDockWidget, QGraphicsEllipseItem, QInputDialog, QMenu
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QInputDialog, QMenu
 
 from engine.errors import EngineError
 from gui.model import breakpoints as bp
@@ -80,7 +80,6 @@ class DebugController(QObject):
         self.statsReady.connect(self.overlays.set_rows, Qt.QueuedConnection)
         self.rewind_bar.restored.connect(lambda _p: self._after_restore())
         self.gradcheck.finished.connect(self._on_gradcheck_finished)
-        self.overlay_chips: dict[str, QGraphicsEllipseItem] = {}
         self._edit_scenes: list = []  # heatmap scenes watched for double-clicks on W
         #: asks the user for a weight's new value: (title, current) -> (value, ok)
         self.ask_value = lambda title, current: QInputDialog.getDouble(
@@ -153,7 +152,8 @@ class DebugController(QObject):
         self.slow_action = self._action("Slow motion", "Ctrl+F11", self.toggle_slow_motion,
                                         "Advance step events automatically at the chosen pace")
         self.slow_action.setCheckable(True)
-        self.timing_action = self._action("Time layers", None, lambda: self.timing._run())
+        self.timing_action = self._action("Layer timing", None, self.show_layer_timing,
+                                          "Time every layer's forward and backward (opens the Layer timing panel)")
         toolbar = w.toolbar
         toolbar.addSeparator()
         for action in (self.step_back_action, self.gradcheck_action, self.presenter_action):
@@ -163,8 +163,9 @@ class DebugController(QObject):
         for action in (self.step_back_action, self.gradcheck_action, self.timing_action):
             menu.addAction(action)
         menu.addSeparator()
-        for dock in self.docks.values():
-            menu.addAction(dock.toggleViewAction())
+        for name, dock in self.docks.items():
+            if name not in ("gradcheck", "timing"):  # their actions above open them: one entry each
+                menu.addAction(dock.toggleViewAction())
         menu.addSeparator()
         menu.addAction(self.presenter_action)
         menu.addAction(self.hide_controls_action)
@@ -177,6 +178,11 @@ class DebugController(QObject):
             action.setChecked(pace == self.slow_motion.pace)
             action.triggered.connect(lambda checked=False, p=pace: self.slow_motion.set_pace(p))
             group.addAction(action)
+
+    def show_layer_timing(self) -> None:
+        """Debug ▸ Layer timing: open the panel, then time the layers (the panel shows the result)."""
+        self.show_panel("timing")
+        self.timing._run()
 
     def dock(self, name: str) -> QDockWidget:
         return self.docks[name]
@@ -473,33 +479,18 @@ class DebugController(QObject):
 
     # -- overlay chips on the graph ---------------------------------------------------
     def _paint_chips(self, colours: dict) -> None:
-        """A coloured disc at the corner of each node: the debug_info metric on the ramp
-        (legend and numbers in the Layer statistics panel)."""
+        """The debug_info metric as a coloured disc on each node (legend and numbers in
+        the Layer statistics panel)."""
         graph = getattr(self.window, "graph", None)
         if graph is None:
             return
         rows = {r.layer: r for r in self.overlays.model.rows}
         key = self.overlays.model.colour_key
-        for name, chip in list(self.overlay_chips.items()):
-            if not shiboken6.isValid(chip) or chip.scene() is not graph.scene() or not colours.get(name):
-                if shiboken6.isValid(chip) and chip.scene() is not None:
-                    chip.scene().removeItem(chip)
-                del self.overlay_chips[name]
-        for name, colour in colours.items():
-            node = graph.node_items.get(name)
-            if node is None or not colour:
-                continue
-            chip = self.overlay_chips.get(name)
-            if chip is None:
-                box = node.sceneBoundingRect()
-                chip = QGraphicsEllipseItem(QRectF(box.right() - 20, box.top() - 2, 16, 16))
-                chip.setZValue(5)
-                chip.setPen(QPen(QColor("#333333"), 1))
-                graph.scene().addItem(chip)
-                self.overlay_chips[name] = chip
-            chip.setBrush(QBrush(QColor(*colour)))
-            value = rows[name].metric(key) if name in rows else None
-            chip.setToolTip(f"{name}: {key} = {value:.4g}" if value is not None else name)
+        tips = {}
+        for name, row in rows.items():
+            value = row.metric(key)
+            tips[name] = f"{name}: {key} = {value:.4g}" if value is not None else name
+        graph.set_chips(colours, tips)
 
     # -- double-click a weight to set it ------------------------------------------------
     def _weight_maps(self) -> dict:
@@ -544,13 +535,6 @@ class DebugController(QObject):
         return True
 
     # -- the graph's context menu ---------------------------------------------------
-    def layer_at(self, view_pos) -> str | None:
-        """The layer whose node is under ``view_pos`` (graph viewport coordinates)."""
-        graph = self.window.graph
-        scene_pos = graph.mapToScene(view_pos)
-        hits = [name for name, item in graph.node_items.items() if item.sceneBoundingRect().contains(scene_pos)]
-        return hits[-1] if hits else None
-
     def layer_menu(self, name: str) -> QMenu:
         """Per-layer debugging actions: breakpoints, gradient check, response maps."""
         menu = QMenu(self.window.graph)
@@ -581,7 +565,7 @@ class DebugController(QObject):
                 return True
             return False
         if event.type() == QEvent.Type.ContextMenu and self.session.solver is not None:
-            name = self.layer_at(event.pos())
+            name = self.window.graph.layer_at(event.pos())
             if name is not None:
                 self.layer_menu(name).exec(event.globalPos())
                 return True
@@ -621,8 +605,12 @@ class DebugController(QObject):
             self.session.events = None
             self.session.last_event = None
             self.session.nonfinite = None
+            undone = self.timeline.marks[self.timeline.position].label if not mid else ""
             self.timeline.goto(self.session.solver, target)
         self._after_restore()
+        edit = undone_edit_words(undone)
+        if edit:
+            self.window.statusBar().showMessage(f"Undid the edit of {edit}", 6000)
         return True
 
     def edit_weight(self, layer: str, j: int, index: tuple, value: float) -> None:
@@ -690,6 +678,16 @@ class DebugController(QObject):
                 return True
         self.window.step_event()
         return True
+
+
+def undone_edit_words(label: str) -> str:
+    """``"ip1 W[2, 3]"`` for a timeline mark of a weight edit (``edit ip1.0[2, 3]: …``), else ""."""
+    match = re.match(r"edit (.+)\.(\d+)\[(.*?)\]:", label or "")
+    if match is None:
+        return ""
+    layer, j, index = match.groups()
+    which = {"0": "W", "1": "b"}.get(j, f"param {j}")
+    return f"{layer} {which}[{index}]"
 
 
 def install(window) -> DebugController:

@@ -134,7 +134,7 @@ class BoundaryModel:
         saved = rng.get_state()  # the copy's fillers must not move the training random stream
         try:
             self.net = Net(grid_net_param(train_net, resolution * resolution), TEST,
-                           dtype=train_net.dtype, device=train_net.device)
+                           dtype=train_net.dtype, device=train_net.device, python_layers=train_net.python_layers)
         finally:
             rng.set_state(saved)
         self.net.share_weights(train_net)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 #: StateChanged reasons
-STEPPED, REWOUND, EDITED, RESET, WEIGHTS, DEVICE = ("stepped", "rewound", "edited", "reset", "weights", "device")
+REWOUND, EDITED, WEIGHTS, DEVICE = ("rewound", "edited", "weights", "device")
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,9 @@ class NetLoaded:
 
 @dataclass(frozen=True)
 class StateChanged:
-    """The solver's state changed in place: ``reason`` is one of stepped, rewound,
-    edited (a weight), reset, weights (loaded from a file), device (moved)."""
+    """The solver's state changed in place, outside a run: ``reason`` is one of
+    rewound (the timeline restored a state), edited (a weight), weights (loaded
+    from a file), device (moved). A new solver (open, Reset) is a NetLoaded."""
 
     reason: str
     iteration: int
@@ -71,11 +72,11 @@ class EventEmitter:
 
     def connect(self, callback: Callable[[Any], None], *types: type) -> None:
         """Call ``callback(event)`` for events of ``types`` (every event when none given)."""
-        if all(c is not callback for c, _ in self._callbacks):
+        if all(c != callback for c, _ in self._callbacks):  # bound methods compare equal, not identical
             self._callbacks.append((callback, types))
 
     def disconnect(self, callback: Callable[[Any], None]) -> None:
-        self._callbacks = [(c, t) for c, t in self._callbacks if c is not callback]
+        self._callbacks = [(c, t) for c, t in self._callbacks if c != callback]
 
     def emit(self, event: object) -> None:
         for callback, types in list(self._callbacks):

@@ -79,9 +79,11 @@ def inner_product_layers(net) -> list[str]:
 
 
 def prepare_for_inspection(solver) -> None:
-    """Ask the engine to keep raw gradients and the δ of every InnerProduct layer."""
+    """Ask the engine to keep raw gradients and the δ of every InnerProduct layer (and of
+    the other layers the inspector shows: gui.model.param_layer_frames.inspected_layers)."""
+    from gui.model.param_layer_frames import inspected_layers
     solver.capture_gradients = True
-    solver.net.capture_layers = set(inner_product_layers(solver.net))
+    solver.net.capture_layers = set(inner_product_layers(solver.net)) | set(inspected_layers(solver.net))
 
 
 def _param_indices(net) -> dict[int, int]:
@@ -105,7 +107,20 @@ def inner_product_views(solver, names: list[str] | None = None, *, update_applie
     net = solver.net
     wanted = inner_product_layers(net) if names is None else names
     pending = set() if update_applied else _pending_backward(net, last_event)
-    return {name: _layer_view(solver, name, update_applied, name in pending) for name in wanted}
+    return {name: _any_view(solver, name, update_applied, name in pending) for name in wanted}
+
+
+def _any_view(solver, name: str, update_applied: bool, pending: bool):
+    """An InnerProductView; for a data layer its batch (gui.model.data_batch), for any other
+    layer its LayerFrame (gui.model.param_layer_frames)."""
+    net = solver.net
+    index = net.layer_index(name)
+    if net.layers[index].type_name == "InnerProduct":
+        return _layer_view(solver, name, update_applied, pending)
+    from gui.model import data_batch, param_layer_frames
+    if data_batch.is_data_layer(net, index):
+        return data_batch.data_batch(net, name)
+    return param_layer_frames.layer_frame(solver, name, update_applied=update_applied, pending=pending)
 
 
 def _pending_backward(net, last_event) -> set[str]:

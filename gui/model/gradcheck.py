@@ -69,7 +69,7 @@ def freeze(net) -> Net:
     """A CPU copy of ``net`` with its weights and current batch (the RNG is left as it was)."""
     saved = rng.get_state()
     try:
-        copy = Net(net.param, net.phase, dtype=net.dtype, device="cpu")
+        copy = Net(net.param, net.phase, dtype=net.dtype, device="cpu", python_layers=net.python_layers)
     finally:
         rng.set_state(saved)
     for name, blobs in net.params.items():

@@ -102,3 +102,17 @@ def run_loop(step: Callable[[], bool], count: int, stopped: Callable[[], bool], 
                 pacer.made(now, done)
             next_check = now + max(FRAME_POLL_SECONDS, pacer.wait(now))
     return done
+
+
+def iterations_to_max_iter(iteration: int, max_iter: int) -> int:
+    """What Run does, as Caffe's Solve: the iterations left before ``max_iter``
+    (0: already there, Run stops at once; ``max_iter`` 0 or less: no limit, -1)."""
+    if max_iter <= 0:
+        return -1
+    return max(0, max_iter - iteration)
+
+
+def max_iter_message(iteration: int, max_iter: int) -> str:
+    """The status bar's words when Run stops at (or is asked to start from) ``max_iter``."""
+    return (f"Stopped at max_iter = {max_iter} (iteration {iteration}), as Caffe does. "
+            "Run ▸ Continue past max_iter or Run N goes on.")

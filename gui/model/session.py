@@ -16,7 +16,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import engine
 from engine.errors import NetDefinitionError, NonFiniteError, PrototxtError
@@ -27,6 +27,7 @@ from gui.model import frames
 from gui.model.breakpoints import Breakpoints
 from gui.model.events import DEVICE, REWOUND, WEIGHTS, EventEmitter, NetLoaded, SettingChanged, StateChanged, Stopped
 from gui.model.metrics import Metrics
+from gui.model.python_consent import PythonLayerConsent
 from gui.model.timeline import Timeline
 
 #: The event kinds at which "Step event" stops (the rest are passed through).
@@ -105,9 +106,10 @@ def _names_a_net(param: caffe_pb2.SolverParameter) -> bool:
     return any(param.HasField(f) for f in ("net", "net_param", "train_net", "train_net_param"))
 
 
-def build_solver(path: str, device: str = "cpu"):
-    """An engine solver from a solver prototxt, or from a net prototxt with plain SGD."""
-    return engine.get_solver(solver_source(os.fspath(path)), device=device)
+def build_solver(path: str, device: str = "cpu", python_layers=None):
+    """An engine solver from a solver prototxt, or from a net prototxt with plain SGD;
+    ``python_layers``: the folders its Python layers may come from (engine.python_layers)."""
+    return engine.get_solver(solver_source(os.fspath(path)), device=device, python_layers=python_layers)
 
 
 #: Test passes the engine solver keeps after the session recorded them (the metrics hold them all).
@@ -123,8 +125,8 @@ class Session:
     iterations reach the views as the worker's frames.
     """
 
-    def __init__(self):
-        self.solver = None
+    def __init__(self) -> None:
+        self.solver: Any = None  # an engine.solver.Solver once a net is loaded
         self.path: str | None = None
         self.source_param: caffe_pb2.SolverParameter | None = None
         self.source_path: str | None = None
@@ -132,7 +134,7 @@ class Session:
         self.timeline = Timeline()  # the rewind timeline (recorded by the debugger's step wrapper)
         self.breakpoints = Breakpoints()  # the break conditions (checked by the debugger's step wrapper)
         self.emitter = EventEmitter()
-        self.events = None  # the generator of the iteration being stepped through
+        self.events: Any = None  # the generator of the iteration being stepped through
         self.last_event: Event | None = None
         self.last_loss = float("nan")
         self.nonfinite: NonFiniteStop | None = None
@@ -140,6 +142,8 @@ class Session:
         self.lock = threading.RLock()
         self._step_wrappers: list[StepWrapper] = []  # see add_step_wrapper
         self.run_hooks: list = []  # see add_run_hook
+        #: asks the user before a net's Python layer runs code (the window gives it its dialog)
+        self.python_consent = PythonLayerConsent()
 
     # -- loading -------------------------------------------------------
     @property
@@ -157,7 +161,7 @@ class Session:
 
     def load(self, path: str, device: str | None = None) -> None:
         """Open a solver or net prototxt. On error the current solver stays loaded."""
-        solver = build_solver(path, device or self.device)
+        solver = self.python_consent.build(lambda access: build_solver(path, device or self.device, access))
         self._install(solver, path)
 
     def _install(self, solver, path: str | None, reason: str = "opened") -> None:
@@ -184,14 +188,15 @@ class Session:
             param.CopyFrom(self.solver.param)
             for name, value in self.pending_edits.items():
                 _set_field(param, name, value)
-            solver = type(self.solver)(param, device=self.solver.device, path=self.solver.path)
+            solver = type(self.solver)(param, device=self.solver.device, path=self.solver.path,
+                                       python_layers=self.solver.python_layers)  # the consent given at opening
         self._install(solver, self.path, "reset")
 
     def dataset_settings(self) -> dict | None:
         """The built-in dataset's settings (first BuiltinData layer), or None when the
         net reads no built-in dataset."""
         param = dataset_net_param(self.solver) if self.solver is not None else None
-        layers = builtin_data_layers(param) if param is not None else []
+        layers: list = builtin_data_layers(param) if param is not None else []
         if not layers:
             return None
         p = layers[0].builtin_data_param
@@ -216,7 +221,8 @@ class Session:
             param = self.effective_param()
             param.ClearField("net")
             param.net_param.CopyFrom(net_param)
-            solver = type(self.solver)(param, device=self.solver.device, path=self.solver.path)
+            solver = type(self.solver)(param, device=self.solver.device, path=self.solver.path,
+                                       python_layers=self.solver.python_layers)  # the consent given at opening
         self._install(solver, self.path, "regenerated")
 
     def load_weights(self, path: str) -> None:

@@ -64,9 +64,10 @@ class RunOrder:
     count: int  # iterations to run; <= 0: until stopped
     wanted_layers: list[str] | None
     options: dict = field(default_factory=dict)  # from the session's run hooks (e.g. "rewind")
+    python_layers: Any = None  # the solver's Python-layer consent (engine.python_layers.PythonLayerAccess)
 
     def solver_key(self) -> tuple:
-        return (self.solver_type, self.param, self.path, self.device)
+        return (self.solver_type, self.param, self.path, self.device, self.python_layers)
 
 
 @dataclass
@@ -126,10 +127,10 @@ def leave_a_core_for_drawing() -> bool:
 class ProcessLane:
     """The window's handle on its solver process (started on first use)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
-        self._process = None
-        self._conn = None
+        self._process: Any = None  # the child (a spawn Process) once started
+        self._conn: Any = None  # our end of its pipe
         self._shared: _Shared | None = None
         self._send_lock = threading.Lock()
         self.broken: str | None = None  # why the process can't be used any more
@@ -262,7 +263,8 @@ def make_order(session, count: int, wanted_layers: list[str] | None, *, state: b
         for hook in session.run_hooks:
             options.update(hook.process_run_options())
         return RunOrder(solver.type_name, solver.param.SerializeToString(), solver.path, solver.device,
-                        capture(solver) if state else None, session.last_loss, count, wanted_layers, options)
+                        capture(solver) if state else None, session.last_loss, count, wanted_layers, options,
+                        solver.python_layers)
 
 
 def absorb(session, result: RunResult) -> None:
@@ -317,7 +319,7 @@ class _Sender:
     while the window's process is busy drawing (its reader needs the interpreter there),
     and the solver must not wait for that."""
 
-    def __init__(self, conn):
+    def __init__(self, conn) -> None:
         self._conn = conn
         self._queue: queue.Queue = queue.Queue()
         self._busy = threading.Event()  # a message is queued or being written
@@ -357,7 +359,8 @@ def _build_session(order: RunOrder):
     from gui.model.session import Session
     param = caffe_pb2.SolverParameter()
     param.ParseFromString(order.param)
-    solver = solver_class(order.solver_type)(param, device=order.device, path=order.path)
+    solver = solver_class(order.solver_type)(param, device=order.device, path=order.path,
+                                             python_layers=order.python_layers)
     session = Session()
     session._install(solver, order.path)
     return session
@@ -367,7 +370,7 @@ class _Points:
     """The child session's metrics: the curve points and test scores not sent yet
     (the window's metrics keep them; here they only wait for the next frame)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.rows: list[tuple] = []
         self.tests: list = []
 

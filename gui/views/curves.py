@@ -68,6 +68,7 @@ class CurvesPanel(QWidget):
         self._data: dict[str, tuple[numpy.ndarray, numpy.ndarray]] = {}
         self._bounds_of: dict[str, tuple[float, float]] = {}
         self._drawn_revision = -1
+        self._drawn_generation = -1
         self._test_keys: list[str] = []
         self._items: dict[str, pg.PlotDataItem] = {}
         self._build()
@@ -162,6 +163,9 @@ class CurvesPanel(QWidget):
         if revision == self._drawn_revision:
             return
         self._drawn_revision = revision
+        if self.metrics.generation != self._drawn_generation:  # cleared or cut back: follow the data again
+            self._drawn_generation = self.metrics.generation
+            self._following, self._ranges = True, {}
         iterations, losses, smoothed, lrs = self.metrics.train_arrays()
         for key, values in (("loss", losses), ("smoothed_loss", smoothed), ("lr", lrs)):
             self._set_series(key, iterations, values)

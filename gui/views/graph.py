@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView, QLabel
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+)
 
 NODE_WIDTH = 210.0
 NODE_HEIGHT = 58.0
@@ -31,7 +38,7 @@ FORWARD_COLOUR = QColor("#1F6FD1")
 BACKWARD_COLOUR = QColor("#D62728")
 UPDATE_COLOUR = QColor("#7B3FB5")
 NONFINITE_COLOUR = QColor("#C00000")
-SELECTED_COLOUR = QColor("#202020")
+SELECTED_COLOUR = QColor("#1E6FD9")
 
 _ACTIVATIONS = {"ReLU", "Sigmoid", "TanH", "Dropout", "Softmax", "PReLU", "ELU", "AbsVal", "BNLL",
                 "Power", "Exp", "Log", "Threshold", "Swish", "Clip", "Scale", "Bias", "BatchNorm"}
@@ -248,7 +255,7 @@ class NodeItem(QGraphicsItem):
         painter.setBrush(QBrush(self.colour))
         painter.drawRoundedRect(stripe, 3, 3)
         if self.selected:
-            pen = QPen(SELECTED_COLOUR, 1.6, Qt.DashLine)
+            pen = QPen(SELECTED_COLOUR, 3.0, Qt.SolidLine)  # the selection must show on every layer type
             painter.setPen(pen)
             painter.setBrush(Qt.NoBrush)
             painter.drawRoundedRect(rect.adjusted(-4, -4, 4, 4), radius + 3, radius + 3)
@@ -419,6 +426,7 @@ class GraphView(QGraphicsView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.graph_layout: GraphLayout | None = None
         self.node_items: dict[str, NodeItem] = {}
+        self.chips: dict[str, QGraphicsEllipseItem] = {}  # set_chips: discs on the nodes
         self.edge_items: list[EdgeItem] = []
         self.selected: str | None = None
         self.active: tuple[str, str] | None = None
@@ -440,6 +448,7 @@ class GraphView(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self.node_items, self.edge_items = {}, []
+        self.chips = {}
         self.active, self.nonfinite_layer = None, None
         self.graph_layout = layout_graph(describe_net(net))
         for node in self.graph_layout.nodes:
@@ -457,6 +466,33 @@ class GraphView(QGraphicsView):
         self._user_zoomed = False
         self.fit()
         self._status.hide()
+
+    def layer_at(self, view_pos) -> str | None:
+        """The layer whose node is under ``view_pos`` (viewport coordinates), or None."""
+        scene_pos = self.mapToScene(view_pos)
+        hits = [name for name, item in self.node_items.items() if item.sceneBoundingRect().contains(scene_pos)]
+        return hits[-1] if hits else None
+
+    def set_chips(self, colours: dict, tips: dict[str, str] | None = None) -> None:
+        """A coloured disc at the corner of each named node (RGB; None or missing: no disc),
+        with its tooltip: e.g. the debugger's debug_info metric."""
+        tips = tips or {}
+        for name in [n for n, chip in self.chips.items() if not colours.get(n)]:
+            self.scene().removeItem(self.chips.pop(name))
+        for name, colour in colours.items():
+            node = self.node_items.get(name)
+            if node is None or not colour:
+                continue
+            chip = self.chips.get(name)
+            if chip is None:
+                box = node.sceneBoundingRect()
+                chip = QGraphicsEllipseItem(QRectF(box.right() - 20, box.top() - 2, 16, 16))
+                chip.setZValue(5)
+                chip.setPen(QPen(QColor("#333333"), 1))
+                self.scene().addItem(chip)
+                self.chips[name] = chip
+            chip.setBrush(QBrush(QColor(*colour)))
+            chip.setToolTip(tips.get(name, name))
 
     def _add_edge(self, k: int, spec: EdgeSpec) -> None:
         layout = self.graph_layout

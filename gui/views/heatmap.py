@@ -150,7 +150,7 @@ class HeatmapView(QWidget):
         # statistics take a line more or less never re-lays out (and so repaints) the plot.
         self._stats_lines = 0
         self._fit_stats_height(2 if self._compact else 3)
-        self.setMinimumSize(120 if self._compact else 180, 110 if self._compact else 170)
+        self.setMinimumSize(120 if self._compact else 140, 120 if self._compact else 170)
 
     def _build_plot(self) -> None:
         """Image, index axes and colour bar laid out by hand in one GraphicsLayout: a

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -234,6 +235,7 @@ class InspectorPanel(QWidget):
         self._dims = QLabel("")
         self._dims.setFont(theme.font(theme.LABEL_PT))
         self._dims.setStyleSheet(f"color: {theme.MUTED_COLOR};")
+        self._dims.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # clipped, not wider
         for w in (label, self._combo, self._dims):
             header.addWidget(w)
         header.addStretch(1)
@@ -277,7 +279,7 @@ class InspectorPanel(QWidget):
         side_scroll = QScrollArea()
         side_scroll.setWidgetResizable(True)
         side_scroll.setWidget(frame)
-        side_scroll.setMinimumWidth(240)
+        side_scroll.setMinimumWidth(200)
         self._splitter = QSplitter(Qt.Orientation.Horizontal)
         self._splitter.addWidget(maps_host)
         self._splitter.addWidget(side_scroll)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPlainT
 
 from engine.lr_policy import POLICIES
 from engine.prototxt import to_text
+from gui.model.events import NetLoaded, StateChanged
 from gui.model.session import SOLVER_TYPES, Session
 
 #: lr_policy -> the fields it reads.
@@ -54,6 +55,13 @@ class SolverPanel(QWidget):
         self.fields: dict[str, QWidget] = {}
         self._updating = False
         self._build()
+        session.emitter.connect(self._on_model_changed, NetLoaded, StateChanged)
+
+    def _on_model_changed(self, event) -> None:
+        """Another net, or its state set from outside a run: show its settings."""
+        self.refresh()
+        if isinstance(event, NetLoaded):
+            self.set_editable(True)
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)

@@ -380,6 +380,10 @@ def _solver_value_cases() -> list[Case]:
     empty = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n'
     out.append(Case("solver-empty-net", "warning",
                     lambda d: _engine().get_solver(_solver_file(d, net_text=empty)), ("learnable",)))
+    for target in ("/dev/zero", "/dev/urandom", "/proc/self/mem"):
+        def net_field(folder: Path, target=target):
+            _engine().get_solver(_write(folder, "solver.prototxt", f'net: "{target}"\nbase_lr: 0.1\n'))
+        out.append(Case(f"solver-net-field-{target.replace('/', '_')}", "error", net_field, (target,)))
     out.append(Case("lr-inv-negative-base", "error", _inv_runtime, ("inv", "iteration")))
     out.append(Case("divergence-one-line", "error", _diverge, ("iteration", "NaN")))
     return out
@@ -415,6 +419,7 @@ def _snapshot_prefix_cases() -> list[Case]:
         Case("prefix-under-file", "error", bad_prefix(under_a_file), ("plain.txt",)),
         Case("prefix-nul", "error", bad_prefix(lambda d: str(d / "a\0b")), ("snapshot_prefix",)),
         Case("prefix-api-snapshot", "error", _api_snapshot_to_proc, ("snapshot_prefix", "/proc")),
+        Case("save-nul-path", "error", lambda d: _engine().Net(MLP).save(str(d / "w\0.caffemodel")), ("NUL",)),
     ]
 
 

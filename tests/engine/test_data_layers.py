@@ -260,8 +260,8 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: 
 """
 
 SOLVER = """net: "{net}"
-test_iter: 1 test_interval: 20 base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005
-lr_policy: "inv" gamma: 0.0001 power: 0.75 display: 10 max_iter: 40 snapshot: 20
+test_iter: 1 test_interval: 15 base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005
+lr_policy: "inv" gamma: 0.0001 power: 0.75 display: 10 max_iter: 30 snapshot: 15
 snapshot_prefix: "{prefix}" random_seed: 1701 solver_mode: CPU snapshot_format: {fmt}
 """
 
@@ -271,14 +271,14 @@ def lmdb_data_layers(folder):
 layer {{ name: "mnist" type: "Data" top: "data" top: "label" include {{ phase: {phase} }}
   transform_param {{ scale: 0.00390625 }}
   data_param {{ source: "{folder / name}" batch_size: {batch} backend: LMDB }} }}"""
-                   for phase, name, batch in (("TRAIN", "train_lmdb", 32), ("TEST", "test_lmdb", 100)))
+                   for phase, name, batch in (("TRAIN", "train_lmdb", 32), ("TEST", "test_lmdb", 50)))
 
 
 def hdf5_data_layers(folder):
     return "".join(f"""
 layer {{ name: "mnist" type: "HDF5Data" top: "data" top: "label" include {{ phase: {phase} }}
   hdf5_data_param {{ source: "{folder / name}" batch_size: {batch} }} }}"""
-                   for phase, name, batch in (("TRAIN", "train.txt", 32), ("TEST", "test.txt", 100)))
+                   for phase, name, batch in (("TRAIN", "train.txt", 32), ("TEST", "test.txt", 50)))
 
 
 @pytest.fixture(scope="module")
@@ -297,13 +297,13 @@ def train(folder, layers, tag, fmt="HDF5", extra=()):
     code = cli.main(["train", "--solver", str(folder / f"{tag}_solver.prototxt"), *extra])
     assert code == 0
     return engine.Net(str(folder / f"{tag}.prototxt"), engine.TEST,
-                      weights=str(folder / f"{tag}_iter_40.caffemodel{'.h5' if fmt == 'HDF5' else ''}"))
+                      weights=str(folder / f"{tag}_iter_30.caffemodel{'.h5' if fmt == 'HDF5' else ''}"))
 
 
 @pytest.mark.skipif("Convolution" not in engine.supported_types(), reason="LeNet needs Convolution")
 def test_lenet_trains_from_lmdb_by_the_cli_bit_for_bit_as_from_hdf5(tmp_path, digits_uint8, capsys):
     pixels, labels = digits_uint8
-    train_rows, test_rows = slice(0, 200), slice(1597, 1697)
+    train_rows, test_rows = slice(0, 200), slice(1597, 1647)
     for name, rows in (("train", train_rows), ("test", test_rows)):
         tools.to_lmdb(pixels[rows], labels[rows], tmp_path / f"{name}_lmdb")
         h5 = tools.to_hdf5(pixels[rows].astype(F32) / F32(256), labels[rows], tmp_path / f"{name}.h5")
@@ -317,9 +317,9 @@ def test_lenet_trains_from_lmdb_by_the_cli_bit_for_bit_as_from_hdf5(tmp_path, di
         for a, b in zip(blobs, from_hdf5.params[name]):
             numpy.testing.assert_array_equal(a.data, b.data)
 
-    # resume from the iteration-20 snapshot: the same weights at 40 (the Data positions were saved)
+    # resume from the iteration-15 snapshot: the same weights at 30 (the Data positions were saved)
     resumed = train(tmp_path, lmdb_data_layers(tmp_path), "lmdb", extra=["--snapshot",
-                                                                         str(tmp_path / "lmdb_iter_20.solverstate.h5")])
+                                                                         str(tmp_path / "lmdb_iter_15.solverstate.h5")])
     for name, blobs in from_lmdb.params.items():
         for a, b in zip(blobs, resumed.params[name]):
             numpy.testing.assert_array_equal(a.data, b.data)

@@ -291,3 +291,48 @@ def test_forward_with_a_wrongly_shaped_input_names_blob_and_shapes():
     assert "'data'" in str(info.value) and "(4, 3)" in str(info.value) and "(5, 3)" in str(info.value)
     with pytest.raises(engine.NetDefinitionError, match="no blob named 'dat'.*inputs: data, target"):
         net.forward(dat=numpy.zeros((4, 3)))
+
+
+def test_the_new_errors_are_engine_errors_and_the_warning_a_user_warning():
+    from engine.errors import EngineWarning, ResourceError, SnapshotError, SolverParameterError
+    for cls in (ResourceError, SnapshotError, SolverParameterError):
+        assert issubclass(cls, engine.EngineError)
+    assert issubclass(SolverParameterError, engine.NetDefinitionError)  # a solver file that cannot be used
+    assert issubclass(EngineWarning, UserWarning)
+
+
+def test_a_state_written_by_caffe_restores_and_says_what_it_could_not(tmp_path):
+    """A binary .solverstate without the engine's extras (Caffe's own layout): the
+    weights and histories come back; the report says the random stream and data
+    positions did not."""
+    from engine import io as engine_io
+    from engine.proto import caffe_pb2
+    solver = solver_for(linear_net_text(), momentum=0.9)
+    solver.step(2)
+    model = str(tmp_path / "w.caffemodel")
+    solver.net.save(model)
+    state = caffe_pb2.SolverState(iter=2, learned_net=model, current_step=0)
+    for array in solver.history:
+        engine_io.blob_to_proto(state.history.add(), array)
+    (tmp_path / "caffe.solverstate").write_bytes(state.SerializeToString())
+    fresh = solver_for(linear_net_text(), momentum=0.9)
+    report = fresh.restore(tmp_path / "caffe.solverstate")
+    assert fresh.iter == 2
+    for mine, theirs in zip(fresh.net.learnable_params, solver.net.learnable_params):
+        numpy.testing.assert_array_equal(mine.data, theirs.data)
+    for mine, theirs in zip(fresh.history, solver.history):
+        numpy.testing.assert_array_equal(mine, theirs)
+    text = "\n".join(report.lines())
+    assert "Restored iteration 2" in text and "Not restored: the random stream and the data positions" in text
+
+
+def test_test_scores_survive_pickling_with_their_count():
+    import pickle
+
+    from engine.solver import ScoreLog
+    log = ScoreLog()
+    log.keep = 3
+    for k in range(10):
+        log.append((k, {"loss": 1.0}))
+    copy = pickle.loads(pickle.dumps(log))
+    assert len(copy) == len(log) == 10 and list(copy) == list(log) and copy[9:] == [(9, {"loss": 1.0})]

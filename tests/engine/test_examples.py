@@ -25,7 +25,7 @@ def test_example_trains_to_high_accuracy(name, examples_dir, tmp_path, monkeypat
     budget, minimum = EXAMPLES.get(name, default)
     assert budget <= 3000
     monkeypatch.chdir(tmp_path)   # the net file resolves next to the solver, not the working directory
-    solver = engine.get_solver(str(solver_file))
+    solver = engine.get_solver(str(solver_file), python_layers=[solver_file.parent])  # consent: its own layers
     assert solver.param.max_iter >= budget
     assert "accuracy" not in solver.net.blobs and "accuracy" in solver.test_nets[0].blobs
     first = solver.step(1)

@@ -74,7 +74,9 @@ def test_bad_input(results, name):
     assert outcome not in ("raw", "timeout"), \
         f"{outcome}: {result.get('type')}: {result.get('message')}\n{result.get('where', '')}"
     message = result.get("message", "")
-    assert not [w for w in result["other_warnings"] if w.startswith("RuntimeWarning")], result["other_warnings"]
+    if not name.startswith("layer-param"):  # a solver run (a divergence) is reported once, not by numpy;
+        # a bare net.forward() of absurd values warns as numpy does
+        assert not [w for w in result["other_warnings"] if w.startswith("RuntimeWarning")], result["other_warnings"]
     if case.expect == "error":
         assert outcome == "error", f"expected an engine error, got {outcome} (warnings: {result['warnings']})"
         for text in _names(case, result):

@@ -10,6 +10,7 @@ import engine
 from engine import resources
 from gui.app import main
 from gui.main_window import MainWindow
+from gui.model.python_consent import Choice
 
 from .windows import module_window
 
@@ -50,7 +51,8 @@ def ip_weights(solver) -> list[numpy.ndarray]:
 
 
 @pytest.mark.parametrize("name", sorted(resources.examples()))
-def test_opens_each_example(qtbot, window, name):
+def test_opens_each_example(qtbot, window, name, monkeypatch):
+    monkeypatch.setattr(window.session.python_consent, "ask", lambda request: Choice.ONCE)  # python_layer's consent
     assert window.open_path(resources.examples()[name])
     net = window.session.solver.net
     drawn = [n.name for n in window.graph.graph_layout.nodes]

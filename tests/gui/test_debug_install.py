@@ -159,14 +159,14 @@ def test_boundary_and_decomposition_docks_follow_training(window, qtbot):
     controller.show_panel("overlays")  # debug_info table, its colours on the graph's nodes
     rows = controller.overlays.model.rows
     assert [r.layer for r in rows] == [layer.name for layer in solver.net.layers]
-    chips = controller.overlay_chips
+    chips = window.graph.chips
     assert set(chips) == {"ip1", "ip2", "ip3"}  # the layers with an update/weight ratio
     from gui.model.overlays import node_colours
     for name, colour in node_colours(rows, "ratio").items():
         if colour:
             assert chips[name].brush().color().getRgb()[:3] == colour
     controller.docks["overlays"].hide()
-    assert not controller.overlay_chips
+    assert not window.graph.chips
 
 
 def test_slow_motion_steps_events_until_a_layer_breakpoint(window, qtbot):
@@ -183,7 +183,7 @@ def test_slow_motion_steps_events_until_a_layer_breakpoint(window, qtbot):
 def test_the_graph_context_menu_sets_breakpoints_and_checks_one_layer(window, qtbot):
     controller = window.debug
     centre = window.graph.mapFromScene(window.graph.node_items["ip2"].sceneBoundingRect().center())
-    assert controller.layer_at(centre) == "ip2"
+    assert window.graph.layer_at(centre) == "ip2"
     menu = controller.layer_menu("ip2")
     actions = {a.text(): a for a in menu.actions() if a.text()}
     actions["Stop before the backward of ip2"].trigger()

@@ -67,6 +67,10 @@ class GradCheckPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.currentCellChanged.connect(lambda r, *_: self.show_blob(r))
         splitter.addWidget(self.table)
+        # Six rows and the header stay readable whatever the dock's size (issue 16).
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + 6 * self.table.verticalHeader().defaultSectionSize() + 4)
+        splitter.setChildrenCollapsible(False)
         maps = QWidget()
         maps_layout = QHBoxLayout(maps)
         maps_layout.setContentsMargins(0, 0, 0, 0)

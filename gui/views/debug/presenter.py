@@ -1,5 +1,13 @@
-"""Presenter mode: larger fonts, a clean dark/light theme that follows the
-system, hidable controls, and a slow-motion auto-advance of step events.
+"""Presenter mode (F12): a layout of its own for a projector, larger fonts, a clean
+dark/light theme that follows the system, hidable controls, and a slow-motion
+auto-advance of step events.
+
+Switched on, the window takes the presenter layout (gui.model.layouts.PRESENTER:
+the graph, the selected layer's maps and formulas, the curves; the other docks
+out of the way) and every font grows by ``FONT_SCALE``: the application's, each
+widget's own (map titles, statistics, formulas) and the plots' axes (heatmaps'
+colour bars, the curves), with the axes' widths scaled to match. Switched off,
+the exact layout before it comes back (geometry and dock state), and every font.
 
 ``SlowMotion`` is a QTimer around an ``advance()`` callback (the session's
 step-event) at a chosen pace; it stops by itself when ``advance`` returns None,
@@ -10,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
+import shiboken6
+from PySide6.QtCore import QObject, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 FONT_SCALE = 1.5
 
@@ -47,6 +56,10 @@ def system_theme() -> Theme:
     return DARK if system_prefers_dark() else LIGHT
 
 
+#: Disabled controls (the GPU button without a GPU) in each theme: visibly greyed out.
+DISABLED_TEXT = {"light": "#9a9a9a", "dark": "#6c6f75"}
+
+
 def palette_for(theme: Theme) -> QPalette:
     palette = QPalette()
     roles = {QPalette.ColorRole.Window: theme.window, QPalette.ColorRole.Base: theme.base,
@@ -57,6 +70,9 @@ def palette_for(theme: Theme) -> QPalette:
              QPalette.ColorRole.ToolTipText: theme.text}
     for role, colour in roles.items():
         palette.setColor(role, QColor(colour))
+    muted = QColor(DISABLED_TEXT[theme.name])
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, muted)
     return palette
 
 
@@ -111,12 +127,73 @@ class SlowMotion(QObject):
             self.stop(str(reason))
 
 
+class FontScaler:
+    """Scales every font under a window by a factor and puts each one back: widgets'
+    own fonts, pyqtgraph axes' tick fonts, label styles and fixed widths."""
+
+    def __init__(self) -> None:
+        self._widgets: list[tuple[QWidget, QFont]] = []
+        self._axes: list[tuple[object, QFont | None, float | None, dict]] = []
+
+    def scale(self, root: QWidget, factor: float) -> None:
+        for widget in [root, *root.findChildren(QWidget)]:
+            if widget.testAttribute(Qt.WidgetAttribute.WA_SetFont):
+                font = QFont(widget.font())
+                self._widgets.append((widget, QFont(font)))
+                font.setPointSizeF(_points(font) * factor)
+                widget.setFont(font)
+        try:
+            import pyqtgraph as pg
+        except ImportError:
+            return
+        for view in [w for w in root.findChildren(QWidget) if isinstance(w, pg.GraphicsView)]:
+            for item in view.scene().items():
+                if isinstance(item, pg.AxisItem):
+                    self._scale_axis(item, factor)
+
+    def _scale_axis(self, axis, factor: float) -> None:
+        tick_font = axis.style.get("tickFont")
+        fixed = axis.fixedWidth if axis.orientation in ("left", "right") else axis.fixedHeight
+        self._axes.append((axis, QFont(tick_font) if tick_font is not None else None, fixed,
+                           dict(axis.labelStyle)))
+        font = QFont(tick_font) if tick_font is not None else QFont()
+        font.setPointSizeF(_points(font) * factor)
+        axis.setStyle(tickFont=font)
+        style = dict(axis.labelStyle)
+        size = str(style.get("font-size", ""))
+        if size.endswith("pt"):
+            style["font-size"] = f"{float(size[:-2]) * factor:g}pt"
+            axis.labelStyle = style
+            axis._updateLabel()
+        if fixed is not None:
+            (axis.setWidth if axis.orientation in ("left", "right") else axis.setHeight)(fixed * factor)
+
+    def restore(self) -> None:
+        for widget, font in reversed(self._widgets):
+            if shiboken6.isValid(widget):
+                widget.setFont(font)
+        for axis, tick_font, fixed, style in reversed(self._axes):
+            if not shiboken6.isValid(axis):
+                continue
+            axis.setStyle(tickFont=tick_font)
+            axis.labelStyle = style
+            axis._updateLabel()
+            if fixed is not None:
+                (axis.setWidth if axis.orientation in ("left", "right") else axis.setHeight)(fixed)
+        self._widgets, self._axes = [], []
+
+
+def _points(font: QFont) -> float:
+    return font.pointSizeF() if font.pointSizeF() > 0 else 10.0
+
+
 class PresenterMode(QObject):
-    """Switch a window into presenter mode and back.
+    """Switch a window into presenter mode and back (see the module doc).
 
     ``hidable`` widgets (toolbars, docks with controls) are hidden while on when
     ``hide_controls`` is set; fonts grow by ``FONT_SCALE``; the palette follows the
-    system's dark/light preference (re-applied when it changes).
+    system's dark/light preference (re-applied when it changes). A window with a
+    layout manager (``window.layouts``, gui.views.layouts) takes the presenter layout.
     """
 
     toggled = Signal(bool)
@@ -129,6 +206,8 @@ class PresenterMode(QObject):
         self.on = False
         self._saved_font = None
         self._saved_palette = None
+        self._saved_layout: tuple | None = None  # (geometry, window state, dock state, layout name)
+        self._fonts = FontScaler()
         self._hidden: list[QWidget] = []
         self.theme: Theme | None = None
         app = QGuiApplication.instance()
@@ -142,25 +221,59 @@ class PresenterMode(QObject):
         self.on = on
         app = QApplication.instance()
         if on:
+            self._save_layout()
             self._saved_font = app.font()
             self._saved_palette = app.palette()
             font = app.font()
-            size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
-            font.setPointSizeF(size * FONT_SCALE)
+            font.setPointSizeF(_points(font) * FONT_SCALE)
             app.setFont(font)
+            self._fonts.scale(self.window, FONT_SCALE)
             self.apply_theme()
             if self.hide_controls:
                 self._hidden = [w for w in self.hidable if w.isVisible()]
                 for w in self._hidden:
                     w.hide()
+            self._apply_layout()
         else:
+            self._fonts.restore()
             app.setFont(self._saved_font)
             app.setPalette(self._saved_palette)
             for w in self._hidden:
                 w.show()
             self._hidden = []
             self.theme = None
+            self._restore_layout()
         self.toggled.emit(on)
+
+    def _save_layout(self) -> None:
+        window, manager = self.window, getattr(self.window, "layouts", None)
+        if isinstance(window, QMainWindow):
+            self._saved_layout = (QRect(window.geometry()), window.windowState(), window.saveState(),
+                                  manager.current if manager is not None else None)
+
+    def _apply_layout(self) -> None:
+        manager = getattr(self.window, "layouts", None)
+        if manager is not None:
+            manager.apply("presenter")
+
+    def _restore_layout(self) -> None:
+        window, saved = self.window, self._saved_layout
+        self._saved_layout = None
+        if saved is None or not isinstance(window, QMainWindow):
+            return
+        geometry, window_state, state, name = saved
+        QApplication.processEvents()  # the fonts' new sizes first, then the exact old layout
+        window.setWindowState(window_state)
+        if not window_state & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
+            window.setGeometry(geometry)  # as it was (restoreGeometry would re-fit it to the screen)
+        window.restoreState(state)
+        QApplication.processEvents()  # the docks settle at the old fonts' sizes: the sizes once more
+        window.restoreState(state)
+        manager = getattr(window, "layouts", None)
+        if manager is not None and name is not None:
+            manager.current = name
+            if name in manager.actions:
+                manager.actions[name].setChecked(True)
 
     def apply_theme(self, theme: Theme | None = None) -> Theme:
         self.theme = theme or system_theme()

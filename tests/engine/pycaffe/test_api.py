@@ -306,3 +306,14 @@ def test_coord_map_crop_builds_a_net_that_aligns(tmp_path):
     x = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
     out = net.forward(data=x)
     np.testing.assert_array_equal(out['aligned'], x[:, :, 1:7, 1:7])
+
+
+def test_engine_net_accepts_pycaffes_legacy_argument_order(tmp_path):
+    import engine
+
+    net = caffe.Net(write(tmp_path, "ip.prototxt", IP_NET), caffe.TEST)
+    weights = str(tmp_path / "ip.caffemodel")
+    net.save(weights)
+    legacy = engine.Net(str(tmp_path / "ip.prototxt"), weights, engine.TEST)
+    assert legacy.phase == engine.TEST
+    np.testing.assert_array_equal(legacy.params['ip'][0].data, net.params['ip'][0].data)
