@@ -81,12 +81,15 @@ def allowed_python_layer_folders() -> list[str]:
 class PythonLayerAccess:
     """Where a net may import its Python layers from: ``folders`` (for this net, in
     addition to the process-wide ones), or ``sys_path`` (pycaffe's ``import module``).
-    ``beside``: the file the net was read from, whose folder a refusal names as the
-    place to allow (never searched without consent)."""
+    ``beside``: the file the net was read from; ``hints``: its folder and its solver's,
+    where a refusal looks for the module to name the folder to allow (with the
+    PYTHONPATH folders, where Caffe users keep their layers); never imported from
+    without consent."""
 
     folders: tuple[str, ...] = ()
     sys_path: bool = False
     beside: str | None = None
+    hints: tuple[str, ...] = ()
 
     def search_folders(self) -> list[str]:
         found: list[str] = []
@@ -97,8 +100,11 @@ class PythonLayerAccess:
         return found
 
     def near(self, path: str | None) -> "PythonLayerAccess":
-        """The same access, naming ``path``'s folder in a refusal."""
-        return replace(self, beside=os.path.abspath(path)) if path else self
+        """The same access, for a net or solver read from ``path`` (its folder first among the hints)."""
+        if not path:
+            return self
+        folder = _folder(os.path.dirname(os.path.abspath(path)))
+        return replace(self, beside=os.path.abspath(path), hints=(folder,) + tuple(h for h in self.hints if h != folder))
 
 
 #: What engine.pycaffe passes to the nets it builds (BVLC's semantics: sys.path).
@@ -119,8 +125,8 @@ def access_of(python_layers: Any) -> PythonLayerAccess:
 
 class PythonLayerRefused(NetDefinitionError):
     """A Python layer whose module is not in an allowed folder. ``layer``, ``module``,
-    ``module_file`` (where it would be loaded from, when found beside the net, else
-    None), ``folder`` (the folder to allow, or None) and ``net`` (the net's file or name)."""
+    ``module_file`` (where it would be loaded from, when found beside the net or its
+    solver or on PYTHONPATH, else None), ``folder`` (the folder to allow, or None) and ``net`` (the net's file or name)."""
 
     def __init__(self, message: str, *, layer: str, module: str, module_file: str | None,
                  folder: str | None, net: str | None):
@@ -147,9 +153,12 @@ def refusal(param, access: PythonLayerAccess, net: str | None) -> PythonLayerRef
     module, where it was found (beside the net) and the flag / API to allow it."""
     module = param.python_param.module
     where = f"layer '{param.name}' (type 'Python', module '{module}', layer '{param.python_param.layer}')"
-    beside = _folder(os.path.dirname(access.beside)) if access.beside else None
-    found = module_file_in(beside, module) if beside else None
-    folder = beside if found else None
+    found, folder = None, None
+    for candidate in _hint_folders(access):
+        found = module_file_in(candidate, module)
+        if found:
+            folder = candidate
+            break
     if found and folder:
         place = (f"{os.path.relpath(found, folder)} is in {folder}; "
                  f"allow that folder with {FLAG} '{folder}' (command line) or {API}('{folder}') (script), "
@@ -163,6 +172,16 @@ def refusal(param, access: PythonLayerAccess, net: str | None) -> PythonLayerRef
                f"{place}")
     return PythonLayerRefused(message, layer=param.name, module=module, module_file=found, folder=folder,
                               net=net)
+
+
+def _hint_folders(access: PythonLayerAccess) -> list[str]:
+    """Where a refusal looks for the module: beside the net and its solver, then PYTHONPATH."""
+    python_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    folders: list[str] = []
+    for folder in list(access.hints) + [_folder(p) for p in python_path]:
+        if folder not in folders and os.path.isdir(folder):
+            folders.append(folder)
+    return folders
 
 
 # -- loading --------------------------------------------------------------

@@ -202,6 +202,7 @@ class Solver:
         an output of several elements gives ``name[j]`` for each)."""
         scores: dict[str, float] = {}
         for k, (net, count) in enumerate(zip(self.test_nets, self.param.test_iter)):
+            net.share_weights(self.net)  # Caffe's Test: ShareTrainedLayersWith, every time
             totals: dict = {}
             for _ in range(count):
                 for name, value in net.forward().items():

@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layout", metavar="NAME",
                         help="a named layout: stepthrough, debugging or classroom (View ▸ Layout)")
     parser.add_argument("--presenter", action="store_true", help="presenter mode (F12)")
+    parser.add_argument("--record", metavar="OUT.mp4",
+                        help="record the window offscreen to OUT.mp4 or OUT.gif while it runs --steps, and exit")
+    parser.add_argument("--events", action="store_true", help="with --record: --steps counts step events, "
+                        "one frame each (a step-through)")
+    parser.add_argument("--fps", type=float, default=10.0, help="with --record: frames per second (default 10)")
     args = parser.parse_args(argv)
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -76,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from gui.model.solver_process import leave_a_core_for_drawing
     leave_a_core_for_drawing()  # before numpy loads
+    if args.record:  # issue 17: a recording, headless
+        from gui.views.recording import record_headless
+        return record_headless(args)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         warnings.showwarning = _warning_line  # a scripted run's warnings: one line each, on stdout

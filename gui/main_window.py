@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.dataset_panel = DatasetPanel(self.regenerate_data)
         self.frames_drawn = 0
         self.last_frame: Frame | None = None
+        self.frame_listeners: list = []  # called with each frame drawn (issue 17's panels)
         self._running = False
         self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
         self._last_frame_cpu: float | None = None
@@ -252,6 +253,10 @@ class MainWindow(QMainWindow):
         install_debugger(self)
         from gui.views.layouts import install as install_layouts  # issue 16: View ▸ Layout, on-screen rules
         install_layouts(self)
+        from gui.views.sample_share import install as install_sample_share  # issue 17
+        self.sample_share = install_sample_share(self)
+        from gui.views.recording import install as install_recorder  # issue 17: File ▸ Record
+        install_recorder(self)
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:
@@ -578,6 +583,8 @@ class MainWindow(QMainWindow):
         if frame.running:
             self.controls.show_progress(*frame.progress)
         self.frames_drawn += 1
+        for listener in list(self.frame_listeners):
+            listener(frame)
 
     def _watch_event_loop(self) -> None:
         """Python runs one thread at a time, and pyqtgraph paints in Python: a GUI thread

@@ -34,7 +34,7 @@ class DummyDataLayer(Layer):
                            f"top '{name}' of shape {shape} (with its filler)")
         for blob, shape, filler in zip(top, self.shapes, self.fillers):
             blob.reshape(shape)
-            fill(blob, filler)
+            fill(blob, filler, caffe_random=False)
 
     def reshape(self, bottom, top):
         for blob, shape in zip(top, self.shapes):
@@ -43,4 +43,4 @@ class DummyDataLayer(Layer):
     def forward(self, bottom, top):
         for blob, filler, refill in zip(top, self.fillers, self.refill):
             if refill:
-                fill(blob, filler)
+                fill(blob, filler, caffe_random=False)

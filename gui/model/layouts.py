@@ -32,8 +32,8 @@ GRADCHECK, TILES = "debugGradcheckDock", "debugTilesDock"
 #: the gradient check's table ≥ 6 rows beside its error maps, the update taken apart's
 #: six maps, the statistics table's rows.
 USABLE_SIZE: dict[str, Size] = {
-    GRAPH: (180, 240), SOLVER: (240, 240), DATASET: (240, 200), CURVES: (320, 170),
-    REWIND: (360, 60), BREAKPOINTS: (300, 240), BOUNDARY: (300, 300), TILES: (300, 300),
+    GRAPH: (180, 240), SOLVER: (240, 240), DATASET: (240, 200), CURVES: (320, 150),
+    REWIND: (360, 50), BREAKPOINTS: (300, 240), BOUNDARY: (300, 300), TILES: (300, 300),
     GRADCHECK: (420, 330), DECOMPOSITION: (640, 420), OVERLAYS: (420, 200), TIMING: (360, 220),
 }
 
@@ -42,6 +42,9 @@ MIN_MAP_SIDE = 120
 #: Screens narrower than this (px) get a layout's narrow variant: the graph, the
 #: inspector and a column of debugger panels side by side need about 1500 px.
 NARROW_WIDTH = 1500
+#: Screens less high than this (px) get the narrow variant too: the maps, Rewind and the
+#: curves one above the other need about 900 px.
+SHORT_HEIGHT = 900
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,10 @@ class LayoutSpec:
     def docks(self) -> list[str]:
         return [p.dock for p in self.placements]
 
-    def for_screen(self, width: int) -> LayoutSpec:
-        """This layout as it fits a screen ``width`` px wide (the narrow variant below NARROW_WIDTH)."""
-        if width >= NARROW_WIDTH or not self.narrow:
+    def for_screen(self, width: int, height: int = 10**6) -> LayoutSpec:
+        """This layout as it fits a ``width``×``height`` screen (the narrow variant below
+        NARROW_WIDTH or SHORT_HEIGHT)."""
+        if (width >= NARROW_WIDTH and height >= SHORT_HEIGHT) or not self.narrow:
             return self
         return replace(self, placements=self.narrow, narrow=())
 
@@ -94,17 +98,22 @@ DEBUGGING = LayoutSpec(
     narrow=(Placement(GRADCHECK, "right", 0.30), Placement(BREAKPOINTS, "right", tab_with=GRADCHECK),
             Placement(OVERLAYS, "right", tab_with=GRADCHECK), Placement(TIMING, "right", tab_with=GRADCHECK),
             Placement(SOLVER, "right", tab_with=GRADCHECK), Placement(GRAPH, "right", tab_with=GRADCHECK),
-            Placement(REWIND, "top", 0.08), Placement(CURVES, "bottom", 0.22)))
+            Placement(CURVES, "right", tab_with=GRADCHECK), Placement(REWIND, "top", 0.08)))
 
 CLASSROOM = LayoutSpec(
     "classroom", "Classroom",
     (Placement(GRAPH, "left", 0.27), Placement(REWIND, "top", 0.08), Placement(CURVES, "bottom", 0.26)),
-    description="What students read: the graph, the maps and formulas, the curves, and Rewind to go back.")
+    description="What students read: the graph, the maps and formulas, the curves, and Rewind to go back.",
+    narrow=(Placement(GRAPH, "left", 0.27), Placement(CURVES, "bottom", 0.26),
+            Placement(REWIND, "bottom", tab_with=CURVES)),
+    front=(CURVES,))
 
 PRESENTER = LayoutSpec(
     "presenter", "Presenter",
     (Placement(GRAPH, "left", 0.28), Placement(CURVES, "bottom", 0.26)),
     font_scale=1.5,
+    narrow=(Placement(GRAPH, "left", 0.30), Placement(CURVES, "left", tab_with=GRAPH)),
+    front=(GRAPH,),
     description="For a projector: the graph, the selected layer's maps and formulas, the curves, 1.5× fonts.")
 
 #: The layouts of View ▸ Layout, in menu order; presenter mode is F12's own.

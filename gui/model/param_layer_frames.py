@@ -160,6 +160,19 @@ def mosaic(tiles: numpy.ndarray, pad: int = 1, columns: int | None = None) -> Mo
     return result
 
 
+def best_columns(tiles_shape: tuple, width: float, height: float, pad: int = 1) -> int:
+    """Tiles per row that make (n, c, h, w) tiles largest in a width × height area."""
+    n, channels, h, w = tiles_shape
+    tile_w, tile_h = channels * (w + pad) + pad, h + pad
+    best, best_cols = -1.0, 1
+    for cols in range(1, max(1, n) + 1):
+        rows = math.ceil(n / cols)
+        scale = min(width / (cols * tile_w + pad), height / (rows * tile_h + pad))
+        if scale > best + 1e-12:
+            best, best_cols = scale, cols
+    return best_cols
+
+
 def as_tiles(array: numpy.ndarray) -> numpy.ndarray | None:
     """A filter bank or one sample's maps as (n, c, h, w), or None when it has no spatial axes.
 
@@ -371,8 +384,10 @@ def _im2col_products(layer, frame: LayerFrame) -> None:
         m, p = layer.num_output // g, layer.out_spatial_dim
         c, (h, w) = layer.channels, layer.input_shape
         frame.col_shape = tuple(layer.col_shape)
+        geometry = (f"kernel {kh}×{kw}, stride {layer.stride[0]}×{layer.stride[1]}, pad {layer.pad[0]}×{layer.pad[1]}"
+                    + (f", dilation {layer.dilation[0]}×{layer.dilation[1]}" if max(layer.dilation) > 1 else ""))
         frame.products = [
-            (f"col[n] = im2col(a[n])  (per image, ×{n})",
+            (f"col[n] = im2col(a[n])  (per image, ×{n}; {geometry})",
              f"{_shape(c, h, w)} → {_shape(g * k, p)}  (C·kh·kw = {c}·{kh}·{kw} rows, Ho·Wo = {p} columns)"),
             (f"top[n] = W·col[n] + b{per_group}", f"{_shape(m, p)} = {_shape(m, k)}·{_shape(k, p)}"),
             (f"dW = Σₙ δ[n]·col[n]ᵀ  (summed over the {n} images{per_group})",

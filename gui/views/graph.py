@@ -494,6 +494,26 @@ class GraphView(QGraphicsView):
             chip.setBrush(QBrush(QColor(*colour)))
             chip.setToolTip(tips.get(name, name))
 
+    def set_notes(self, notes: dict[str, str]) -> None:
+        """A line of text at the right of each named node (e.g. one sample's δ there; issue 17);
+        an empty dict clears them."""
+        for item in getattr(self, "notes", {}).values():
+            try:
+                if item.scene() is self.scene():
+                    self.scene().removeItem(item)
+            except RuntimeError:  # set_net cleared the scene
+                pass
+        self.notes: dict[str, LabelItem] = {}
+        for name, text in notes.items():
+            node = self.node_items.get(name)
+            if node is None:
+                continue
+            box = node.sceneBoundingRect()
+            item = LabelItem(text, QPointF(box.right() - 4, box.bottom() - 8))
+            item.setZValue(6)
+            self.scene().addItem(item)
+            self.notes[name] = item
+
     def _add_edge(self, k: int, spec: EdgeSpec) -> None:
         layout = self.graph_layout
         source, target = layout.nodes[spec.source], layout.nodes[spec.target]

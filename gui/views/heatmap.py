@@ -59,6 +59,14 @@ def bar_label(value: float) -> str:
 BAR_MARGIN = 0.1
 
 
+
+class _NoteLabel(QLabel):
+    """A word-wrapped note that does not ask its layouts for height-for-width sizing:
+    under it Qt's box layouts stop honouring the maps' minimum heights (rows overlap)."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt naming)
+        return False
+
 class IndexAxis(pg.AxisItem):
     """An axis of row / column indices: labels only at integers, no closer than fits the text."""
 
@@ -116,7 +124,7 @@ class HeatmapView(QWidget):
         self._build_plot()
         self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
-        self._placeholder = QLabel()
+        self._placeholder = _NoteLabel()
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setWordWrap(True)
         self._placeholder.setFont(theme.font(theme.LABEL_PT))

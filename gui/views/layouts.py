@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow
 
@@ -100,6 +100,7 @@ class LayoutManager(QObject):
         self.window = window
         self.current = DEFAULT
         self._watched: set[str] = set()
+        self._applying = False
         for corner, area in ((Qt.Corner.TopLeftCorner, AREAS["left"]), (Qt.Corner.BottomLeftCorner, AREAS["left"]),
                              (Qt.Corner.TopRightCorner, AREAS["right"]),
                              (Qt.Corner.BottomRightCorner, AREAS["right"])):
@@ -107,6 +108,7 @@ class LayoutManager(QObject):
         self._build_menu()
         self.watch_docks()
         keep_on_screen(window)
+        window.installEventFilter(self)
 
     # -- the menu ------------------------------------------------------------------
     def _build_menu(self) -> None:
@@ -148,7 +150,8 @@ class LayoutManager(QObject):
         window = self.window
         self.watch_docks()
         keep_on_screen(window)
-        spec = layout_named(name).for_screen(available_geometry(window).width())
+        available = available_geometry(window)
+        spec = layout_named(name).for_screen(available.width(), available.height())
         docks = self.docks()
         wanted = set(spec.docks())
         for dock_name, dock in docks.items():
@@ -173,7 +176,24 @@ class LayoutManager(QObject):
         if spec.name in self.actions:
             self.actions[spec.name].setChecked(True)
         keep_on_screen(window)
+        # The docks this showed were placed by the layout: no "opened too small" handling for
+        # them (their checks, queued while applying, run before this one clears the flag).
+        self._applying = True
+        QTimer.singleShot(0, self._applied)
         return spec
+
+    def _applied(self) -> None:
+        self._applying = False
+        keep_on_screen(self.window)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        """The window grown past the screen (Qt grows it to fit docks' minimum sizes while they
+        are rearranged): back within the screen once the layout has settled."""
+        if watched is self.window and event.type() == QEvent.Type.Resize:
+            available = available_geometry(self.window)
+            if self.window.width() > available.width() or self.window.height() > available.height():
+                QTimer.singleShot(0, self._keep_on_screen)
+        return False
 
     def _size_docks(self, spec: LayoutSpec, docks: dict[str, QDockWidget]) -> None:
         window = self.window
@@ -191,6 +211,9 @@ class LayoutManager(QObject):
             else:
                 down.append(dock)
                 down_px.append(spec_rules.dock_pixels(p.share, height, min(usable_h, dock.minimumSizeHint().height())))
+        central = window.centralWidget().minimumSizeHint() if window.centralWidget() is not None else QSize()
+        across_px = _leave_room(across_px, width - central.width() - 40)
+        down_px = _leave_room(down_px, height - central.height() - _chrome_height(window) - 30)
         if across:
             window.resizeDocks(across, across_px, Qt.Orientation.Horizontal)
         if down:
@@ -207,7 +230,7 @@ class LayoutManager(QObject):
     def ensure_usable(self, dock: QDockWidget) -> None:
         """A dock that opened below its usable size gets room; if the window cannot give
         it room, it floats at a usable size (large, over the window)."""
-        if not dock.isVisible():
+        if not dock.isVisible() or self._applying:
             return
         usable = USABLE_SIZE.get(dock.objectName())
         if not dock.isFloating() and not self._fits(self.window.minimumSizeHint()):
@@ -260,6 +283,22 @@ class LayoutManager(QObject):
             x, y, _, _ = spec_rules.fit_rect((available.center().x() - w // 2, available.center().y() - h // 2, w, h),
                                              _rect(available))
             dock.move(x, y)
+
+
+def _leave_room(sizes: list[int], room: int) -> list[int]:
+    """``sizes`` scaled down together so that they sum to at most ``room`` (the central
+    area keeps its minimum size: docks sized past it would squeeze the maps)."""
+    total = sum(sizes)
+    if total <= room or total <= 0:
+        return sizes
+    return [max(1, int(size * max(room, 0) / total)) for size in sizes]
+
+
+def _chrome_height(window: Any) -> int:
+    """Menu bar, top toolbars and status bar."""
+    from PySide6.QtWidgets import QToolBar
+    bars = [window.menuBar(), window.statusBar(), *[t for t in window.findChildren(QToolBar) if t.isVisible()]]
+    return sum(bar.sizeHint().height() for bar in bars if bar is not None and bar.isVisible())
 
 
 def install(window: Any) -> LayoutManager:

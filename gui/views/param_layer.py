@@ -28,7 +28,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.model.param_layer_frames import LayerFrame, Mosaic, ParamMap, filter_tiles, map_tiles, mosaic
+from gui.model.param_layer_frames import (
+    LayerFrame,
+    Mosaic,
+    ParamMap,
+    best_columns,
+    filter_tiles,
+    map_tiles,
+    mosaic,
+)
 from gui.views import theme
 
 #: (tile, channel, y, x, value) -> what that pixel is
@@ -37,6 +45,7 @@ FEATURE_MAPS = ("input", "output", "delta", "delta_down")
 FEATURE_TITLES = {"input": ("a[n]", "input"), "output": ("y[n]", "output"),
                   "delta": ("δ[n]", "arriving"), "delta_down": ("δ_down[n]", "sent down")}
 SIDE_WIDTH = 330
+VECTOR_HEIGHT = 110  # most height of the map of a vector parameter (b, γ, β, slopes, statistics)
 
 
 def _title(symbol: str, description: str) -> str:
@@ -54,6 +63,14 @@ def _as_tiles(array: numpy.ndarray, filters: bool) -> numpy.ndarray:
     return flat[None, None, :, :]
 
 
+
+class _NoteLabel(QLabel):
+    """A word-wrapped note that does not ask its layouts for height-for-width sizing:
+    under it Qt's box layouts stop honouring the maps' minimum heights (rows overlap)."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt naming)
+        return False
+
 class TileMapView(QWidget):
     """A titled map of tiles (blue < 0 < red, grey between tiles), colour levels ±max|x|,
     a statistics line and a hover read-out."""
@@ -61,6 +78,7 @@ class TileMapView(QWidget):
     def __init__(self, title: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self._mosaic: Mosaic | None = None
+        self._note = ""
         self._describe: Describe | None = None
         self._extent = 1.0
         layout = QVBoxLayout(self)
@@ -81,7 +99,7 @@ class TileMapView(QWidget):
         self._view.addItem(self._image)
         self._graphics.ci.addItem(self._view)
         self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self._placeholder = QLabel()
+        self._placeholder = _NoteLabel()
         self._placeholder.setWordWrap(True)
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setFont(theme.font(theme.STATS_PT))
@@ -96,9 +114,9 @@ class TileMapView(QWidget):
         self._stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         layout.addWidget(self._stats)
         self._stats_text = ""
-        # The map itself keeps ~100 px; the title and statistics come on top (a widget minimum
+        # The map itself keeps ~84 px; the title and statistics come on top (a widget minimum
         # would let the layout squeeze them over the next row's title).
-        self._stack.setMinimumSize(116, 100)
+        self._stack.setMinimumSize(116, 84)
 
     def set_title(self, title: str) -> None:
         if self._title.text() != title:
@@ -108,8 +126,10 @@ class TileMapView(QWidget):
         return self._title.text()
 
     def set_tiles(self, tiles: numpy.ndarray, *, describe: Describe | None = None, note: str = "") -> None:
-        """Draw ``tiles`` (n, c, h, w)."""
-        laid_out = mosaic(tiles)
+        """Draw ``tiles`` (n, c, h, w), as many per row as make them largest in the view."""
+        size = self._graphics.size()
+        laid_out = mosaic(tiles, columns=best_columns(tiles.shape, max(1, size.width()), max(1, size.height())))
+        self._note = note
         finite = laid_out.tiles[numpy.isfinite(laid_out.tiles)]
         extent = float(numpy.abs(finite).max()) if finite.size else 0.0
         self._extent = extent if extent > 0 else 1.0
@@ -125,6 +145,14 @@ class TileMapView(QWidget):
         self._stats.setText(self._stats_text)
         if self._stack.currentIndex() != 0:
             self._stack.setCurrentIndex(0)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        if self._mosaic is not None:  # lay the same tiles out for the new shape
+            size = self._graphics.size()
+            columns = best_columns(self._mosaic.tiles.shape, max(1, size.width()), max(1, size.height()))
+            if columns != self._mosaic.grid[1]:
+                self.set_tiles(self._mosaic.tiles, describe=self._describe, note=self._note)
 
     def set_placeholder(self, text: str) -> None:
         self._mosaic = None
@@ -317,11 +345,19 @@ class LayerInspector(QWidget):
         for r, p in enumerate(frame.params):
             self._params_grid.setRowStretch(r, 3 if big[r] else 1)
             value, grad, update = self._param_views[r]
+            for view in (value, grad, update):  # vectors (b, γ, slopes, statistics) stay short
+                view.setMaximumHeight(16777215 if big[r] else VECTOR_HEIGHT)
+            grad.setVisible(not p.statistics)  # statistics have neither gradient nor update
+            update.setVisible(not p.statistics)
+            span = 3 if p.statistics else 1
+            position = self._params_grid.getItemPosition(self._params_grid.indexOf(value))
+            if position[3] != span:  # type: ignore[index]  # (row, column, row span, column span)
+                self._params_grid.removeWidget(value)
+                self._params_grid.addWidget(value, r, 0, 1, span)
             filters = p.data.ndim >= 3
             describe = _filter_meaning(p) if filters else _vector_meaning(p)
             note = _channels_note(p) if filters else ""
-            value.set_title(_title(p.name, f"{_shape(p.shape)}" + (", statistic (lr_mult 0)" if p.statistics
-                                                                  else "")))
+            value.set_title(_title(p.name, _shape(p.shape) + ("  statistic, lr_mult 0" if p.statistics else "")))
             value.set_tiles(_as_tiles(p.data, filters), describe=describe, note=note)
             grad.set_title(_title(f"d{p.name.split()[0]}", "raw gradient"))
             update.set_title(_title(f"V {p.name.split()[0]}", "update applied"))
@@ -344,9 +380,8 @@ class LayerInspector(QWidget):
             base = {"input": frame.bottom_name, "output": frame.top_name,
                     "delta": frame.top_name, "delta_down": frame.bottom_name}[which]
             symbol, description = FEATURE_TITLES[which]
-            view.set_title(_title(symbol.replace("[n]", f"[{n}]"), description))
-            view.set_tiles(_as_tiles(sample, False), describe=_map_meaning(which, n, sample.ndim),
-                           note=f"'{base}' {_shape(sample.shape)}")
+            view.set_title(_title(symbol.replace("[n]", f"[{n}]"), f"{description} '{base}'"))
+            view.set_tiles(_as_tiles(sample, False), describe=_map_meaning(which, n, sample.ndim))
 
 
 def _shape(shape) -> str:

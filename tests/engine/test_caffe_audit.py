@@ -11,7 +11,6 @@ from google.protobuf import text_format
 import engine
 from engine.lr_policy import learning_rate
 from engine.proto import caffe_pb2
-
 from tests.engine.helpers import linear_net_text, solver_for
 
 F32 = numpy.float32
@@ -284,3 +283,53 @@ def test_test_iters_beyond_the_test_nets_test_the_generic_net():
     solver = engine.get_solver(param)
     assert [net.blobs["data"].shape for net in solver.test_nets] == [(6, 3), (4, 3)]
     assert all(net.phase == engine.TEST for net in solver.test_nets)
+
+
+# -- Caffe's random stream: boost::mt19937 + uniform_real<float> ---------------------
+def _mt19937_outputs(seed, count):
+    """The reference Mersenne Twister (MT19937, init_genrand), written out in plain Python."""
+    state = [seed & 0xFFFFFFFF]
+    for i in range(1, 624):
+        state.append((1812433253 * (state[-1] ^ (state[-1] >> 30)) + i) & 0xFFFFFFFF)
+    out, index = [], 624
+    while len(out) < count:
+        if index == 624:
+            for i in range(624):
+                y = (state[i] & 0x80000000) | (state[(i + 1) % 624] & 0x7FFFFFFF)
+                state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
+            index = 0
+        y = state[index]
+        index += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C5680
+        y ^= (y << 15) & 0xEFC60000
+        out.append(y ^ (y >> 18))
+    return out
+
+
+def test_caffe_stream_is_boost_mt19937_through_uniform_real_float():
+    from engine.fillers import CaffeStream
+    raws = _mt19937_outputs(1701, 50)
+    low, high = F32(-0.5), numpy.nextafter(F32(0.5), F32(1))
+    # boost: numerator / (float(max - min) + 1) * (max - min) + min, redrawn while >= max
+    expected = [v for v in (F32(r) / (F32(4294967295.0) + F32(1)) * (high - low) + low for r in raws) if v < high]
+    numpy.testing.assert_array_equal(CaffeStream(1701).uniform(len(expected), -0.5, 0.5), expected)
+
+
+def test_solver_random_seed_gives_caffes_own_initial_weights():
+    """mlp_sgd's xavier weights (random_seed 1701) as BVLC Caffe drew them, bit for bit;
+    then the first updates follow Caffe's snapshots without loading any weights."""
+    from tests.conftest import DATA
+    folder = DATA / "caffe_reference" / "mlp_sgd"
+    solver = engine.get_solver(str(folder / "solver.prototxt"))
+    for k in range(4):
+        with h5py.File(folder / "snapshots" / f"mlp_sgd_iter_{k}.caffemodel.h5", "r") as handle:
+            for layer in ("ip1", "ip2", "ip3"):
+                for i in (0, 1):
+                    stored = numpy.array(handle["data"][layer][str(i)])
+                    mine = engine.backend.to_numpy(solver.net.params[layer][i].data)
+                    if k == 0:
+                        numpy.testing.assert_array_equal(mine, stored, err_msg=f"{layer}.{i}")
+                    else:
+                        numpy.testing.assert_allclose(mine, stored, rtol=1e-5, atol=1e-6, err_msg=f"{k} {layer}")
+        solver.step(1)

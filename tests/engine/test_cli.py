@@ -169,7 +169,7 @@ def test_lenet_in_caffes_layout_trains(lenet):
     for _ in range(10):
         losses.append(solver.step(1))
     assert solver.test_scores[0][1]["accuracy"] < 0.3  # untrained: about chance
-    assert numpy.mean(losses[-3:]) < 0.75 * losses[0]
+    assert numpy.mean(losses[-3:]) < 0.8 * losses[0]  # from Caffe's own xavier init (random_seed)
 
 
 @pytest.mark.skipif(engine.gpu_status()[0], reason="checks the message shown when CUDA is missing")

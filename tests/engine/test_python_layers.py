@@ -171,6 +171,20 @@ def test_a_module_of_that_name_on_sys_path_or_in_the_working_directory_is_not_us
                                                                    "userscale")
 
 
+def test_a_refusal_names_the_folder_on_pythonpath_without_importing_from_it(tmp_path, monkeypatch):
+    net_file = write_layer_folder(tmp_path / "nets")
+    (tmp_path / "nets" / "userscale.py").unlink()
+    write_layer_folder(tmp_path / "on_pythonpath", tag="on-pythonpath")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "on_pythonpath"))
+    monkeypatch.syspath_prepend(str(tmp_path / "on_pythonpath"))
+    with pytest.raises(engine.PythonLayerRefused) as info:
+        engine.Net(str(net_file), engine.TRAIN)
+    assert info.value.folder == os.path.realpath(tmp_path / "on_pythonpath")  # the folder to allow
+    assert loaded_tags(tmp_path / "on_pythonpath") == [] and "userscale" not in sys.modules
+    net = engine.Net(str(net_file), engine.TRAIN, python_layers=[info.value.folder])
+    assert loaded_tags(tmp_path / "on_pythonpath") == ["on-pythonpath"] and net.layers[2].type_name == "Python"
+
+
 def test_a_module_named_like_a_loaded_one_neither_shadows_it_nor_is_shadowed(tmp_path):
     folder = tmp_path / "layers"
     write_layer_folder(folder)

@@ -234,3 +234,10 @@ def test_every_selection_changes_the_inspector(window):
     assert window.inspector.selected_layer() == "ip1"
     window.select_layer("conv2")
     assert window.inspector_pages.currentWidget() is page and page.frame().layer == "conv2"
+
+
+def test_tiles_are_laid_out_to_fill_the_area():
+    from gui.model.param_layer_frames import best_columns
+    assert best_columns((8, 1, 8, 8), 800, 100) == 8  # a wide strip: one row
+    assert best_columns((8, 1, 8, 8), 100, 800) == 1  # a tall strip: one column
+    assert best_columns((16, 1, 8, 8), 400, 400) == 4

@@ -1,10 +1,11 @@
 """Python layers in the window: the model asks before building a net whose Python layer
 runs code (Once / Always / No through the view's callback), the window's dialog names
 the module, its file and the net, "Always" is remembered in QSettings and revocable,
-and the layer is gradient-checked, rewound and handed to the solver process like any."""
+and the layer is gradient-checked, timed, rewound and handed to the solver process like any."""
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy
 import pytest
@@ -17,6 +18,7 @@ from gui.model import solver_process
 from gui.model.python_consent import Choice, FolderMemory, MemoryStore, PythonLayerConsent
 from gui.model.session import Session
 from gui.model.state import capture, restore
+from gui.model.timing import time_solver
 from gui.views.consent_dialog import SETTINGS_KEY, ConsentDialog
 
 from ..engine.test_python_layers import write_layer_folder
@@ -103,8 +105,11 @@ def test_the_solver_process_and_the_rewind_take_the_python_layer(tmp_path):
     assert scale.data[0] != value[0]  # the Python layer's parameter trains
     restore(session.solver, before)
     numpy.testing.assert_array_equal(scale.data, value)  # and is rewound
+    timing = {t.layer: t for t in time_solver(session.solver, 2).layers}  # Layer timing, then undone
+    assert timing["scale"].type == "Python" and timing["scale"].backward_ms > 0
+    numpy.testing.assert_array_equal(scale.data, value)
     order = solver_process.make_order(session, 3, None)
-    child = solver_process._build_session(order)  # what the solver process builds from the order
+    child = solver_process._build_session(pickle.loads(pickle.dumps(order)))  # as the solver process does
     assert child.solver.net.layers[2].type_name == "Python" and len(answers.requests) == 1
 
 

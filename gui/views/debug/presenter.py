@@ -21,7 +21,7 @@ from typing import Callable
 import shiboken6
 from PySide6.QtCore import QObject, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
 
 FONT_SCALE = 1.5
 
@@ -206,7 +206,7 @@ class PresenterMode(QObject):
         self.on = False
         self._saved_font = None
         self._saved_palette = None
-        self._saved_layout: tuple | None = None  # (geometry, window state, dock state, layout name)
+        self._saved_layout: tuple | None = None  # (geometry, window state, dock state, layout, floating docks)
         self._fonts = FontScaler()
         self._hidden: list[QWidget] = []
         self.theme: Theme | None = None
@@ -248,8 +248,10 @@ class PresenterMode(QObject):
     def _save_layout(self) -> None:
         window, manager = self.window, getattr(self.window, "layouts", None)
         if isinstance(window, QMainWindow):
+            floating = {dock: QRect(dock.geometry()) for dock in window.findChildren(QDockWidget)
+                        if dock.isFloating()}
             self._saved_layout = (QRect(window.geometry()), window.windowState(), window.saveState(),
-                                  manager.current if manager is not None else None)
+                                  manager.current if manager is not None else None, floating)
 
     def _apply_layout(self) -> None:
         manager = getattr(self.window, "layouts", None)
@@ -261,7 +263,7 @@ class PresenterMode(QObject):
         self._saved_layout = None
         if saved is None or not isinstance(window, QMainWindow):
             return
-        geometry, window_state, state, name = saved
+        geometry, window_state, state, name, floating = saved
         QApplication.processEvents()  # the fonts' new sizes first, then the exact old layout
         window.setWindowState(window_state)
         if not window_state & (Qt.WindowState.WindowMaximized | Qt.WindowState.WindowFullScreen):
@@ -269,6 +271,9 @@ class PresenterMode(QObject):
         window.restoreState(state)
         QApplication.processEvents()  # the docks settle at the old fonts' sizes: the sizes once more
         window.restoreState(state)
+        for dock, rect in floating.items():  # where they were (restoreState re-fits them to the screen)
+            if shiboken6.isValid(dock) and dock.isFloating():
+                dock.setGeometry(rect)
         manager = getattr(window, "layouts", None)
         if manager is not None and name is not None:
             manager.current = name

@@ -1,0 +1,67 @@
+"""Render the teaching features (docs/teaching.md) offscreen to PNG, in the real window.
+
+``python -m gui.tools.teaching_shots [OUTDIR] [--steps N]`` writes OUTDIR/teaching_*.png
+(default OUTDIR: docs). Not imported by the app.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SPIRAL = os.path.join(ROOT, "resources", "examples", "spiral_mlp", "solver.prototxt")
+
+
+def _window(app, steps: int, size=(1600, 1000)):
+    from gui.main_window import MainWindow
+    window = MainWindow(settings=None, modal_errors=False)
+    window.resize(*size)
+    window.show()
+    window.open_path(os.path.abspath(SPIRAL))
+    window.step_iterations(steps)
+    window.wait_until_idle(120)
+    app.processEvents()
+    return window
+
+
+def sample_share_shot(app, folder: str, steps: int) -> list[str]:
+    """The sample-share dock beside the inspector, sample 5 of ip2, a dW cell hovered."""
+    from PySide6.QtCore import Qt
+    window = _window(app, steps)
+    window.select_layer("ip2")
+    window.sample_share_dock.show()
+    window.sample_share_dock.raise_()
+    window.resizeDocks([window.sample_share_dock], [900], Qt.Orientation.Horizontal)
+    window.refresh()
+    app.processEvents()
+    panel = window.sample_share
+    panel.select_layer("ip2")
+    panel.select_sample(5)
+    panel.show_cell(3, 7)
+    app.processEvents()
+    paths = []
+    for name, widget in (("teaching_sample_share_window.png", window), ("teaching_sample_share.png", panel)):
+        path = os.path.join(folder, name)
+        widget.grab().save(path)
+        paths.append(path)
+    window.shutdown()
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "docs"))
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    os.makedirs(args.outdir, exist_ok=True)
+    for path in sample_share_shot(app, args.outdir, args.steps):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
