@@ -73,6 +73,7 @@ class Timeline:
     """
 
     __slots__ = ("capacity", "max_bytes", "activations", "checkpoint_every", "marks", "position", "listeners",
+                 "before_restore",
                  "lock", "_last_nbytes", "_bytes", "_last_checkpoint_iteration", "_limit", "_plain_until", "duty",
                  "_iteration_seconds", "_capture_seconds", "version")  # record_iteration reads them every iteration
 
@@ -87,6 +88,8 @@ class Timeline:
         self.marks: list[Mark] = []
         self.position = -1
         self.listeners: list = []
+        #: ``hook(solver, position)`` runs before goto restores a state (issue 17: branches keep the tip)
+        self.before_restore: list = []
         self.version = 0  # counts every change, the plain iterations included (see subscribe)
         self.lock = threading.RLock()  # the worker records while the GUI reads summary()
         self._last_nbytes = 0  # size of the newest checkpoint (for the memory bound)
@@ -357,6 +360,8 @@ class Timeline:
         until something new is recorded."""
         if not 0 <= position < len(self.marks):
             raise IndexError(f"history position {position} out of range 0..{len(self.marks) - 1}")
+        for hook in list(self.before_restore):
+            hook(solver, position)
         with self.lock:
             self._plain_until = 0
             base = position

@@ -260,7 +260,7 @@ class LayerInspector(QWidget):
         self.formula.setWordWrap(True)
         self.formula.setTextFormat(Qt.TextFormat.RichText)
         self.formula.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.formula.setFont(theme.font(theme.LABEL_PT))
+        self.formula.setFont(theme.font(theme.STATS_PT))
         self.formula.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         side = QScrollArea()
         side.setWidgetResizable(True)

@@ -241,3 +241,20 @@ def test_tiles_are_laid_out_to_fill_the_area():
     assert best_columns((8, 1, 8, 8), 800, 100) == 8  # a wide strip: one row
     assert best_columns((8, 1, 8, 8), 100, 800) == 1  # a tall strip: one column
     assert best_columns((16, 1, 8, 8), 400, 400) == 4
+
+
+@pytest.mark.gpu
+def test_frames_of_device_arrays_are_host_copies():
+    from engine import backend
+    from gui.model.data_batch import data_batch
+    solver = engine.get_solver(LENET, device="gpu")
+    frames.prepare_for_inspection(solver)
+    solver.step(1)
+    frame = layer_frame(solver, "conv2")
+    arrays = [frame.input, frame.output, frame.delta, frame.delta_down] + \
+        [a for p in frame.params for a in (p.data, p.grad, p.update)]
+    assert all(type(a) is numpy.ndarray for a in arrays)
+    numpy.testing.assert_array_equal(frame.params[0].data, backend.to_numpy(solver.net.params["conv2"][0].data))
+    batch = data_batch(solver.net, "data")
+    assert type(batch.images) is numpy.ndarray and type(batch.labels) is numpy.ndarray
+    numpy.testing.assert_array_equal(batch.images, backend.to_numpy(solver.net.blobs["data"].data))
