@@ -257,6 +257,8 @@ class MainWindow(QMainWindow):
         self.sample_share = install_sample_share(self)
         from gui.views.recording import install as install_recorder  # issue 17: File ▸ Record
         install_recorder(self)
+        from gui.views.branches import install as install_branches  # issue 17: branching runs
+        install_branches(self)
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:

@@ -101,6 +101,7 @@ class BranchSet:
         self._pending: tuple | None = None  # (tip checkpoint, curve, param, tip mark, timeline checkpoints)
         self._fork_state: Checkpoint | None = None
         self._switching = False
+        self._live_points_extra: list[Checkpoint] = []  # the live line's own states the timeline lacks
         self.listeners: list = []
         session.timeline.before_restore.append(self._before_restore)
         session.timeline.subscribe(self._on_timeline)
@@ -159,6 +160,13 @@ class BranchSet:
         for callback in list(self.listeners):
             callback(self)
 
+    def reset(self) -> None:
+        """Another net was loaded (or Reset): no branches, the live line is A again."""
+        self.branches.clear()
+        self.current, self.current_differs, self.current_fork = "A", "the first run", 0
+        self._pending, self._fork_state, self._live_points_extra = None, None, []
+        self._changed()
+
     # -- reading -----------------------------------------------------------------
     def names(self) -> list[str]:
         """Every branch, the live one included, in name order."""
@@ -168,7 +176,7 @@ class BranchSet:
         """The live line as a Branch (its tip captured now)."""
         session = self.session
         tip = capture(session.solver, "tip", activations=False)
-        points = list(session.timeline.entries) + list(getattr(self, "_live_points_extra", []))
+        points = self._live_points_extra + list(session.timeline.entries)
         return Branch(self.current, self.current_differs, self.current_fork, session.effective_param(),
                       _curve(session.metrics), tip, _unique(points))
 
@@ -203,12 +211,13 @@ class BranchSet:
                             python_layers=solver.python_layers)
 
     def _start(self, branch: Branch, iteration: int) -> Checkpoint:
-        usable = [c for c in _unique([branch.tip] + branch.points)
+        usable = [c for c in _unique(branch.points + [branch.tip])
                   if branch.fork_iteration <= c.iteration <= iteration]
         if not usable:
             raise ValueError(f"branch {branch.name} keeps no state at or before iteration {iteration} "
                              f"(it starts at {branch.fork_iteration}; its tip is at {branch.iteration})")
-        return max(usable, key=lambda c: c.iteration)
+        best = max(c.iteration for c in usable)
+        return [c for c in usable if c.iteration == best][-1]  # the later recorded (an edit after the fork)
 
     def solver_at(self, name: str, iteration: int):
         """A scratch solver holding branch ``name``'s state at ``iteration`` (replayed from
@@ -324,7 +333,7 @@ class BranchSet:
                 written += paths
             curve_path = os.path.join(folder, f"{name}_curve.csv")
             write_text(curve_path, "iteration,loss,smoothed,lr\n" + "".join(
-                f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]!r}\n" for r in branch.curve))
+                f"{int(r[0])},{float(r[1])!r},{float(r[2])!r},{float(r[3])!r}\n" for r in branch.curve))
             entry["curve"] = os.path.basename(curve_path)
             written.append(curve_path)
             manifest.append(entry)

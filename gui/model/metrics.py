@@ -2,7 +2,7 @@
 iteration, and the test passes' scores.
 
 Memory stays bounded however long a run goes: each series keeps at most
-``capacity`` points in memory, decimated evenly (when the buffer fills, every
+``2 * capacity`` points in memory (test passes: ``2 * test_capacity``), decimated evenly (when the buffer fills, every
 other point goes and from then on only every 2nd, 4th, ... iteration is kept;
 the newest point is always there). Full resolution goes to a CSV spool file on
 disk when one is given (the app uses a temporary file), and ``to_csv`` exports
@@ -23,8 +23,10 @@ import numpy
 
 #: The training series, in CSV column order.
 TRAIN_SERIES = ("loss", "smoothed_loss", "lr")
-#: Points each series keeps in memory (twice this at most between two decimations).
+#: Points each training series keeps in memory (twice this at most between two decimations).
 DEFAULT_CAPACITY = 4096
+#: Test passes kept in memory (each is a dict, and drawn with a symbol: fewer).
+DEFAULT_TEST_CAPACITY = 256
 
 
 class _Decimated:
@@ -70,13 +72,15 @@ class _Decimated:
 class Metrics:
     """Loss / smoothed loss / lr per iteration and test scores; see the module doc."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, spool: bool | str = False):
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, spool: bool | str = False,
+                 test_capacity: int = DEFAULT_TEST_CAPACITY):
         self._lock = threading.RLock()
         self._train = _Decimated(1 + len(TRAIN_SERIES), capacity)
         self._tests: list[tuple[int, dict[str, float]]] = []
         self._test_stride = 1
         self._test_seen = 0
         self.capacity = capacity
+        self.test_capacity = test_capacity
         self.count = 0  # training points appended (full resolution)
         self.test_count = 0
         self.last_iteration = -1
@@ -103,7 +107,7 @@ class Metrics:
         with self._lock:
             for iteration, scores in points:
                 if self._test_seen % self._test_stride == 0:
-                    if len(self._tests) >= 2 * self.capacity:
+                    if len(self._tests) >= 2 * self.test_capacity:
                         self._tests = self._tests[::2]
                         self._test_stride *= 2
                     self._tests.append((int(iteration), dict(scores)))

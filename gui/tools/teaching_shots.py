@@ -49,6 +49,47 @@ def sample_share_shot(app, folder: str, steps: int) -> list[str]:
     return paths
 
 
+def branches_shot(app, folder: str, steps: int) -> list[str]:
+    """Three branches of the spiral run (lr 0.1; lr 0.02 from iteration 150; Adam from 200), compared."""
+    from PySide6.QtCore import Qt
+    window = _window(app, steps)
+    session = window.session
+
+    def rewind_to(iteration: int) -> None:
+        marks = session.timeline.marks
+        position = max(k for k, m in enumerate(marks) if m.iteration <= iteration)
+        window.debug.timeline.goto(session.solver, position)
+        session.changed("rewound", rewound=True)
+
+    rewind_to(150)
+    session.edit("base_lr", 0.02)
+    window.step_iterations(steps - 150)
+    window.wait_until_idle(120)
+    rewind_to(200)
+    session.edit("type", "Adam")
+    session.edit("base_lr", 0.01)
+    window.step_iterations(steps - 200)
+    window.wait_until_idle(120)
+    window.branches_dock.show()
+    window.branches_dock.raise_()
+    window.resizeDocks([window.branches_dock], [760], Qt.Orientation.Horizontal)
+    app.processEvents()
+    panel = window.branches_dock.widget()
+    panel.refresh()
+    panel.a_combo.setCurrentText("A")
+    panel.b_combo.setCurrentText("C")
+    panel.layer_combo.setCurrentText("ip2")
+    panel.compare()
+    app.processEvents()
+    paths = []
+    for name, widget in (("teaching_branches_window.png", window), ("teaching_branches.png", panel)):
+        path = os.path.join(folder, name)
+        widget.grab().save(path)
+        paths.append(path)
+    window.shutdown()
+    return paths
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "docs"))
@@ -58,8 +99,9 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(sys.argv[:1])
     os.makedirs(args.outdir, exist_ok=True)
-    for path in sample_share_shot(app, args.outdir, args.steps):
-        print(path)
+    for shot in (sample_share_shot, branches_shot):
+        for path in shot(app, args.outdir, args.steps):
+            print(path)
     return 0
 
 

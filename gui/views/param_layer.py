@@ -45,7 +45,7 @@ FEATURE_MAPS = ("input", "output", "delta", "delta_down")
 FEATURE_TITLES = {"input": ("a[n]", "input"), "output": ("y[n]", "output"),
                   "delta": ("δ[n]", "arriving"), "delta_down": ("δ_down[n]", "sent down")}
 SIDE_WIDTH = 330
-VECTOR_HEIGHT = 110  # most height of the map of a vector parameter (b, γ, β, slopes, statistics)
+VECTOR_HEIGHT = 124  # most height of the map of a vector parameter (b, γ, β, slopes, statistics)
 
 
 def _title(symbol: str, description: str) -> str:

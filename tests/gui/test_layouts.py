@@ -72,7 +72,7 @@ def check_geometry(window, size) -> None:
     assert window.width() <= available.width() and window.height() <= available.height(), \
         f"window {window.width()}x{window.height()} on a {size} screen"
     for view in map_widgets(window.inspector_pages.currentWidget()):
-        assert min(view.width(), view.height()) >= MIN_MAP_SIDE, (size, view.width(), view.height())
+        assert min(view.width(), view.height()) >= MIN_MAP_SIDE, (size, type(view).__name__, view.width(), view.height())
         corner = view.mapTo(window, QPoint(view.width(), view.height()))
         assert corner.x() <= window.width() and corner.y() <= window.height()  # on the window, not cut off
     for panel in panels(window):
