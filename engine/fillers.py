@@ -7,6 +7,7 @@ import math
 import numpy
 
 from . import backend, rng
+from .caffe_rng import CaffeStream
 from .errors import NetDefinitionError
 
 
@@ -25,42 +26,6 @@ def _fan(shape: tuple[int, ...], variance_norm: int) -> float:
 FILLER_TYPES = ("constant", "uniform", "gaussian", "xavier", "msra")
 
 
-class CaffeStream:
-    """Caffe's own random stream (``Caffe::rng_stream``): boost::mt19937 seeded with the
-    seed as an unsigned int, read through ``boost::uniform_real<Dtype>`` as
-    ``caffe_rng_uniform`` does. The uniform, xavier and positive_unitball fillers draw
-    from it, so with the solver's ``random_seed`` they give Caffe's initial weights bit
-    for bit (gaussian and msra do not: boost's normal_distribution is not reproduced)."""
-
-    def __init__(self, seed: int):
-        key = [int(seed) & 0xFFFFFFFF]
-        for i in range(1, 624):  # the Mersenne Twister's init_genrand
-            previous = key[-1]
-            key.append((1812433253 * (previous ^ (previous >> 30)) + i) & 0xFFFFFFFF)
-        self.bits = numpy.random.MT19937()
-        self.bits.state = {"bit_generator": "MT19937",
-                           "state": {"key": numpy.array(key, dtype=numpy.uint32), "pos": 624}}
-
-    def uniform(self, count: int, low, high, dtype=numpy.float32) -> numpy.ndarray:
-        """``count`` values in [low, high] in ``dtype`` (Caffe: the upper bound is
-        nextafter(high), and boost redraws a value that reaches it)."""
-        kind = numpy.dtype(dtype).type
-        if not (numpy.isfinite(kind(low)) and numpy.isfinite(kind(high)) and low <= high):
-            raise NetDefinitionError(f"uniform filler: the range [{low}, {high}] is not finite and ordered")
-        low, high = kind(low), numpy.nextafter(kind(high), kind(numpy.inf))
-        span, divisor = high - low, kind(4294967295.0) + kind(1)  # boost: float(max - min) + 1
-        out = numpy.empty(count, dtype=kind)
-        filled = 0
-        while filled < count:
-            raw = self.bits.random_raw(count - filled).astype(kind)
-            with numpy.errstate(over="ignore", invalid="ignore"):
-                values = raw / divisor * span + low
-            kept = values[values < high]
-            out[filled:filled + kept.size] = kept
-            filled += kept.size
-        return out
-
-
 _stream: list = [None, None]  # (the engine generator it was seeded after, its CaffeStream)
 
 
@@ -76,39 +41,59 @@ def caffe_stream() -> CaffeStream:
     return _stream[1]
 
 
-def _caffe_uniform(filler, shape: tuple[int, ...], dtype) -> numpy.ndarray:
-    """The uniform-drawing fillers from the Caffe stream, in Dtype arithmetic as Caffe."""
+def _caffe_filled(filler, shape: tuple[int, ...], dtype) -> numpy.ndarray:
+    """A filler drawn from the Caffe stream, in Dtype arithmetic as Caffe's filler.hpp."""
     kind, dtype_type = filler.type, numpy.dtype(dtype).type
     count = int(numpy.prod(shape)) if shape else 1
+    stream = caffe_stream()
     if kind == "uniform":
-        return caffe_stream().uniform(count, filler.min, filler.max, dtype).reshape(shape)
+        return stream.uniform(count, filler.min, filler.max, dtype).reshape(shape)
     if kind == "xavier":  # scale = sqrt(Dtype(3) / n), n in Dtype
         scale = dtype_type(math.sqrt(dtype_type(3) / dtype_type(_fan(shape, filler.variance_norm))))
-        return caffe_stream().uniform(count, -scale, scale, dtype).reshape(shape)
-    values = caffe_stream().uniform(count, 0, 1, dtype)  # positive_unitball
+        return stream.uniform(count, -scale, scale, dtype).reshape(shape)
+    if kind == "gaussian":
+        values = stream.normal(count, filler.mean, filler.std)
+        if filler.sparse >= 0 and shape:  # mask of Bernoulli(sparse / shape[0]) draws
+            values *= stream.bernoulli(count, F32(filler.sparse) / F32(shape[0]))
+        return values.reshape(shape)
+    if kind == "msra":  # std = sqrt(Dtype(2) / n)
+        std = F32(math.sqrt(F32(2) / F32(_fan(shape, filler.variance_norm))))
+        return stream.normal(count, 0.0, std).reshape(shape)
+    values = stream.uniform(count, 0, 1, dtype)  # positive_unitball
     rows = values.reshape(shape[0] if shape else 1, -1)
     rows /= numpy.add.accumulate(rows, axis=1, dtype=dtype_type)[:, -1:]  # Caffe's sequential sum
     return values.reshape(shape)
 
 
+def _draws_from_caffe_stream(filler, shape: tuple[int, ...], dtype) -> bool:
+    """Whether Caffe's stream gives this filler: a non-empty blob; gaussian and msra
+    only in float32 (boost's float normal) and gaussian with std > 0 (Caffe CHECKs it)."""
+    if filler.type not in CAFFE_STREAM_FILLERS or (int(numpy.prod(shape)) if shape else 1) == 0:
+        return False
+    if filler.type in ("gaussian", "msra"):
+        return numpy.dtype(dtype) == numpy.float32 and (filler.type == "msra" or filler.std > 0)
+    return True
+
+
 #: The fillers that draw from the Caffe stream when ``fill`` is asked to.
-CAFFE_STREAM_FILLERS = ("uniform", "xavier", "positive_unitball")
+CAFFE_STREAM_FILLERS = ("uniform", "xavier", "positive_unitball", "gaussian", "msra")
+F32 = numpy.float32
 
 
 def filled_array(filler, shape: tuple[int, ...], dtype=numpy.float32,
                  caffe_random: bool = False) -> numpy.ndarray:
     """A new numpy array of ``shape`` filled as ``filler`` (a FillerParameter) says.
-    ``caffe_random``: uniform, xavier and positive_unitball draw from Caffe's stream."""
+    ``caffe_random``: the random fillers draw from Caffe's stream (engine.caffe_rng)."""
     kind = filler.type
     gen = rng.generator()
     if kind in FILLER_TYPES and (int(numpy.prod(shape)) if shape else 1) == 0:
         return numpy.zeros(shape, dtype=dtype)  # nothing to draw (and a zero fan to divide by)
     if kind == "gaussian" and not filler.std >= 0:
         raise NetDefinitionError(f"gaussian filler: std is {filler.std}; it must be >= 0")
-    if caffe_random and kind in CAFFE_STREAM_FILLERS and (int(numpy.prod(shape)) if shape else 1) > 0:
+    if caffe_random and _draws_from_caffe_stream(filler, shape, dtype):
         if kind == "uniform" and not filler.min <= filler.max:
             raise NetDefinitionError(f"uniform filler: min {filler.min} is above max {filler.max}")
-        return _caffe_uniform(filler, shape, dtype)
+        return _caffe_filled(filler, shape, dtype)
     if kind == "constant":
         return numpy.full(shape, filler.value, dtype=dtype)
     if kind == "uniform":

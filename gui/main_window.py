@@ -259,6 +259,8 @@ class MainWindow(QMainWindow):
         install_recorder(self)
         from gui.views.branches import install as install_branches  # issue 17: branching runs
         install_branches(self)
+        from gui.views.net_builder import install as install_net_builder  # issue 17: net builder
+        install_net_builder(self)
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:

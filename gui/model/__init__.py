@@ -1,8 +1,11 @@
-"""The app's Qt-free model: the state the views observe.
+"""The app's Qt-free model: the state the views observe, tested without a window.
 
-- :mod:`gui.model.events` — the typed events the model emits and the emitter.
-- :mod:`gui.model.metrics` — the training curves, bounded in memory, full resolution on disk.
-
-The session (``gui.model.session.Session``) owns the solver, the metrics and the run
-state and emits these events; the views subscribe to them.
+The session (:mod:`gui.model.session`) owns the loaded solver, the curves
+(:mod:`~gui.model.metrics`), the rewind timeline (:mod:`~gui.model.timeline`,
+capture/restore in :mod:`~gui.model.state`) and the break conditions, and says
+what changed with typed events (:mod:`~gui.model.events`). Runs go through one
+loop (:mod:`~gui.model.runner`), in the worker thread or the solver process
+(:mod:`~gui.model.solver_process`). The debugger's cores (decompose, boundary,
+timing, ...) live here too; their panels are in :mod:`gui.views`. See
+docs/architecture.md.
 """

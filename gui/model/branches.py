@@ -96,7 +96,8 @@ class BranchSet:
         self.max_bytes = int(max_bytes)
         self.branches: dict[str, Branch] = {}
         self.current = "A"
-        self.current_differs = "the first run"
+        self._differs = "the first run"  # what the live line's differs says when it has no parent
+        self._parent: tuple[str, caffe_pb2.SolverParameter] | None = None  # (name, settings) it left
         self.current_fork = 0
         self._pending: tuple | None = None  # (tip checkpoint, curve, param, tip mark, timeline checkpoints)
         self._fork_state: Checkpoint | None = None
@@ -111,8 +112,9 @@ class BranchSet:
         timeline = self.session.timeline
         if self._switching or self._pending is not None or timeline.position != len(timeline.marks) - 1:
             return
+        param = self.session.effective_param()
         self._pending = (capture(solver, "tip", activations=False), _curve(self.session.metrics),
-                         self.session.effective_param(), timeline.marks[-1], list(timeline.entries))
+                         param, timeline.marks[-1], list(timeline.entries), self._describe(param, timeline.marks))
 
     def _on_timeline(self, timeline) -> None:
         if self._pending is None or self._switching:
@@ -129,22 +131,35 @@ class BranchSet:
     def _branch_off(self) -> None:
         """The continuation was dropped: keep it as a branch; the live line gets a new name."""
         assert self._pending is not None
-        tip, curve, param, _mark, points = self._pending
+        tip, curve, param, _mark, points, differs = self._pending
         fork = self._fork_state
         self._pending, self._fork_state = None, None
         fork_iteration = fork.iteration if fork is not None else self.session.iteration
-        self.branches[self.current] = Branch(self.current, self.current_differs, self.current_fork, param,
+        self.branches[self.current] = Branch(self.current, differs, self.current_fork, param,
                                              curve, tip, _unique(points + ([fork] if fork is not None else [])))
-        marks = self.session.timeline.marks
-        edits = [m.label for m in marks if m.iteration >= fork_iteration and m.label.startswith("edit")]
-        changes = describe_differences(param, self.session.effective_param()) + edits
-        self.current_differs = (f"from {self.current} at iteration {fork_iteration}: "
-                                + ("; ".join(changes) if changes else "no change (same settings)"))
+        self._parent = (self.current, param)
         self.current_fork = fork_iteration
         self.current = self._new_name()
         self._live_points_extra = [fork] if fork is not None else []
         self._bound_memory()
         self._changed()
+
+    @property
+    def current_differs(self) -> str:
+        """What the live line changed from the one it left: settings (as they are now) and weight edits."""
+        if self.session.solver is None:
+            return self._differs
+        return self._describe(self.session.effective_param(), self.session.timeline.marks)
+
+    def _describe(self, param: caffe_pb2.SolverParameter, marks) -> str:
+        """The live line's differences with settings ``param`` and timeline ``marks``."""
+        if self._parent is None:
+            return self._differs
+        parent, parent_param = self._parent
+        edits = [m.label for m in marks if m.iteration >= self.current_fork and m.label.startswith("edit")]
+        changes = describe_differences(parent_param, param) + edits
+        return (f"from {parent} at iteration {self.current_fork}: "
+                + ("; ".join(changes) if changes else "no change (same settings)"))
 
     def _new_name(self) -> str:
         taken = set(self.branches) | {self.current}
@@ -163,7 +178,7 @@ class BranchSet:
     def reset(self) -> None:
         """Another net was loaded (or Reset): no branches, the live line is A again."""
         self.branches.clear()
-        self.current, self.current_differs, self.current_fork = "A", "the first run", 0
+        self.current, self._differs, self._parent, self.current_fork = "A", "the first run", None, 0
         self._pending, self._fork_state, self._live_points_extra = None, None, []
         self._changed()
 
@@ -290,7 +305,8 @@ class BranchSet:
                 session.timeline.record(solver, f"branch {name}", checkpoint=True)
             del self.branches[name]
             self.branches[live.name] = live
-            self.current, self.current_differs, self.current_fork = name, target.differs, target.fork_iteration
+            self.current, self._differs, self._parent, self.current_fork = (name, target.differs, None,
+                                                                           target.fork_iteration)
             self._live_points_extra = list(target.points)
             self._pending, self._fork_state = None, None
         finally:

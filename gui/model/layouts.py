@@ -68,6 +68,7 @@ class LayoutSpec:
     description: str = ""
     #: where the screen is narrower than NARROW_WIDTH: these placements instead
     narrow: tuple[Placement, ...] = ()
+    narrow_front: tuple[str, ...] | None = None  # the narrow variant's tabs in front (None: ``front``)
 
     def docks(self) -> list[str]:
         return [p.dock for p in self.placements]
@@ -77,7 +78,8 @@ class LayoutSpec:
         NARROW_WIDTH or SHORT_HEIGHT)."""
         if (width >= NARROW_WIDTH and height >= SHORT_HEIGHT) or not self.narrow:
             return self
-        return replace(self, placements=self.narrow, narrow=())
+        front = self.front if self.narrow_front is None else self.narrow_front
+        return replace(self, placements=self.narrow, narrow=(), front=front)
 
 
 STEP_THROUGH = LayoutSpec(
@@ -85,7 +87,10 @@ STEP_THROUGH = LayoutSpec(
     (Placement(GRAPH, "left", 0.22), Placement(SOLVER, "right", 0.19), Placement(DATASET, "right", tab_with=SOLVER),
      Placement(CURVES, "bottom", 0.24)),
     front=(SOLVER,),
-    description="The graph, the selected layer's maps and formulas, the solver, the curves.")
+    description="The graph, the selected layer's maps and formulas, the solver, the curves.",
+    narrow=(Placement(GRAPH, "left", 0.20), Placement(SOLVER, "left", tab_with=GRAPH),
+            Placement(DATASET, "left", tab_with=GRAPH), Placement(CURVES, "bottom", 0.24)),
+    narrow_front=(GRAPH,))
 
 DEBUGGING = LayoutSpec(
     "debugging", "Debugging",

@@ -178,6 +178,10 @@ class Session:
             self.pending_edits = {}
         self.emitter.emit(NetLoaded(solver, self.path, reason))
 
+    def install_solver(self, solver, reason: str = "edited") -> None:
+        """Put a solver built elsewhere in place (the net builder's rebuilt net), as a load."""
+        self._install(solver, self.path, reason)
+
     def reset(self) -> None:
         """Rebuild the solver from its settings: weights re-drawn from the fillers and
         the seed, iteration 0, history cleared; the device is kept."""

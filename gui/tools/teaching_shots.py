@@ -90,16 +90,40 @@ def branches_shot(app, folder: str, steps: int) -> list[str]:
     return paths
 
 
+def net_builder_shot(app, folder: str, steps: int) -> list[str]:
+    """The spiral net edited in the builder: a third hidden layer (TanH), then trained."""
+    from PySide6.QtCore import Qt
+    window = _window(app, 0)
+    window.net_builder_dock.show()
+    window.net_builder_dock.raise_()
+    window.resizeDocks([window.net_builder_dock], [430], Qt.Orientation.Horizontal)
+    panel = window.net_builder
+    panel.design.add_layer(num_output=8, activation="TanH")
+    panel._edited("added ip3 (8 units)")
+    panel.change_units(0, +4)
+    window.step_iterations(steps)
+    window.wait_until_idle(120)
+    window.graph_dock.show()
+    app.processEvents()
+    path = os.path.join(folder, "teaching_net_builder.png")
+    window.grab().save(path)
+    window.shutdown()
+    return [path]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "docs"))
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--only", help="one shot: sample_share, branches or net_builder")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(sys.argv[:1])
     os.makedirs(args.outdir, exist_ok=True)
-    for shot in (sample_share_shot, branches_shot):
+    for shot in (sample_share_shot, branches_shot, net_builder_shot):
+        if args.only and shot.__name__ != f"{args.only}_shot":
+            continue
         for path in shot(app, args.outdir, args.steps):
             print(path)
     return 0

@@ -5,6 +5,7 @@ source list read by lines and the bounded ``test_scores``."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -96,9 +97,14 @@ def test_sigterm_finishes_the_iteration_writes_a_snapshot_and_exits_non_zero(tmp
     process = subprocess.Popen([sys.executable, "-m", "engine", "train", "--solver", solver], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert process.stdout.readline().startswith("Solving")
-        while "Iteration 3," not in process.stdout.readline():
-            pass
+        seen, deadline = "", time.monotonic() + 60
+        while "Iteration 3," not in seen:  # a few iterations in (never waits on a stuck process)
+            assert time.monotonic() < deadline, seen
+            if select.select([process.stdout], [], [], 1.0)[0]:
+                line = process.stdout.readline()
+                assert line, f"train ended early: {seen}"
+                seen += line
+        assert seen.startswith("Solving")
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
     finally:

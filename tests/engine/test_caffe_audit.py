@@ -333,3 +333,30 @@ def test_solver_random_seed_gives_caffes_own_initial_weights():
                     else:
                         numpy.testing.assert_allclose(mine, stored, rtol=1e-5, atol=1e-6, err_msg=f"{k} {layer}")
         solver.step(1)
+
+
+def test_solver_random_seed_gives_caffes_own_gaussian_weights():
+    """alexnet_mini_lrn's gaussian weights (random_seed 1701; 5912 draws of boost's
+    ziggurat normal, tail draws included) as BVLC Caffe drew them, bit for bit."""
+    from tests.conftest import DATA
+    folder = DATA / "caffe_reference" / "alexnet_mini_lrn"
+    solver = engine.get_solver(str(folder / "solver.prototxt"))
+    stored = caffe_pb2.NetParameter()
+    stored.ParseFromString((folder / "snapshots" / "alexnet_mini_lrn_iter_0.caffemodel").read_bytes())
+    checked = 0
+    for layer in stored.layer:
+        for i, blob in enumerate(layer.blobs):
+            want = numpy.asarray(blob.data, dtype=F32).reshape(tuple(blob.shape.dim))
+            mine = engine.backend.to_numpy(solver.net.params[layer.name][i].data)
+            numpy.testing.assert_array_equal(mine, want, err_msg=f"{layer.name}.{i}")
+            checked += want.size
+    assert checked > 5900
+
+
+def test_caffe_stream_normals_do_not_depend_on_how_they_are_asked_for():
+    from engine.caffe_rng import CaffeStream
+    whole = CaffeStream(5).normal(20000, 0.0, 1.0)
+    stream = CaffeStream(5)
+    parts = numpy.concatenate([stream.normal(n, 0.0, 1.0) for n in (7001, 1, 12998)])
+    numpy.testing.assert_array_equal(whole, parts)
+    assert abs(float(whole.mean())) < 0.03 and abs(float(whole.std()) - 1.0) < 0.03

@@ -61,7 +61,9 @@ class GradCheckPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["layer", "blob", "worst rel. error", "checked / skipped", "verdict"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()  # whole headers: columns fit their text, the last one stretches
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -69,7 +71,9 @@ class GradCheckPanel(QWidget):
         splitter.addWidget(self.table)
         # Six rows and the header stay readable whatever the dock's size (issue 16).
         self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
-                                    + 6 * self.table.verticalHeader().defaultSectionSize() + 4)
+                                    + 6 * self.table.verticalHeader().defaultSectionSize()
+                                    + 2 * self.table.frameWidth() + 2
+                                    + self.table.horizontalScrollBar().sizeHint().height())  # wide columns scroll
         splitter.setChildrenCollapsible(False)
         maps = QWidget()
         maps_layout = QHBoxLayout(maps)

@@ -40,10 +40,17 @@ LIGHT = Theme("light", "#fafafa", "#ffffff", "#111111", "#3070c0", "#ffb000")
 DARK = Theme("dark", "#1e1f22", "#26282c", "#e8e8e8", "#5b9bd5", "#ffc640")
 
 
+def _app() -> QApplication:
+    """The running QApplication (presenter mode needs the widgets' application)."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication), "presenter mode needs a QApplication"
+    return app
+
+
 def system_prefers_dark() -> bool:
     """True when the desktop asks for a dark colour scheme (Qt 6.5+ style hints)."""
     app = QGuiApplication.instance()
-    if app is None:
+    if not isinstance(app, QGuiApplication):
         return False
     hints = app.styleHints()
     scheme = getattr(hints, "colorScheme", None)
@@ -120,7 +127,8 @@ class SlowMotion(QObject):
             return
         self.advanced.emit(event)
         if getattr(event, "kind", None) == "nonfinite":
-            self.stop(event.detail.get("message", "non-finite value"))
+            detail = getattr(event, "detail", {})
+            self.stop(detail.get("message", "non-finite value"))
             return
         reason = self.should_stop(event) if self.should_stop else None
         if reason:
@@ -204,14 +212,14 @@ class PresenterMode(QObject):
         self.hidable = list(hidable or [])
         self.hide_controls = False
         self.on = False
-        self._saved_font = None
-        self._saved_palette = None
+        self._saved_font: QFont = QFont()
+        self._saved_palette: QPalette = QPalette()
         self._saved_layout: tuple | None = None  # (geometry, window state, dock state, layout, floating docks)
         self._fonts = FontScaler()
         self._hidden: list[QWidget] = []
         self.theme: Theme | None = None
         app = QGuiApplication.instance()
-        hints = app.styleHints() if app is not None else None
+        hints = app.styleHints() if isinstance(app, QGuiApplication) else None
         if hints is not None and hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(lambda *_: self.on and self.apply_theme())
 
@@ -219,7 +227,7 @@ class PresenterMode(QObject):
         if on == self.on:
             return
         self.on = on
-        app = QApplication.instance()
+        app = _app()
         if on:
             self._save_layout()
             self._saved_font = app.font()
@@ -282,7 +290,7 @@ class PresenterMode(QObject):
 
     def apply_theme(self, theme: Theme | None = None) -> Theme:
         self.theme = theme or system_theme()
-        QApplication.instance().setPalette(palette_for(self.theme))
+        _app().setPalette(palette_for(self.theme))
         return self.theme
 
     def toggle(self) -> None:

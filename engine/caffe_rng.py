@@ -1,0 +1,204 @@
+"""Caffe's own random stream, for fillers that give Caffe's initial weights bit for bit.
+
+Caffe draws its fillers from one ``boost::mt19937`` seeded with ``random_seed`` (as
+an unsigned int) and read through boost's distributions in ``Dtype``:
+``uniform_real`` (uniform, xavier, positive_unitball), ``normal_distribution``
+(gaussian, msra: boost's 128-layer ziggurat, whose tail draws two 256-layer
+ziggurat exponentials) and ``bernoulli_distribution`` (gaussian's ``sparse``).
+This module reproduces those draws for float32; the ziggurat tables are computed
+here from their defining equations (``_ziggurat_table``).
+"""
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import numpy
+
+from .errors import NetDefinitionError
+
+F32 = numpy.float32
+_BUFFER = 4096  # outputs drawn ahead (all reads go through _take)
+
+# Where each ziggurat's rectangles end (r) and their common area (v), solved to 40
+# digits from: v = r f(r) + tail area, and x[i+1] = f^-1(f(x[i]) + v / x[i]) reaching 0
+# exactly at the last layer (128 layers of exp(-x^2/2), 256 of exp(-x)).
+_NORMAL_R = "3.442619855896652121424320491467339704338"
+_NORMAL_V = "0.00991256303533646107909568530581016219738"
+_EXPONENTIAL_R = "7.697117470131049714044628048015215499114"
+_EXPONENTIAL_V = "0.003949659822581557219977571956814861091913"
+_tables: dict = {}
+
+
+def _ziggurat_table(name: str) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """(x, y) of the ziggurat: x[0] = v / f(r), x[1] = r, ..., x[layers] = 0;
+    y[i] = f(x[i]) with y[0] = 0 and y[layers] = 1 (computed once, in 50 digits)."""
+    if name not in _tables:
+        normal = name == "normal"
+        layers = 128 if normal else 256
+        with localcontext() as context:
+            context.prec = 50
+
+            def f(x: Decimal) -> Decimal:
+                return (-(x * x) / 2).exp() if normal else (-x).exp()
+
+            def f_inverse(y: Decimal) -> Decimal:
+                return (-2 * y.ln()).sqrt() if normal else -y.ln()
+
+            r, v = Decimal(_NORMAL_R if normal else _EXPONENTIAL_R), Decimal(_NORMAL_V if normal else _EXPONENTIAL_V)
+            xs = [v / f(r), r]
+            for _ in range(1, layers - 1):
+                xs.append(f_inverse(f(xs[-1]) + v / xs[-1]))
+            xs.append(Decimal(0))
+            ys = [Decimal(0)] + [f(x) for x in xs[1:layers]] + [Decimal(1)]
+        _tables[name] = (numpy.array([float(x) for x in xs]), numpy.array([float(y) for y in ys]))
+    return _tables[name]
+
+
+class CaffeStream:
+    """boost::mt19937 (seeded as Caffe seeds it) and boost's float distributions on it."""
+
+    def __init__(self, seed: int):
+        key = [int(seed) & 0xFFFFFFFF]
+        for i in range(1, 624):  # the Mersenne Twister's init_genrand
+            previous = key[-1]
+            key.append((1812433253 * (previous ^ (previous >> 30)) + i) & 0xFFFFFFFF)
+        self.bits = numpy.random.MT19937()
+        self.bits.state = {"bit_generator": "MT19937",
+                           "state": {"key": numpy.array(key, dtype=numpy.uint32), "pos": 624}}
+        self._buffer = numpy.empty(0, dtype=numpy.uint64)
+        self._position = 0
+
+    # -- the engine's 32-bit outputs, in order ------------------------------------
+    def _take(self, count: int) -> numpy.ndarray:
+        """The next ``count`` outputs (drawn ahead in blocks; ``_untake`` gives back)."""
+        available = self._buffer.size - self._position
+        if available < count:
+            fresh = self.bits.random_raw(max(count - available, _BUFFER))
+            self._buffer = numpy.concatenate([self._buffer[self._position:], fresh])
+            self._position = 0
+        taken = self._buffer[self._position:self._position + count]
+        self._position += count
+        return taken
+
+    def _untake(self, count: int) -> None:
+        self._position -= count
+
+    def _raw(self) -> int:
+        return int(self._take(1)[0])
+
+    def _uniform_01(self, read) -> numpy.float32:
+        """boost::uniform_01<float>: float(u) * (1 / (float(2^32 - 1) + 1)), redrawn at 1."""
+        factor = F32(1) / (F32(4294967295.0) + F32(1))
+        while True:
+            value = F32(read()) * factor
+            if value < F32(1):
+                return value
+
+    # -- distributions ----------------------------------------------------------------
+    def uniform(self, count: int, low, high, dtype=numpy.float32) -> numpy.ndarray:
+        """caffe_rng_uniform: boost::uniform_real<Dtype>(low, nextafter(high)), a value
+        that reaches the upper bound redrawn."""
+        kind = numpy.dtype(dtype).type
+        if not (numpy.isfinite(kind(low)) and numpy.isfinite(kind(high)) and low <= high):
+            raise NetDefinitionError(f"uniform filler: the range [{low}, {high}] is not finite and ordered")
+        low, high = kind(low), numpy.nextafter(kind(high), kind(numpy.inf))
+        span, divisor = high - low, kind(4294967295.0) + kind(1)  # boost: float(max - min) + 1
+        out = numpy.empty(count, dtype=kind)
+        filled = 0
+        while filled < count:
+            raw = self._take(count - filled).astype(kind)
+            with numpy.errstate(over="ignore", invalid="ignore"):
+                values = raw / divisor * span + low
+            kept = values[values < high]
+            out[filled:filled + kept.size] = kept
+            filled += kept.size
+        return out
+
+    def normal(self, count: int, mean, sigma) -> numpy.ndarray:
+        """caffe_rng_gaussian<float>: boost::normal_distribution<float>, unit * sigma + mean."""
+        return self._unit_normals(count) * F32(sigma) + F32(mean)
+
+    def _unit_normals(self, count: int) -> numpy.ndarray:
+        """boost's unit_normal_distribution<float>, ``count`` times. Each output takes the
+        next 32-bit draw; about 1.2% fall outside their ziggurat rectangle and take more
+        draws (one by one, ``_normal_slow``)."""
+        table_x, _ = _ziggurat_table("normal")
+        raw = self._take(count)
+        layer = ((raw & 255) >> 1).astype(numpy.intp)
+        sign = numpy.where(raw & 1, F32(1), F32(-1))
+        x = (raw >> 8).astype(F32) * F32(2.0 ** -24) * table_x.astype(F32)[layer]
+        slow = numpy.flatnonzero(x.astype(numpy.float64) >= table_x[layer + 1])
+        out = numpy.empty(count, dtype=F32)
+        filled, cursor = 0, 0  # outputs made; draws of ``raw`` used
+
+        def read() -> int:
+            nonlocal cursor
+            if cursor < count:
+                cursor += 1
+                return int(raw[cursor - 1])
+            return self._raw()  # past this block: straight from the stream
+
+        while filled < count:
+            if cursor >= count:  # the slow draws used up the block: the rest come after it
+                out[filled:] = self._unit_normals(count - filled)
+                break
+            position = numpy.searchsorted(slow, cursor)
+            next_slow = int(slow[position]) if position < slow.size else count
+            run = min(next_slow - cursor, count - filled)
+            out[filled:filled + run] = x[cursor:cursor + run] * sign[cursor:cursor + run]
+            filled, cursor = filled + run, cursor + run
+            if filled < count and cursor == next_slow < count:
+                cursor += 1  # draw ``next_slow`` starts this output
+                out[filled] = self._normal_slow(x[next_slow], int(layer[next_slow]), sign[next_slow], read)
+                filled += 1
+        self._untake(max(count - cursor, 0))
+        return out
+
+    def _normal_slow(self, x, layer: int, sign, read) -> numpy.float32:
+        """The rest of boost's unit_normal_distribution for a draw outside its rectangle."""
+        table_x, table_y = _ziggurat_table("normal")
+        while True:
+            if layer == 0:
+                return self._normal_tail(read) * sign
+            y = F32(table_y[layer]) + self._uniform_01(read) * F32(table_y[layer + 1] - table_y[layer])
+            if y < F32(math.exp(float(-x * x / F32(2)))):
+                return x * sign
+            value = read()
+            layer, sign = (value & 255) >> 1, F32(1) if value & 1 else F32(-1)
+            x = F32(value >> 8) * F32(2.0 ** -24) * F32(table_x[layer])
+            if float(x) < table_x[layer + 1]:
+                return x * sign
+
+    def _normal_tail(self, read) -> numpy.float32:
+        """Beyond r: x = Exp(r), y = Exp(1) until 2y > x^2; r + x."""
+        start = F32(_ziggurat_table("normal")[0][1])
+        while True:
+            x = self._unit_exponential(read) / start
+            y = self._unit_exponential(read)
+            if F32(2) * y > x * x:
+                return x + start
+
+    def _unit_exponential(self, read) -> numpy.float32:
+        """boost's unit_exponential_distribution<float> (its tail is a shifted body)."""
+        table_x, table_y = _ziggurat_table("exponential")
+        shift = F32(0)
+        while True:
+            value = read()
+            layer = value & 255
+            x = F32(value >> 8) * F32(2.0 ** -24) * F32(table_x[layer])
+            if x < F32(table_x[layer + 1]):
+                return shift + x
+            if layer == 0:
+                shift = shift + F32(table_x[1])
+                continue
+            y = F32(table_y[layer]) + self._uniform_01(read) * F32(table_y[layer + 1] - table_y[layer])
+            if y < F32(math.exp(float(-x))):
+                return shift + x
+
+    def bernoulli(self, count: int, probability) -> numpy.ndarray:
+        """caffe_rng_bernoulli<float>: float(u) <= p * float(2^32 - 1); p == 0 draws nothing."""
+        p = F32(probability)
+        if p == 0:
+            return numpy.zeros(count, dtype=bool)
+        return self._take(count).astype(F32) <= p * F32(4294967295.0)
