@@ -73,7 +73,7 @@ class WindowRun:
         start_iteration = window.session.iteration
         QTimer.singleShot(int(seconds * 1000), stop)
         began = time.perf_counter()
-        window.run()
+        window.run(past_max_iter=True)  # until paused, however far past max_iter
         loop.exec()
         timer.stop()
         window.worker.runFinished.disconnect(loop.quit)

@@ -6,12 +6,20 @@ an unsigned int) and read through boost's distributions in ``Dtype``:
 (gaussian, msra: boost's 128-layer ziggurat, whose tail draws two 256-layer
 ziggurat exponentials) and ``bernoulli_distribution`` (gaussian's ``sparse``).
 This module reproduces those draws for float32; the ziggurat tables are computed
-here from their defining equations (``_ziggurat_table``).
+here from their defining equations (``_ziggurat_table``). The same stream gives
+Dropout's masks (``caffe_rng_bernoulli<double>``) and the 32-bit values
+(``caffe_rng_rand``) that data layers take at setup.
+
+Its state is the Mersenne Twister's (624 words and a position): boost's
+distributions are built anew for every Caffe call and keep no cached values
+(its ziggurat normal has no spare, unlike a Box-Muller one), so
+:meth:`CaffeStream.state` is all there is to save.
 """
 from __future__ import annotations
 
 import math
 from decimal import Decimal, localcontext
+from typing import Any
 
 import numpy
 
@@ -66,16 +74,40 @@ class CaffeStream:
         self.bits = numpy.random.MT19937()
         self.bits.state = {"bit_generator": "MT19937",
                            "state": {"key": numpy.array(key, dtype=numpy.uint32), "pos": 624}}
+        self._anchor = self.bits.state  # the twister's state where ``_buffer`` begins
+        self._buffer = numpy.empty(0, dtype=numpy.uint64)
+        self._position = 0
+
+    # -- state ----------------------------------------------------------------------
+    def state(self) -> dict:
+        """The stream's position: ``{"key": 624 ints, "pos": int}`` (fresh, JSON-ready)."""
+        if self._position == self._buffer.size:  # all drawn ahead is used: the twister is there
+            inner = self.bits.state["state"]
+        else:
+            twister = numpy.random.MT19937()
+            twister.state = self._anchor
+            if self._position:
+                twister.random_raw(self._position)
+            inner = twister.state["state"]
+        return {"key": [int(word) for word in inner["key"]], "pos": int(inner["pos"])}
+
+    def set_state(self, state: dict) -> None:
+        """Go to a position that :meth:`state` gave (checked by :func:`checked_state`)."""
+        self.bits.state = _twister_state(checked_state(state))
+        self._anchor = self.bits.state
         self._buffer = numpy.empty(0, dtype=numpy.uint64)
         self._position = 0
 
     # -- the engine's 32-bit outputs, in order ------------------------------------
     def _take(self, count: int) -> numpy.ndarray:
         """The next ``count`` outputs (drawn ahead in blocks; ``_untake`` gives back)."""
-        available = self._buffer.size - self._position
-        if available < count:
-            fresh = self.bits.random_raw(max(count - available, _BUFFER))
-            self._buffer = numpy.concatenate([self._buffer[self._position:], fresh])
+        if self._buffer.size - self._position < count:
+            if self._position < self._buffer.size:  # back to where the outputs used so far end
+                self.bits.state = self._anchor
+                if self._position:
+                    self.bits.random_raw(self._position)
+            self._anchor = self.bits.state
+            self._buffer = self.bits.random_raw(max(count, _BUFFER))
             self._position = 0
         taken = self._buffer[self._position:self._position + count]
         self._position += count
@@ -196,9 +228,37 @@ class CaffeStream:
             if y < F32(math.exp(float(-x))):
                 return shift + x
 
-    def bernoulli(self, count: int, probability) -> numpy.ndarray:
-        """caffe_rng_bernoulli<float>: float(u) <= p * float(2^32 - 1); p == 0 draws nothing."""
-        p = F32(probability)
+    def bernoulli(self, count: int, probability, dtype=numpy.float32) -> numpy.ndarray:
+        """caffe_rng_bernoulli<Dtype>: Dtype(u) <= p * Dtype(2^32 - 1), one draw per value
+        in order; p == 0 draws nothing. Dropout calls it with a double ``p``."""
+        kind = numpy.dtype(dtype).type
+        p = kind(probability)
+        if not 0 <= p <= 1:
+            raise NetDefinitionError(f"bernoulli: the probability {probability} is outside [0, 1]")
         if p == 0:
             return numpy.zeros(count, dtype=bool)
-        return self._take(count).astype(F32) <= p * F32(4294967295.0)
+        return self._take(count).astype(kind) <= p * kind(4294967295.0)
+
+    def rand(self) -> int:
+        """caffe_rng_rand(): the next 32-bit output."""
+        return self._raw()
+
+
+def checked_state(state) -> dict:
+    """``state`` if it is a stream position as :meth:`CaffeStream.state` gives (ValueError if not)."""
+    if not isinstance(state, dict) or set(state) != {"key", "pos"}:
+        raise ValueError("the Caffe stream's state must hold exactly 'key' and 'pos'")
+    key, pos = state["key"], state["pos"]
+    if not isinstance(key, list) or len(key) != 624 or \
+            not all(isinstance(word, int) and 0 <= word <= 0xFFFFFFFF for word in key):
+        raise ValueError("the Caffe stream's key must be 624 unsigned 32-bit integers")
+    if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos <= 624:
+        raise ValueError(f"the Caffe stream's position {pos!r} is not in [0, 624]")
+    if not any(key):
+        raise ValueError("the Caffe stream's key is all zeros")
+    return state
+
+
+def _twister_state(state: dict) -> Any:
+    return {"bit_generator": "MT19937",
+            "state": {"key": numpy.array(state["key"], dtype=numpy.uint32), "pos": state["pos"]}}

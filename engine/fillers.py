@@ -26,19 +26,9 @@ def _fan(shape: tuple[int, ...], variance_norm: int) -> float:
 FILLER_TYPES = ("constant", "uniform", "gaussian", "xavier", "msra")
 
 
-_stream: list = [None, None]  # (the engine generator it was seeded after, its CaffeStream)
-
-
 def caffe_stream() -> CaffeStream:
-    """The Caffe stream, reseeded whenever the engine's stream is (``rng.set_seed``):
-    from the same seed (a random one when the engine's stream was not seeded)."""
-    gen = rng.generator()
-    if _stream[0] is not gen:
-        seed_seq = getattr(gen.bit_generator, "seed_seq", None)
-        entropy = getattr(seed_seq, "entropy", None)
-        seed = entropy if isinstance(entropy, int) else int(gen.integers(2 ** 32))
-        _stream[:] = [gen, CaffeStream(seed)]
-    return _stream[1]
+    """The Caffe stream (:func:`engine.rng.caffe_stream`, reseeded with the engine's)."""
+    return rng.caffe_stream()
 
 
 def _caffe_filled(filler, shape: tuple[int, ...], dtype) -> numpy.ndarray:

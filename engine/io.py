@@ -41,6 +41,7 @@ from google.protobuf.message import DecodeError
 
 from . import backend, rng
 from .atomic import atomic_path, write_bytes
+from .caffe_rng import checked_state as checked_caffe_state
 from .errors import DataError, EngineWarning, NetDefinitionError, ShapeError
 from .proto import caffe_pb2
 from .validate import check_input_file, format_bytes, require_memory
@@ -881,7 +882,9 @@ def _checked_rng_state(text, path: str) -> dict:
         raise DataError(f"solver state '{path}': the saved random stream names no known generator "
                         f"({kind!r}; expected one of {', '.join(_BIT_GENERATORS)})")
     try:
-        getattr(numpy.random, kind)().state = state
+        getattr(numpy.random, kind)().state = {k: v for k, v in state.items() if k != rng.CAFFE_STATE_KEY}
+        if rng.CAFFE_STATE_KEY in state:  # Caffe's stream (fillers, Dropout); older states lack it
+            checked_caffe_state(state[rng.CAFFE_STATE_KEY])
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise DataError(f"solver state '{path}': the saved random stream (rng_state) is corrupt: {exc}") from None
     if kind != rng.get_state().get("bit_generator"):

@@ -66,17 +66,22 @@ def is_read_only(folder: str) -> bool:
     return not os.access(existing, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 
 
-def is_read_only_input(folder: str) -> bool:
-    """Whether snapshots must not be written into ``folder``."""
-    real = os.path.realpath(folder)
-    return any(_inside(real, shipped) for shipped in shipped_folders()) or is_read_only(folder)
+def must_relocate(prefix_path: str, solver_folder: str) -> bool:
+    """Whether snapshots at ``prefix_path`` would write into a read-only input: a shipped
+    folder, or the solver's own folder (or one below it) when that is read-only. A prefix
+    the solver points elsewhere keeps Caffe's rule (an unwritable one is an error)."""
+    real = os.path.realpath(os.path.dirname(prefix_path) or os.curdir)
+    if any(_inside(real, shipped) for shipped in shipped_folders()):
+        return True
+    solver_real = os.path.realpath(solver_folder or os.curdir)
+    return _inside(real, solver_real) and is_read_only(solver_folder or os.curdir)
 
 
 def relocate(prefix_path: str, solver_folder: str, environ=os.environ) -> str:
-    """``prefix_path`` itself, or its place in the per-user folder when it lies in a
-    read-only input; the example's name is the solver's folder name."""
-    folder = os.path.dirname(prefix_path) or os.curdir
-    if not is_read_only_input(folder):
+    """``prefix_path`` itself, or its place in the per-user folder when it would write
+    into a read-only input (:func:`must_relocate`); the example's name is the solver's
+    folder name."""
+    if not must_relocate(prefix_path, solver_folder):
         return prefix_path
     solver_folder = os.path.abspath(solver_folder or os.curdir)
     prefix_path = os.path.abspath(prefix_path)

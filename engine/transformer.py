@@ -7,11 +7,14 @@ the ``mean_file`` image at the same (cropped) position or the channel's
 ``mean_value``; without a mean it is ``pixel * scale``. All in float32, one
 rounding per operation, as Caffe's ``Dtype`` loop.
 
-Random numbers: like Caffe, the transformer owns its random stream, seeded
-once from the engine's seeded stream (:mod:`engine.rng`) at setup, and only
-when it needs one (``mirror``, or ``crop_size`` in TRAIN). The values drawn
-are numpy's, not Caffe's boost stream, so the crops and flips are as
-repeatable as the engine's other random numbers but not the ones Caffe picks.
+Random numbers: like Caffe, the transformer owns its random stream, and only
+when it needs one (``mirror``, or ``crop_size`` in TRAIN). Its seed is one value
+of Caffe's stream (:func:`engine.rng.caffe_stream`, ``caffe_rng_rand()``), taken
+at setup as Caffe's ``InitRand`` takes it, so the fillers of later layers stay in
+step with Caffe's. (Caffe's prefetching layers also call ``InitRand`` a second
+time and take one more value for their thread; the engine does not yet.) The
+crops and flips themselves come from a numpy stream seeded with that value:
+repeatable, but not the ones Caffe picks.
 The draws of a batch are made together (all flips, then all row offsets,
 then all column offsets).
 """
@@ -49,8 +52,8 @@ class DataTransformer:
         self.mean_values = numpy.asarray(list(param.mean_value), dtype=numpy.float32)
         self.needs_random = self.mirror or (phase == TRAIN and self.crop_size > 0)
         self.generator: numpy.random.Generator | None = None
-        if self.needs_random:  # Caffe's InitRand: its own stream, seeded from the main one
-            self.generator = numpy.random.default_rng(int(rng.generator().integers(2 ** 63)))
+        if self.needs_random:  # Caffe's InitRand: a stream of its own, seeded from Caffe's
+            self.generator = numpy.random.default_rng(rng.caffe_stream().rand())
 
     # -- what the layer asks -------------------------------------------------
     @property

@@ -240,7 +240,8 @@ class MainWindow(QMainWindow):
         self._inspector_slot.deleteLater()
         self.curves_dock.widget().deleteLater()
         self.curves_dock.setWidget(self.curves)
-        self.inspector.layerSelected.connect(self.graph.select)
+        self.inspector.layerSelected.connect(  # only while the InnerProduct page is the one shown
+            lambda name: self.inspector_pages.currentWidget() is self.inspector and self.graph.select(name))
         if self.graph.selected:
             self.inspector.select_layer(self.graph.selected)
         if self._pending_views is not None:
@@ -261,6 +262,8 @@ class MainWindow(QMainWindow):
         install_branches(self)
         from gui.views.net_builder import install as install_net_builder  # issue 17: net builder
         install_net_builder(self)
+        from gui.views.drawn_data import install as install_drawn_data  # issue 17: drawn data
+        install_drawn_data(self)
 
     # -- files ---------------------------------------------------------
     def open_path(self, path: str, device: str | None = None) -> bool:
@@ -336,6 +339,8 @@ class MainWindow(QMainWindow):
     def _ask_snapshot(self) -> None:
         solver = self.session.solver
         default = os.path.join(self._start_folder(), solver.param.snapshot_prefix or "snapshot")
+        from engine.snapshot_location import relocate  # a shipped example's folder is read-only input
+        default = relocate(default, self._start_folder())
         prefix, _ = QFileDialog.getSaveFileName(self, "Save snapshot (file name prefix)", default)
         if prefix:
             self.save_snapshot(prefix)
@@ -551,6 +556,8 @@ class MainWindow(QMainWindow):
         self.worker.forget_rate()
         self.graph.set_net(solver.net)
         self._forget_layer_selection()
+        if self.inspector is not None:  # the graph marks the layer the inspector now shows
+            self.graph.select(self.inspector.selected_layer())
         if self.curves is not None:
             self.curves.redraw()
         self.dataset_panel.show_settings(self.session.dataset_settings())
@@ -725,6 +732,7 @@ class MainWindow(QMainWindow):
         """Select layer ``name`` as a click on its node in the graph does."""
         self.graph.select(name)
         self._on_graph_selected(name)
+        self.graph.select(name)  # building the panels on the way may have selected their first layer
 
     def _forget_layer_selection(self) -> None:
         self._layer_selected = None

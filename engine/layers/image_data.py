@@ -12,10 +12,12 @@ Differences from Caffe, by design: images are decoded by Pillow and resized
 (``new_height`` and ``new_width`` both > 0) with Pillow's bilinear filter,
 where Caffe uses OpenCV's ``cv::resize`` (bilinear from the 2 x 2 nearest
 pixels, no averaging when shrinking), so resized pixels differ slightly (see
-:mod:`engine.datatools`). ``shuffle`` and ``rand_skip`` use the engine's seeded
-stream (the shuffle has its own stream seeded from it at setup, as Caffe's
-``prefetch_rng_``), not Caffe's. Every image must have the shape of the first
-(set ``new_height``/``new_width`` for images of several sizes).
+:mod:`engine.datatools`). At setup the layer takes values from Caffe's stream
+(:func:`engine.rng.caffe_stream`) in Caffe's order: the transformer's seed, the
+shuffle's seed, then ``caffe_rng_rand() % rand_skip``, so ``rand_skip`` skips
+what Caffe skips; the shuffle itself is numpy's (its own stream seeded with that
+value, as Caffe's ``prefetch_rng_``), not Caffe's order. Every image must have
+the shape of the first (set ``new_height``/``new_width`` for images of several sizes).
 Batches are prefetched on a background thread as the Data layer's are.
 """
 from __future__ import annotations
@@ -60,18 +62,18 @@ class ImageDataLayer(PrefetchingDataLayer):
                                      f"(got {self.new_height} x {self.new_width})")
         self.is_color = bool(p.is_color)
         self.shuffle = bool(p.shuffle)
+        self.transformer = DataTransformer(transform_param_of(self.param, p), self.phase, where)
         order = numpy.arange(len(self.entries))
         self.shuffle_generator: numpy.random.Generator | None = None
         if self.shuffle:
-            self.shuffle_generator = numpy.random.default_rng(int(rng.generator().integers(2 ** 63)))
+            self.shuffle_generator = numpy.random.default_rng(rng.caffe_stream().rand())
             self.shuffle_generator.shuffle(order)
         line = 0
         if p.rand_skip:
-            line = int(rng.generator().integers(int(p.rand_skip)))
+            line = rng.caffe_stream().rand() % int(p.rand_skip)
             if line >= len(self.entries):
                 raise DataError(f"{self.where}: rand_skip drew {line} but the list has only "
                                 f"{len(self.entries)} images (not enough points to skip)")
-        self.transformer = DataTransformer(transform_param_of(self.param, p), self.phase, where)
         first = self._read(int(order[line]))
         self.record_shape = first.shape
         self.transformer.check_input(self.record_shape)

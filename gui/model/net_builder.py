@@ -11,6 +11,7 @@ output layer is ``out``, so inserting a layer keeps the others' weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -153,6 +154,10 @@ def solver_text(net_file: str, settings: caffe_pb2.SolverParameter | None = None
 def save(design: NetDesign, folder: str, settings: caffe_pb2.SolverParameter | None = None) -> tuple[str, str]:
     """Write ``net.prototxt`` and ``solver.prototxt`` into ``folder`` (atomically); returns both paths."""
     os.makedirs(folder, exist_ok=True)
+    if design.drawn_source:  # the drawn points go beside the net, named relative to it
+        from gui.model.drawn_data import LIST_NAME, DrawnData
+        DrawnData.load(os.path.dirname(os.path.abspath(design.drawn_source))).save(folder)
+        design = dataclasses.replace(design, drawn_source=LIST_NAME)
     net_path, solver_path = os.path.join(folder, "net.prototxt"), os.path.join(folder, "solver.prototxt")
     header = f"# Made with Backprop Studio's net builder: {design.summary()}\n"
     write_text(net_path, header + design.prototxt())

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -32,7 +33,9 @@ def sample_share_shot(app, folder: str, steps: int) -> list[str]:
     window.select_layer("ip2")
     window.sample_share_dock.show()
     window.sample_share_dock.raise_()
-    window.resizeDocks([window.sample_share_dock], [900], Qt.Orientation.Horizontal)
+    app.processEvents()
+    window.resizeDocks([window.sample_share_dock], [950], Qt.Orientation.Horizontal)
+    app.processEvents()
     window.refresh()
     app.processEvents()
     panel = window.sample_share
@@ -111,6 +114,33 @@ def net_builder_shot(app, folder: str, steps: int) -> list[str]:
     return [path]
 
 
+def drawn_data_shot(app, folder: str, steps: int) -> list[str]:
+    """XOR with a cluster of class-1 points painted in the middle, trained; the decision boundary."""
+    from PySide6.QtCore import Qt
+    window = _window(app, 0)
+    window.open_path(os.path.join(ROOT, "resources", "examples", "xor", "solver.prototxt"))
+    window.drawn_data_dock.show()
+    window.drawn_data_dock.raise_()
+    window.resizeDocks([window.drawn_data_dock], [520], Qt.Orientation.Horizontal)
+    panel = window.drawn_data
+    panel.label_spin.setValue(1)
+    for k in range(14):
+        panel.paint(0.12 * math.cos(k), 0.12 * math.sin(k * 1.7), 0.02)
+    panel.changed_now()
+    window.step_iterations(steps * 3)
+    window.wait_until_idle(120)
+    window.debug.show_panel("boundary")
+    window.refresh()
+    app.processEvents()
+    paths = []
+    for name, widget in (("teaching_drawn_data_window.png", window), ("teaching_drawn_data.png", panel)):
+        path = os.path.join(folder, name)
+        widget.grab().save(path)
+        paths.append(path)
+    window.shutdown()
+    return paths
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "docs"))
@@ -121,7 +151,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(sys.argv[:1])
     os.makedirs(args.outdir, exist_ok=True)
-    for shot in (sample_share_shot, branches_shot, net_builder_shot):
+    for shot in (sample_share_shot, branches_shot, net_builder_shot, drawn_data_shot):
         if args.only and shot.__name__ != f"{args.only}_shot":
             continue
         for path in shot(app, args.outdir, args.steps):

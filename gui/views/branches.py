@@ -182,6 +182,7 @@ def install(window) -> BranchesPanel:
     window.solver_dock.raise_()
     dock.hide()
     window.view_menu.addAction(dock.toggleViewAction())
+    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
     window.branches_dock, window.branches = dock, branches
 
     def switch(name: str) -> None:

@@ -138,6 +138,8 @@ class LayoutManager(QObject):
         for name, dock in self.docks().items():
             if name not in self._watched:
                 self._watched.add(name)
+                if dock.isVisible():  # shown before it was watched
+                    QTimer.singleShot(0, lambda d=dock: self.ensure_usable(d))
                 dock.visibilityChanged.connect(lambda on, d=dock: on and QTimer.singleShot(0, lambda: self.ensure_usable(d)))
                 dock.topLevelChanged.connect(lambda _floating: QTimer.singleShot(0, self._keep_on_screen))
 
@@ -189,6 +191,9 @@ class LayoutManager(QObject):
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
         """The window grown past the screen (Qt grows it to fit docks' minimum sizes while they
         are rearranged): back within the screen once the layout has settled."""
+        if watched is self.window and event.type() == QEvent.Type.ChildAdded and \
+                isinstance(event.child(), QDockWidget):
+            QTimer.singleShot(0, self.watch_docks)  # a dock made later (a panel opened the first time)
         if watched is self.window and event.type() == QEvent.Type.Resize:
             available = available_geometry(self.window)
             if self.window.width() > available.width() or self.window.height() > available.height():

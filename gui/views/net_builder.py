@@ -151,6 +151,7 @@ def install(window) -> NetBuilderPanel:
     window.graph_dock.raise_()
     dock.hide()
     window.view_menu.addAction(dock.toggleViewAction())
+    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
     window.net_builder_dock, window.net_builder = dock, panel
     session = window.session
     rebuilding = [False]

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -63,7 +65,9 @@ class SampleSharePanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         header = QHBoxLayout()
         self.title = bold("One sample's share")
-        header.addWidget(self.title, 1)
+        self.title.setWordWrap(True)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.title)
         self.layer_combo = QComboBox()
         self.sample_spin = QSpinBox(minimum=0, maximum=0)
         self.sample_spin.setPrefix("sample m = ")
@@ -72,7 +76,7 @@ class SampleSharePanel(QWidget):
         header.addWidget(QLabel("layer"))
         header.addWidget(self.layer_combo)
         header.addWidget(self.sample_spin)
-        header.addWidget(QLabel("point size"))
+        header.addWidget(QLabel("size"))
         header.addWidget(self.size_combo)
         layout.addLayout(header)
         grid = QGridLayout()
@@ -97,7 +101,7 @@ class SampleSharePanel(QWidget):
         side = QVBoxLayout()
         self.batch_plot = pg.PlotWidget()
         self.batch_plot.setAspectLocked(True)
-        self.batch_plot.setMinimumSize(180, 160)
+        self.batch_plot.setMinimumSize(140, 140)
         self.regions = pg.ImageItem(axisOrder="row-major")
         self.batch_plot.addItem(self.regions)
         self.batch_scatter = pg.ScatterPlotItem(pen=pg.mkPen("k", width=0.5))
@@ -357,12 +361,16 @@ def install(window) -> SampleSharePanel:
     panel = SampleSharePanel()
     dock = QDockWidget("One sample's share", window)
     dock.setObjectName("sampleShareDock")
-    dock.setWidget(panel)
+    scroll = QScrollArea()  # a narrow dock scrolls instead of widening the window
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(panel)
+    dock.setWidget(scroll)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     window.tabifyDockWidget(window.solver_dock, dock)
     window.solver_dock.raise_()
     dock.hide()
     window.view_menu.addAction(dock.toggleViewAction())
+    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
     window.sample_share_dock = dock
 
     hook_rows = _row_picker(window, panel)

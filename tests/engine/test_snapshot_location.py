@@ -92,3 +92,11 @@ def test_relocate_keeps_the_path_below_the_solver_folder(tmp_path, data_home):
         assert relocate(str(tmp_path / "elsewhere" / "net"), str(example)) == str(tmp_path / "elsewhere" / "net")
     finally:
         _writable_tree(example)
+
+
+def test_a_prefix_pointing_elsewhere_keeps_caffes_rule(tmp_path, data_home):
+    """Only the solver's own (read-only) folder and shipped folders move: an explicit prefix
+    in an unwritable place stays, so that training stops with Caffe's error at once."""
+    assert relocate("/proc/nonexistent/spiral", str(tmp_path)) == "/proc/nonexistent/spiral"
+    assert not data_home.exists()
+

@@ -99,3 +99,61 @@ def test_builder_panel_rebuilds_the_windows_net_keeping_weights(qapp):
         assert "TanH" in {layer.type_name for layer in window.session.solver.net.layers}
         window.step_iterations(2)
         assert window.wait_until_idle() and window.session.iteration == 2
+
+
+# -- drawn data ---------------------------------------------------------------------------
+
+
+def test_drawn_points_add_paint_erase_and_export(tmp_path):
+    import h5py
+
+    from gui.model.drawn_data import DrawnData
+    data = DrawnData(num_classes=2)
+    data.add(0.0, 0.0, 0)
+    data.add(1.0, 1.0, 1)
+    assert not data.paint(0.01, 0.0, 0, spacing=0.05)  # too close to the first
+    assert data.paint(0.5, 0.0, 2, spacing=0.05) and data.num_classes == 3
+    assert data.erase(0.0, 0.0, radius=0.1) == 1 and len(data) == 2
+    assert data.counts() == [0, 1, 1]
+    path = data.to_hdf5(str(tmp_path / "points.h5"))
+    with h5py.File(path, "r") as handle:
+        assert handle["data"].shape == (2, 2) and handle["data"].dtype == numpy.float32
+        assert handle["label"][...].tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="no points"):
+        DrawnData().to_hdf5(str(tmp_path / "none.h5"))
+
+
+def test_a_net_trains_on_drawn_points_and_saves_them_beside_it(tmp_path):
+    from gui.model.drawn_data import DrawnData
+    data = DrawnData.from_dataset("xor", num_points=40, num_classes=2)
+    data.add(0.0, 0.0, 1)
+    design = nb.NetDesign(dataset="xor")
+    design.drawn_source, design.drawn_classes = data.save(str(tmp_path / "work")), data.num_classes
+    design.batch_size = 41  # the whole set in one batch: the batch is the drawn points
+    solver = _solver(design)
+    solver.step(1)
+    batch = to_numpy(solver.net.blobs["data"].data)
+    assert numpy.array_equal(batch, data.points) and solver.net.params["out"][0].shape == (2, 16)
+    net_path, solver_path = nb.save(design, str(tmp_path / "saved"))
+    assert (tmp_path / "saved" / "drawn_points.h5").exists()
+    assert 'source: "drawn_points.txt"' in open(net_path).read()
+    reloaded = engine.get_solver(solver_path)
+    reloaded.step(1)
+    assert numpy.array_equal(to_numpy(reloaded.net.blobs["data"].data), data.points)
+
+
+def test_drawing_in_the_window_rebuilds_the_net_on_the_points(qapp):
+    from tests.gui.windows import module_window
+    with module_window() as window:
+        window.open_path("resources/examples/xor/solver.prototxt")
+        panel = window.drawn_data
+        before = len(panel.data)
+        panel.label_spin.setValue(1)
+        panel.add_point(0.0, 0.0)
+        panel.changed_now()
+        qapp.processEvents()
+        net = window.session.solver.net
+        assert net.layers[0].type_name == "HDF5Data" and len(panel.data) == before + 1
+        assert window.net_builder.design.drawn_source.endswith("drawn_points.txt")
+        window.step_iterations(3)
+        assert window.wait_until_idle() and window.session.iteration == 3

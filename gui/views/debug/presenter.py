@@ -264,6 +264,9 @@ class PresenterMode(QObject):
     def _apply_layout(self) -> None:
         manager = getattr(self.window, "layouts", None)
         if manager is not None:
+            from gui.views.layouts import available_geometry
+            if isinstance(self.window, QMainWindow) and not self.window.isFullScreen():
+                self.window.setGeometry(available_geometry(self.window))  # the projector's whole screen
             manager.apply("presenter")
 
     def _restore_layout(self) -> None:
