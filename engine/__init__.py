@@ -7,14 +7,28 @@ and cupy (GPU), with a pycaffe-style API.
 """
 from .backend import gpu_status, set_mode_cpu, set_mode_gpu
 from .blob import Blob
-from .errors import (DataError, DeviceError, EngineError, LabelError, NetDefinitionError,
-                     NonFiniteError, PrototxtError, ShapeError)
+from .errors import (
+                     DataError,
+                     DeviceError,
+                     EngineError,
+                     LabelError,
+                     NetDefinitionError,
+                     NonFiniteError,
+                     PrototxtError,
+                     ShapeError,
+)
 from .events import Event
 from .gradcheck import GradientCheckResult, check_layer, check_net
 from .layer import Layer, register, supported_types
 from .net import TEST, TRAIN, Net
-from .python_layers import (PythonLayerAccess, PythonLayerError, PythonLayerRefused, allow_python_layers,
-                            allowed_python_layer_folders, revoke_python_layers)
+from .python_layers import (
+                     PythonLayerAccess,
+                     PythonLayerError,
+                     PythonLayerRefused,
+                     allow_python_layers,
+                     allowed_python_layer_folders,
+                     revoke_python_layers,
+)
 from .solver import Solver, get_solver
 
 __version__ = "0.1.0"

@@ -242,16 +242,14 @@ def cmd_train(args, console: Console) -> int:
     if args.iterations is not None and args.iterations < 0:
         raise UsageError(f"{PROG} train: --iterations must be >= 0")
     device = _use_device(args)
-    if args.stage or args.level is not None:  # as caffe train -stage / -level: into train_state
-        from .prototxt import parse_solver
-        from .solver import solver_class
-        param, path = parse_solver(args.solver)
-        param.train_state.stage.extend(_stages(args))
-        if args.level is not None:
-            param.train_state.level = args.level
-        solver = solver_class(param.type)(param, device=device, path=path, python_layers=_python_layers(args))
-    else:
-        solver = get_solver(args.solver, device=device, python_layers=_python_layers(args))
+    from .prototxt import parse_solver
+    param, path = parse_solver(args.solver)
+    param.train_state.stage.extend(_stages(args))  # as caffe train -stage / -level: into train_state
+    if args.level is not None:
+        param.train_state.level = args.level
+    if args.weights or args.snapshot:  # as caffe train: the command line's weights replace the solver's
+        del param.weights[:]
+    solver = get_solver(param, device=device, path=path, python_layers=_python_layers(args))
     if args.iterations is not None:
         solver.param.max_iter = args.iterations
     solver.auto_snapshot = True

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from . import backend
 
-
 CHUNK = 65536  # elements per chunk: data, diff, history and scratch slices fit in L2
 
 

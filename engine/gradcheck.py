@@ -241,7 +241,7 @@ def check_net(net, layers: Sequence[str] | None = None, *, stepsize: float = 1e-
                 continue
             probe = base[name].copy()
 
-            def objective(first=i, name=name, probe=probe) -> float:
+            def objective(first=i, name=name, probe=probe, base=base) -> float:
                 restore(base)
                 clone.blobs[name].data[...] = probe
                 return run_from(first)
@@ -258,7 +258,7 @@ def check_net(net, layers: Sequence[str] | None = None, *, stepsize: float = 1e-
                 blob.set_data_array(shared)
         start = snapshots[compute[0]]
 
-        def whole_net() -> float:
+        def whole_net(start=start) -> float:
             restore(start)
             return run_from(compute[0])
 

@@ -5,22 +5,37 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy
 
 from . import backend, rng, validate
 from .errors import NetDefinitionError, NonFiniteError, SnapshotError, SolverParameterError
+from .events import (
+    BACKWARD,
+    CLIP,
+    CLIP_GRADIENTS,
+    COMPUTE_UPDATE_VALUE,
+    FORWARD,
+    ITERATION_END,
+    NET_UPDATE,
+    NONFINITE,
+    NORMALIZE,
+    REGULARIZE,
+    TEST,
+    UPDATE,
+    UPDATE_VALUE,
+    Event,
+    Observer,
+)
 from .flatparams import FlatParams
-from .events import (BACKWARD, CLIP, CLIP_GRADIENTS, COMPUTE_UPDATE_VALUE, FORWARD, ITERATION_END,
-                     NET_UPDATE, NONFINITE, NORMALIZE, REGULARIZE, TEST, UPDATE, UPDATE_VALUE, Event,
-                     Observer)
 from .lr_policy import learning_rate
-from .net import TEST as TEST_PHASE, TRAIN, Net
+from .net import TEST as TEST_PHASE
+from .net import TRAIN, Net
 from .products import describe
+from .proto import caffe_pb2
 from .prototxt import parse_solver, resolve_path
 from .python_layers import access_of
-from .proto import caffe_pb2
 
 _SOLVERS: dict[str, type["Solver"]] = {}
 _LEGACY_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
@@ -34,10 +49,12 @@ def register_solver(type_name: str):
     return decorate
 
 
-def get_solver(source, device: str | None = None, *, python_layers=None) -> "Solver":
+def get_solver(source, device: str | None = None, *, python_layers=None, path: str | None = None) -> "Solver":
     """The solver of the prototxt's ``type`` (pycaffe's ``caffe.get_solver``);
-    ``python_layers`` as for Net (where Python layers' modules may come from)."""
-    param, path = _solver_param(source)
+    ``python_layers`` as for Net (where Python layers' modules may come from);
+    ``path``: the file a SolverParameter given as ``source`` was read from."""
+    param, parsed_path = _solver_param(source)
+    path = path or parsed_path
     kind = param.type if param.HasField("type") or not param.HasField("solver_type") \
         else _LEGACY_TYPES[param.solver_type]
     return solver_class(kind)(param, device=device, path=path, python_layers=python_layers)
@@ -110,7 +127,7 @@ class Solver:
         self.raw_gradients: list = []
         self.test_scores: list[tuple[int, dict[str, float]]] = ScoreLog()
         self._auto_snapshot = False
-        self.on_snapshot = None
+        self.on_snapshot: Callable[[list[str]], None] | None = None
         #: events.Observer instances: while any is here, step() runs the staged body
         self.observers: list[Observer] = []
         self._flat_params()  # params and history as views into contiguous buffers from the start

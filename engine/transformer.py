@@ -11,8 +11,8 @@ Random numbers: like Caffe, the transformer owns its random stream, and only
 when it needs one (``mirror``, or ``crop_size`` in TRAIN). Its seed is one value
 of Caffe's stream (:func:`engine.rng.caffe_stream`, ``caffe_rng_rand()``), taken
 at setup as Caffe's ``InitRand`` takes it, so the fillers of later layers stay in
-step with Caffe's. (Caffe's prefetching layers also call ``InitRand`` a second
-time and take one more value for their thread; the engine does not yet.) The
+step with Caffe's (prefetching layers call ``InitRand`` a second time and take one
+more value for their thread, as Caffe's do: ``PrefetchingDataLayer``). The
 crops and flips themselves come from a numpy stream seeded with that value:
 repeatable, but not the ones Caffe picks.
 The draws of a batch are made together (all flips, then all row offsets,
@@ -52,7 +52,12 @@ class DataTransformer:
         self.mean_values = numpy.asarray(list(param.mean_value), dtype=numpy.float32)
         self.needs_random = self.mirror or (phase == TRAIN and self.crop_size > 0)
         self.generator: numpy.random.Generator | None = None
-        if self.needs_random:  # Caffe's InitRand: a stream of its own, seeded from Caffe's
+        self.init_rand()
+
+    def init_rand(self) -> None:
+        """Caffe's ``InitRand``: when the transform is random, a stream of its own seeded
+        with one value of Caffe's stream (prefetching layers call it twice at setup)."""
+        if self.needs_random:
             self.generator = numpy.random.default_rng(rng.caffe_stream().rand())
 
     # -- what the layer asks -------------------------------------------------

@@ -1,10 +1,16 @@
 """Shared test setup: headless Qt, the GPU marker, paths to test data."""
 import os
 import pathlib
+import tempfile
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests never write into the user's folders: snapshots relocated from read-only inputs
+# (engine/snapshot_location.py) and the app's settings go to a throw-away folder.
+_USER_DATA = tempfile.mkdtemp(prefix="backprop-studio-tests-")
+os.environ["XDG_DATA_HOME"] = os.path.join(_USER_DATA, "data")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_USER_DATA, "config")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -65,6 +65,7 @@ class PrefetchingDataLayer(Layer):
     num_bottoms = 0
     min_tops = 1
     prefetch_depth = 4
+    transformer: DataTransformer  # set by each subclass's layer_setup
     _executor: ThreadPoolExecutor | None = None
 
     def check_blob_counts(self, bottom, top):
@@ -72,6 +73,14 @@ class PrefetchingDataLayer(Layer):
         if len(top) > 2:
             raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}) produces data and an optional "
                                      f"label: 1 or 2 top blobs, got {len(top)}")
+
+    def _caffe_prefetch_setup_draws(self) -> None:
+        """What Caffe's BasePrefetchingDataLayer::LayerSetUp takes from Caffe's stream after
+        DataLayerSetUp: a second ``InitRand`` of the transformer, then one value for the
+        prefetch thread (StartInternalThread). Taken so that the fillers of later layers
+        draw what Caffe's draw; call before ``_start_reading``."""
+        self.transformer.init_rand()
+        rng.caffe_stream().rand()
 
     def _start_reading(self, position) -> None:
         self._pending: collections.deque[Future] = collections.deque()
@@ -179,6 +188,7 @@ class DataLayer(PrefetchingDataLayer):
         if p.rand_skip:
             offset = int(rng.generator().integers(int(p.rand_skip)))
             key, _wraps = self.reader.skip(key, offset)
+        self._caffe_prefetch_setup_draws()
         self._start_reading(DbPosition(key, offset, self.transformer.random_state()))
 
     def _record_where(self, key: bytes) -> str:

@@ -48,8 +48,10 @@ class BatchDataLayer(Layer):
     batcher: ArrayBatcher | None = None
 
     def top_shapes(self) -> list[tuple[int, ...]]:
-        batch = self.batcher.batch_size
-        return [(batch,) + a.shape[1:] for a in self.batcher.arrays]
+        batcher = self.batcher
+        if batcher is None:
+            raise DataError(f"layer '{self.name}' has no data yet")
+        return [(batcher.batch_size,) + a.shape[1:] for a in batcher.arrays]
 
     def reshape(self, bottom, top):
         if self.batcher is None:

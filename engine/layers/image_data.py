@@ -77,6 +77,7 @@ class ImageDataLayer(PrefetchingDataLayer):
         first = self._read(int(order[line]))
         self.record_shape = first.shape
         self.transformer.check_input(self.record_shape)
+        self._caffe_prefetch_setup_draws()
         self._start_reading(ListPosition(line, order, self._shuffle_state(), self.transformer.random_state()))
 
     def _root_folder(self, p) -> str:

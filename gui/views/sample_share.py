@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QTableWidget,
@@ -109,9 +108,12 @@ class SampleSharePanel(QWidget):
         self.batch_plot.addItem(self.batch_scatter)
         self.batch_plot.addItem(self.selected_ring)
         self.batch_title = QLabel("The batch (2-D data)")
+        self.batch_title.setWordWrap(True)
         side.addWidget(self.batch_title)
         side.addWidget(self.batch_plot, 2)
-        side.addWidget(QLabel("Confusion matrix, this batch (rows: true, columns: predicted)"))
+        confusion_title = QLabel("Confusion matrix, this batch (rows: true, columns: predicted)")
+        confusion_title.setWordWrap(True)
+        side.addWidget(confusion_title)
         self.confusion = QTableWidget(0, 0)
         self.confusion.setMinimumHeight(90)
         side.addWidget(self.confusion, 1)
@@ -361,10 +363,7 @@ def install(window) -> SampleSharePanel:
     panel = SampleSharePanel()
     dock = QDockWidget("One sample's share", window)
     dock.setObjectName("sampleShareDock")
-    scroll = QScrollArea()  # a narrow dock scrolls instead of widening the window
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(panel)
-    dock.setWidget(scroll)
+    dock.setWidget(panel)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     window.tabifyDockWidget(window.solver_dock, dock)
     window.solver_dock.raise_()

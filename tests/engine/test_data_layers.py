@@ -308,11 +308,16 @@ def test_lenet_trains_from_lmdb_by_the_cli_bit_for_bit_as_from_hdf5(tmp_path, di
         tools.to_lmdb(pixels[rows], labels[rows], tmp_path / f"{name}_lmdb")
         h5 = tools.to_hdf5(pixels[rows].astype(F32) / F32(256), labels[rows], tmp_path / f"{name}.h5")
         tools.write_source_list([h5], tmp_path / f"{name}.txt")
-    from_lmdb = train(tmp_path, lmdb_data_layers(tmp_path), "lmdb")
+    # Both runs start from the same weights: a Data layer takes values from Caffe's random
+    # stream at setup (as Caffe's prefetching layers do), so the fillers' draws differ
+    (tmp_path / "init.prototxt").write_text(f'name: "LeNet"\n{hdf5_data_layers(tmp_path)}\n{LENET_LAYERS}')
+    initial = tmp_path / "init.caffemodel.h5"
+    engine.Net(str(tmp_path / "init.prototxt"), engine.TRAIN).save(str(initial))
+    from_lmdb = train(tmp_path, lmdb_data_layers(tmp_path), "lmdb", extra=["--weights", str(initial)])
     log = capsys.readouterr().out
     losses = [float(line.rsplit("=", 1)[1]) for line in log.splitlines() if ", loss = " in line]
     assert losses[-1] < 0.8 * losses[0], log  # it learns
-    from_hdf5 = train(tmp_path, hdf5_data_layers(tmp_path), "hdf5")
+    from_hdf5 = train(tmp_path, hdf5_data_layers(tmp_path), "hdf5", extra=["--weights", str(initial)])
     for name, blobs in from_lmdb.params.items():
         for a, b in zip(blobs, from_hdf5.params[name]):
             numpy.testing.assert_array_equal(a.data, b.data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, QSettings
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QWidget
 
 from engine import resources
@@ -172,9 +173,23 @@ def test_presenter_on_and_off_restores_the_exact_layout(window, size):
     settle()
     assert window.debug.presenter.on
     assert window.width() <= size[0] and window.height() <= size[1]
+    assert QApplication.instance().font().pointSizeF() == pytest.approx(1.5 * font)
+    palette = QApplication.instance().palette()  # a disabled button (GPU without a GPU) looks disabled
+    assert palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText) != \
+        palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText)
     window.debug.presenter_action.trigger()
     settle()
     assert not window.debug.presenter.on
     assert window.saveGeometry() == geometry
     assert window.saveState() == state
     assert QApplication.instance().font().pointSizeF() == font
+
+
+def test_screenshot_takes_a_layout_and_presenter_mode():
+    from gui.app import parse_args
+    args = parse_args(["--screenshot", "out.png", "--layout", "Step-through", "--presenter"])
+    assert args.layout == "stepthrough" and args.presenter
+    assert parse_args(["--layout", "debugging"]).layout == "debugging"
+    with pytest.raises(SystemExit):
+        parse_args(["--layout", "cinema"])
+
