@@ -24,8 +24,7 @@ if __package__ in (None, ""):
 import engine  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.common import Result  # noqa: E402
-from benchmarks.engine_step import (BASE_LR, MOMENTUM, WEIGHT_DECAY, make_batch, solver_prototxt,  # noqa: E402
-                                    torch_mlp)
+from benchmarks.engine_step import BASE_LR, MOMENTUM, WEIGHT_DECAY, make_batch, solver_prototxt, torch_mlp  # noqa: E402
 
 NETS = [([784, 1024, 1024, 10], 1024), ([4096, 4096, 4096, 10], 4096)]
 

@@ -125,20 +125,27 @@ def resize_image(image: numpy.ndarray, height: int, width: int) -> numpy.ndarray
     return numpy.stack(planes, axis=2)
 
 
-def read_image(path: str, height: int = 0, width: int = 0, is_color: bool = True,
-               where: str | None = None) -> numpy.ndarray:
-    """Caffe's ReadImageToCVMat: the image at ``path`` in colour (BGR) or grey,
-    resized to ``height`` x ``width`` when both are > 0."""
-    where = where or f"image '{path}'"
+def _read_image_file(path: str, height: int, width: int, is_color: bool,
+                     where: str) -> tuple[bytes, numpy.ndarray, bool]:
+    """(file bytes, decoded image, resized?): the image at ``path`` in colour (BGR) or
+    grey, resized to ``height`` x ``width`` when both are > 0."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
         raise DataError(f"{where}: could not open or find the file ({exc.strerror})") from None
     image = decode_image(data, "color" if is_color else "gray", where)
-    if height > 0 and width > 0:
+    resized = height > 0 and width > 0
+    if resized:
         image = resize_image(image, height, width)
-    return image
+    return data, image, resized
+
+
+def read_image(path: str, height: int = 0, width: int = 0, is_color: bool = True,
+               where: str | None = None) -> numpy.ndarray:
+    """Caffe's ReadImageToCVMat: the image at ``path`` in colour (BGR) or grey,
+    resized to ``height`` x ``width`` when both are > 0."""
+    return _read_image_file(path, height, width, is_color, where or f"image '{path}'")[1]
 
 
 def encode_image(image: numpy.ndarray, encode_type: str) -> bytes:
@@ -530,15 +537,8 @@ def _guess_encoding(name: str) -> str:
 def _image_datum(path: str, label: int, height: int, width: int, is_color: bool,
                  encoding: str | None, where: str) -> caffe_pb2.Datum:
     """Caffe's ReadImageToDatum: file bytes kept as they are when they already fit."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise DataError(f"{where}: could not open or find the file ({exc.strerror})") from None
-    image = decode_image(data, "color" if is_color else "gray", where)
-    if height > 0 and width > 0:
-        image = resize_image(image, height, width)
-    elif encoding and _guess_encoding(path) == encoding:
+    data, image, resized = _read_image_file(path, height, width, is_color, where)
+    if not resized and encoding and _guess_encoding(path) == encoding:
         return caffe_pb2.Datum(data=data, label=int(label), encoded=True)  # the file as it is
     return image_to_datum(image, label, encoding)
 

@@ -4,21 +4,14 @@ Backward: ``-t``-signed ``sign(m) * w / N`` (L1) or ``2 m * w / N`` (L2), as Caf
 from __future__ import annotations
 
 from ..errors import NetDefinitionError, ShapeError
-from ..layer import Layer, register
-from .loss_common import BATCH_SIZE, label_indices, loss_scale, normalizer, set_loss
+from ..layer import register
+from .loss_common import BATCH_SIZE, LabelLossLayer, label_indices, loss_scale, normalizer, set_loss
 
 L1, L2 = 1, 2  # HingeLossParameter.Norm
 
 
 @register("HingeLoss")
-class HingeLossLayer(Layer):
-    num_bottoms = 2
-    num_tops = 1
-    is_loss = True
-
-    def allow_force_backward(self, bottom_index: int) -> bool:
-        return bottom_index != 1
-
+class HingeLossLayer(LabelLossLayer):
     def layer_setup(self, bottom, top):
         self.norm = int(self.param.hinge_loss_param.norm)
         if self.norm not in (L1, L2):

@@ -6,6 +6,7 @@ import numpy
 
 from ..backend import get_array_module
 from ..errors import LabelError, NetDefinitionError
+from ..layer import Layer
 
 FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3  # LossParameter.NormalizationMode
 MODE_NAMES = {FULL: "FULL", VALID: "VALID", BATCH_SIZE: "BATCH_SIZE", NONE: "NONE"}
@@ -97,3 +98,15 @@ def loss_scale(top_blob, norm):
     """``top diff / normalizer``: what each unit gradient is multiplied by (the loss
     weight arrives as the top's diff)."""
     return top_blob.diff.reshape(-1)[0] / typed(norm, top_blob.dtype)
+
+
+class LabelLossLayer(Layer):
+    """Caffe's LossLayer over (predictions, labels): a loss top, and no gradient into
+    the labels (bottom 1) even under ``force_backward``."""
+
+    num_bottoms = 2
+    num_tops: int | None = 1
+    is_loss = True
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        return bottom_index != 1

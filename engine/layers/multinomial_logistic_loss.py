@@ -4,19 +4,12 @@ label per sample, ``loss = -sum log(max(p[label], kLOG_THRESHOLD)) / N`` (kLOG_T
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..layer import Layer, register
-from .loss_common import BATCH_SIZE, KLOG_THRESHOLD, label_indices, loss_scale, normalizer, set_loss
+from ..layer import register
+from .loss_common import BATCH_SIZE, KLOG_THRESHOLD, LabelLossLayer, label_indices, loss_scale, normalizer, set_loss
 
 
 @register("MultinomialLogisticLoss")
-class MultinomialLogisticLossLayer(Layer):
-    num_bottoms = 2
-    num_tops = 1
-    is_loss = True
-
-    def allow_force_backward(self, bottom_index: int) -> bool:
-        return bottom_index != 1
-
+class MultinomialLogisticLossLayer(LabelLossLayer):
     def reshape(self, bottom, top):
         if bottom[0].num_axes < 1 or bottom[1].count() != bottom[0].shape[0]:
             raise ShapeError(f"layer '{self.name}' (MultinomialLogisticLoss): one label per sample of "

@@ -10,19 +10,20 @@ normalizer``, zero where ignored, nothing to the targets.
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..layer import Layer, register
-from .loss_common import BATCH_SIZE, ignore_label_of, loss_scale, normalization_mode, normalizer, set_loss
+from ..layer import register
+from .loss_common import (
+    BATCH_SIZE,
+    LabelLossLayer,
+    ignore_label_of,
+    loss_scale,
+    normalization_mode,
+    normalizer,
+    set_loss,
+)
 
 
 @register("SigmoidCrossEntropyLoss")
-class SigmoidCrossEntropyLossLayer(Layer):
-    num_bottoms = 2
-    num_tops = 1
-    is_loss = True
-
-    def allow_force_backward(self, bottom_index: int) -> bool:
-        return bottom_index != 1
-
+class SigmoidCrossEntropyLossLayer(LabelLossLayer):
     def layer_setup(self, bottom, top):
         loss_param = self.param.loss_param
         self.ignore_label = ignore_label_of(loss_param)

@@ -9,9 +9,10 @@ normalizer``, zero at ignored positions, nothing to the labels.
 from __future__ import annotations
 
 from ..errors import NetDefinitionError, ShapeError
-from ..layer import Layer, register
+from ..layer import register
 from .loss_common import (
     FLT_MIN,
+    LabelLossLayer,
     check_labels,
     ignore_label_of,
     label_indices,
@@ -26,13 +27,8 @@ __all__ = ["SoftmaxWithLossLayer", "check_labels"]
 
 
 @register("SoftmaxWithLoss")
-class SoftmaxWithLossLayer(Layer):
-    num_bottoms = 2
-    min_tops = 1
-    is_loss = True
-
-    def allow_force_backward(self, bottom_index: int) -> bool:
-        return bottom_index != 1
+class SoftmaxWithLossLayer(LabelLossLayer):
+    num_tops: int | None = None  # the loss, and optionally the probabilities
 
     def layer_setup(self, bottom, top):
         if len(top) > 2:

@@ -12,6 +12,24 @@ from . import io
 from ._net import Net
 
 
+def image_transformer(net: Net, mean=None, input_scale=None, raw_scale=None,
+                      channel_swap=None) -> io.Transformer:
+    """The :class:`caffe.io.Transformer` of ``net``'s first input for H x W x K images
+    (pycaffe's Classifier and Detector set it up alike)."""
+    in_ = net.inputs[0]
+    transformer = io.Transformer({in_: net.blobs[in_].data.shape})
+    transformer.set_transpose(in_, (2, 0, 1))
+    if mean is not None:
+        transformer.set_mean(in_, mean)
+    if input_scale is not None:
+        transformer.set_input_scale(in_, input_scale)
+    if raw_scale is not None:
+        transformer.set_raw_scale(in_, raw_scale)
+    if channel_swap is not None:
+        transformer.set_channel_swap(in_, channel_swap)
+    return transformer
+
+
 class Classifier(Net):
     """``Classifier(model_file, pretrained_file, image_dims=None, mean=None,
     input_scale=None, raw_scale=None, channel_swap=None)``.
@@ -25,16 +43,7 @@ class Classifier(Net):
                  raw_scale=None, channel_swap=None):
         super().__init__(model_file, TEST, weights=pretrained_file)
         in_ = self.inputs[0]
-        self.transformer = io.Transformer({in_: self.blobs[in_].data.shape})
-        self.transformer.set_transpose(in_, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(in_, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(in_, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(in_, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(in_, channel_swap)
+        self.transformer = image_transformer(self, mean, input_scale, raw_scale, channel_swap)
         self.crop_dims = np.array(self.blobs[in_].data.shape[2:])
         self.image_dims = np.array(image_dims if image_dims is not None and len(image_dims) else self.crop_dims)
 

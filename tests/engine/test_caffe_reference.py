@@ -8,7 +8,6 @@ import numpy
 import pytest
 
 import engine
-
 from tests.engine.helpers import relative_error
 
 TOLERANCE = 1e-5

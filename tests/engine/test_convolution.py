@@ -10,7 +10,6 @@ from engine.errors import NetDefinitionError, ShapeError
 from engine.gradcheck import check_layer
 from engine.im2col import col2im, conv_output_size, im2col
 from engine.products import describe
-
 from tests.engine.helpers import make_layer, run_forward
 
 RNG = numpy.random.default_rng(5)

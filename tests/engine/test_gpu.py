@@ -4,7 +4,6 @@ import pytest
 
 import engine
 from engine import backend
-
 from tests.engine.helpers import params_numpy, relative_error
 
 

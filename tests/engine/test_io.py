@@ -141,13 +141,13 @@ def test_hdf5_weights_use_caffes_layout(workdir):
 
 def test_shared_parameter_is_stored_once_in_hdf5(workdir):
     """Caffe's ToHDF5 stores a shared parameter only under its owner."""
-    text = f"""
+    text = """
 name: "shared"
-layer {{ name: "input" type: "Input" top: "x" input_param {{ shape {{ dim: 2 dim: 3 }} }} }}
-layer {{ name: "a" type: "InnerProduct" bottom: "x" top: "ya" param {{ name: "w" }}
-        inner_product_param {{ num_output: 3 bias_term: false weight_filler {{ type: "gaussian" }} }} }}
-layer {{ name: "b" type: "InnerProduct" bottom: "ya" top: "yb" param {{ name: "w" }}
-        inner_product_param {{ num_output: 3 bias_term: false weight_filler {{ type: "gaussian" }} }} }}
+layer { name: "input" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "a" type: "InnerProduct" bottom: "x" top: "ya" param { name: "w" }
+        inner_product_param { num_output: 3 bias_term: false weight_filler { type: "gaussian" } } }
+layer { name: "b" type: "InnerProduct" bottom: "ya" top: "yb" param { name: "w" }
+        inner_product_param { num_output: 3 bias_term: false weight_filler { type: "gaussian" } } }
 """
     net = engine.Net(text)
     net.save(workdir / "s.caffemodel.h5")

@@ -3,12 +3,12 @@ InnerProduct backward worked by hand."""
 import h5py
 import numpy
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import engine
 from engine import datasets
 from engine.products import describe
-
 from tests.engine.helpers import make_layer, run_forward
 
 RNG = numpy.random.default_rng(12)

@@ -7,7 +7,6 @@ import pytest
 import engine
 from engine.lr_policy import learning_rate
 from engine.proto import caffe_pb2
-
 from tests.engine.helpers import linear_net_text, solver_for
 
 F32 = lambda v: float(numpy.float32(v))  # noqa: E731  prototxt numbers are float32

@@ -4,7 +4,6 @@ import numpy
 import pytest
 
 import engine
-
 from tests.engine.helpers import linear_net_text, solver_for
 
 RNG = numpy.random.default_rng(7)

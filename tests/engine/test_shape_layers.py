@@ -5,7 +5,6 @@ import pytest
 import engine
 from engine.errors import NetDefinitionError, ShapeError
 from engine.gradcheck import check_layer
-
 from tests.engine.helpers import make_layer, run_forward
 
 RNG = numpy.random.default_rng(3)

@@ -5,7 +5,6 @@ import numpy
 import pytest
 
 import engine
-
 from tests.engine.helpers import linear_net_text, params_numpy, relative_error, solver_for
 
 RNG = numpy.random.default_rng(11)

@@ -6,7 +6,6 @@ import pytest
 
 import engine
 from engine import events
-
 from tests.engine.helpers import params_numpy
 
 
