@@ -49,6 +49,9 @@ KEPT = "The net that was loaded before stays loaded."
 FRAME_WAIT_MS = 250
 #: While running, the iteration count and progress are shown this often (ms), frames or not.
 TICK_MS = 200
+#: While running, the curves redraw at most this often (seconds): each redraw hands every
+#: series to pyqtgraph again, and the heatmaps, not the curves, need every frame.
+CURVES_INTERVAL = 0.1
 
 
 class MainWindow(QMainWindow):
@@ -78,8 +81,10 @@ class MainWindow(QMainWindow):
         self.curves = None
         self._pending_views: tuple | None = None
         self.graph = GraphView()
+        self.graph.follow(self.session)  # draws each net loaded (before the window's own NetLoaded work)
         self.solver_panel = SolverPanel(self.session)
         self.dataset_panel = DatasetPanel(self.regenerate_data)
+        self.dataset_panel.follow(self.session)
         self.frames_drawn = 0
         self.last_frame: Frame | None = None
         self.frame_listeners: list = []  # called with each frame drawn (issue 17's panels)
@@ -201,7 +206,7 @@ class MainWindow(QMainWindow):
         self.status_labels = {}
         for key, width in (("iteration", 130), ("loss", 260), ("lr", 120), ("device", 110), ("rate", 120)):
             label = QLabel("")
-            label.setMinimumWidth(width)
+            label.setFixedSize(width, label.sizeHint().height())  # a fixed size: setText re-lays out nothing
             bar.addPermanentWidget(label)
             self.status_labels[key] = label
 
@@ -553,14 +558,12 @@ class MainWindow(QMainWindow):
     # -- drawing -------------------------------------------------------
     def _after_load(self) -> None:
         solver = self.session.solver
-        self.worker.forget_rate()
-        self.graph.set_net(solver.net)
+        self.worker.forget_rate()  # the graph and the dataset panel follow NetLoaded themselves
         self._forget_layer_selection()
         if self.inspector is not None:  # the graph marks the layer the inspector now shows
             self.graph.select(self.inspector.selected_layer())
         if self.curves is not None:
             self.curves.redraw()
-        self.dataset_panel.show_settings(self.session.dataset_settings())
         self.controls.show_device(solver.device)
         name = os.path.basename(os.path.dirname(self.session.path)) if self.session.path else "net"
         self.setWindowTitle(f"Backprop Studio — {name} ({os.path.basename(self.session.path or '')})")
@@ -588,7 +591,7 @@ class MainWindow(QMainWindow):
             self._pending_views = (frame.views, frame.info)
         else:
             self._show_views(frame.views, frame.info)
-            self.curves.redraw()
+            self._redraw_curves(frame.running)
         self._show_event(frame)
         self._show_status(frame)
         if frame.running:
@@ -596,6 +599,17 @@ class MainWindow(QMainWindow):
         self.frames_drawn += 1
         for listener in list(self.frame_listeners):
             listener(frame)
+
+    _curves_drawn_at = 0.0
+
+    def _redraw_curves(self, running: bool) -> None:
+        """The curves, at most every CURVES_INTERVAL while running (always when not)."""
+        assert self.curves is not None
+        now = time.perf_counter()
+        if running and now - self._curves_drawn_at < CURVES_INTERVAL:
+            return
+        self._curves_drawn_at = now
+        self.curves.redraw()
 
     def _watch_event_loop(self) -> None:
         """Python runs one thread at a time, and pyqtgraph paints in Python: a GUI thread

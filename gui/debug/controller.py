@@ -9,7 +9,6 @@ thread: from signals the worker thread emits (queued), or when the worker is idl
 """
 from __future__ import annotations
 
-import math
 import re
 import time
 
@@ -23,6 +22,7 @@ from gui.model.boundary import BoundaryModel, training_points
 from gui.model.decompose import UpdateCapture, decompose, param_index
 from gui.model.events import EDITED, NetLoaded, SettingChanged, StateChanged, Stopped
 from gui.model.overlays import layer_stats
+from gui.model.runner import run_iteration_by_events
 from gui.model.tiles import image_layers, weight_tiles
 from gui.model.timeline import restore
 from gui.model.timing import time_solver
@@ -80,7 +80,6 @@ class DebugController(QObject):
         self.statsReady.connect(self.overlays.set_rows, Qt.QueuedConnection)
         self.rewind_bar.restored.connect(lambda _p: self._after_restore())
         self.gradcheck.finished.connect(self._on_gradcheck_finished)
-        self._edit_scenes: list = []  # heatmap scenes watched for double-clicks on W
         #: asks the user for a weight's new value: (title, current) -> (value, ok)
         self.ask_value = lambda title, current: QInputDialog.getDouble(
             self.window, "Set weight", title, current, -1e30, 1e30, 6)
@@ -88,7 +87,7 @@ class DebugController(QObject):
         self.slow_motion.stopped.connect(lambda why: self._set_slow_checked(False, why))
         window.worker.runFinished.connect(self._on_worker_idle, Qt.QueuedConnection)
         if getattr(window, "inspector", None) is not None:  # built by ensure_panels (install after it)
-            window.inspector.layerSelected.connect(lambda _name: self.watch_weight_maps())
+            window.inspector.weightEditRequested.connect(self.edit_weight_at)  # a W cell double-clicked
         if hasattr(window, "graph"):
             window.graph.layerSelected.connect(self._on_layer_selected)
             window.graph.viewport().installEventFilter(self)
@@ -274,20 +273,18 @@ class DebugController(QObject):
                     return float("nan")
             self._skip_start = None
         began = time.perf_counter()
-        while True:
-            event = self._plain_step_event()
-            if event is None:
-                return float("nan")
-            if event.kind == bp.NONFINITE:
-                self._report_nonfinite()
-                return float("nan")
-            if event.kind == bp.UPDATE:
-                self._after_iteration(session.last_loss, time.perf_counter() - began)
-                return session.last_loss
-            stop = self.breakpoints.check_event(event, net)
-            if stop is not None:
-                self._halt(stop)
-                return float("nan")
+        event, stop = run_iteration_by_events(self._plain_step_event,
+                                              lambda stop_event: self.breakpoints.check_event(stop_event, net))
+        if stop is not None:
+            self._halt(stop)
+            return float("nan")
+        if event is None:
+            return float("nan")
+        if event.kind == bp.NONFINITE:
+            self._report_nonfinite()
+            return float("nan")
+        self._after_iteration(session.last_loss, time.perf_counter() - began)  # the update ended it
+        return session.last_loss
 
     def _report_nonfinite(self) -> None:
         stop = self.session.nonfinite
@@ -399,7 +396,6 @@ class DebugController(QObject):
     def _on_worker_idle(self) -> None:
         if self.window.worker.busy or self.session.solver is None:
             return
-        self.watch_weight_maps()
         with self.session.lock:
             if self._live["boundary"] and self.boundary_model is not None:
                 self._show_boundary(self.boundary_model.compute())
@@ -492,34 +488,11 @@ class DebugController(QObject):
             tips[name] = f"{name}: {key} = {value:.4g}" if value is not None else name
         graph.set_chips(colours, tips)
 
-    # -- double-click a weight to set it ------------------------------------------------
-    def _weight_maps(self) -> dict:
-        inspector = getattr(self.window, "inspector", None)
-        if inspector is None:
-            return {}
-        return {layer: view for (layer, which), view in inspector.visible_heatmaps().items() if which == "W"}
-
-    def watch_weight_maps(self) -> None:
-        """Watch the W heatmaps on screen for double-clicks (idempotent)."""
-        for view in self._weight_maps().values():
-            scene = view.image_item().scene()
-            if scene is not None and not any(scene is known for known in self._edit_scenes):
-                scene.installEventFilter(self)
-                self._edit_scenes.append(scene)
-
-    def _weight_cell_at(self, scene, scene_pos) -> tuple[str, int, int] | None:
-        for layer, view in self._weight_maps().items():
-            item = view.image_item()
-            if item.scene() is scene and item.image is not None:
-                point = item.mapFromScene(scene_pos)
-                row, col = int(math.floor(point.y())), int(math.floor(point.x()))
-                rows, cols = item.image.shape[:2]
-                if 0 <= row < rows and 0 <= col < cols:
-                    return layer, row, col
-        return None
-
+    # -- double-click a weight to set it (the inspector's weightEditRequested) ----------
     def edit_weight_at(self, layer: str, row: int, col: int) -> bool:
         """Ask for a new value of W[row, col] of ``layer`` (paused only) and set it."""
+        if self.session.solver is None:
+            return False
         if self.window.worker.busy:
             self.window.statusBar().showMessage("Pause to edit a weight", 6000)
             return False
@@ -558,12 +531,6 @@ class DebugController(QObject):
         self.show_panel("breakpoints")
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
-        if event.type() == QEvent.Type.GraphicsSceneMouseDoubleClick and self.session.solver is not None:
-            cell = self._weight_cell_at(watched, event.scenePos())
-            if cell is not None:
-                self.edit_weight_at(*cell)
-                return True
-            return False
         if event.type() == QEvent.Type.ContextMenu and self.session.solver is not None:
             name = self.window.graph.layer_at(event.pos())
             if name is not None:

@@ -16,7 +16,11 @@ a step, a frame and a stop are on each side.
 from __future__ import annotations
 
 import time
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
+
+from engine.events import NONFINITE, UPDATE, Event
+
+Found = TypeVar("Found")
 
 #: While a frame is not due, the loop looks again at most this often (seconds).
 FRAME_POLL_SECONDS = 0.005
@@ -102,6 +106,23 @@ def run_loop(step: Callable[[], bool], count: int, stopped: Callable[[], bool], 
                 pacer.made(now, done)
             next_check = now + max(FRAME_POLL_SECONDS, pacer.wait(now))
     return done
+
+
+def run_iteration_by_events(next_stop: Callable[[], Event | None],
+                            check: Callable[[Event], Found | None] | None = None) -> tuple[Event | None, Found | None]:
+    """The one event-level iteration driver, for the session and the debugger: pull
+    ``next_stop()`` (the next forward/backward/update/NaN stop; None: the events ran out)
+    until the iteration's update, a NaN/inf stop or the end, or until ``check(event)``
+    (e.g. a layer breakpoint) finds something. Returns (the last event, what ``check``
+    found, or None)."""
+    while True:
+        event = next_stop()
+        if event is None or event.kind == UPDATE or event.kind == NONFINITE:
+            return event, None
+        if check is not None:
+            found = check(event)
+            if found is not None:
+                return event, found
 
 
 def iterations_to_max_iter(iteration: int, max_iter: int) -> int:

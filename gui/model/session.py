@@ -28,6 +28,7 @@ from gui.model.breakpoints import Breakpoints
 from gui.model.events import DEVICE, REWOUND, WEIGHTS, EventEmitter, NetLoaded, SettingChanged, StateChanged, Stopped
 from gui.model.metrics import Metrics
 from gui.model.python_consent import PythonLayerConsent
+from gui.model.runner import run_iteration_by_events
 from gui.model.timeline import Timeline
 
 #: The event kinds at which "Step event" stops (the rest are passed through).
@@ -344,11 +345,8 @@ class Session:
 
     def _step_iteration(self) -> float:
         with self.lock:
-            if self.events is not None:
-                while self.events is not None:
-                    event = self._advance()
-                    if event is None or event.kind == NONFINITE:
-                        break
+            if self.events is not None:  # finish the iteration in progress, stop by stop
+                run_iteration_by_events(self._advance)
                 return float("nan") if self.nonfinite else self.last_loss
             self.apply_pending_edits()
             solver = self.solver

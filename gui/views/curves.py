@@ -69,6 +69,7 @@ class CurvesPanel(QWidget):
         self._bounds_of: dict[str, tuple[float, float]] = {}
         self._drawn_revision = -1
         self._drawn_generation = -1
+        self._drawn_tests: tuple[int, int] | None = None  # (generation, test_count) the test series show
         self._test_keys: list[str] = []
         self._items: dict[str, pg.PlotDataItem] = {}
         self._build()
@@ -169,6 +170,13 @@ class CurvesPanel(QWidget):
         iterations, losses, smoothed, lrs = self.metrics.train_arrays()
         for key, values in (("loss", losses), ("smoothed_loss", smoothed), ("lr", lrs)):
             self._set_series(key, iterations, values)
+        tests_now = (self.metrics.generation, self.metrics.test_count)
+        if tests_now != self._drawn_tests:  # most frames bring no test pass: the markers stay as they are
+            self._drawn_tests = tests_now
+            self._redraw_tests()
+        self._apply_ranges()
+
+    def _redraw_tests(self) -> None:
         by_key: dict[str, tuple[list[float], list[float]]] = {}
         for iteration, scores in self.metrics.tests:
             for key, value in scores.items():
@@ -181,7 +189,6 @@ class CurvesPanel(QWidget):
             if key not in self._test_keys:
                 self._add_test_series(key)
             self._set_series(f"test_{key}", numpy.asarray(xs, numpy.float64), numpy.asarray(ys, numpy.float64))
-        self._apply_ranges()
 
     def _set_series(self, name: str, x: numpy.ndarray, y: numpy.ndarray) -> None:
         self._data[name] = (x, y)

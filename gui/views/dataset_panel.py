@@ -6,6 +6,8 @@ from typing import Callable
 
 from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
+from gui.model.events import NetLoaded
+
 
 class DatasetPanel(QWidget):
     """Edits the BuiltinData settings; ``on_regenerate(**changes)`` applies them."""
@@ -35,6 +37,14 @@ class DatasetPanel(QWidget):
         layout.addWidget(self.note)
         layout.addStretch(1)
         self.show_settings(None)
+
+    def follow(self, session) -> None:
+        """Show the settings of each net ``session`` (a gui.model Session) loads, on its ``NetLoaded`` event."""
+        self._session = session
+        session.emitter.connect(self._on_net_loaded, NetLoaded)
+
+    def _on_net_loaded(self, _event: NetLoaded) -> None:
+        self.show_settings(self._session.dataset_settings())
 
     def show_settings(self, settings: dict | None) -> None:
         """Show the current net's dataset settings (None: no built-in dataset)."""

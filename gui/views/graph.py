@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QLabel,
 )
 
+from gui.model.events import NetLoaded
+
 NODE_WIDTH = 210.0
 NODE_HEIGHT = 58.0
 TAB_HEIGHT = 26.0
@@ -441,6 +443,16 @@ class GraphView(QGraphicsView):
         self._legend.setText(_legend_html())
         self._legend.setStyleSheet("QLabel { background: rgba(255,255,255,230); border: 1px solid #DDDDDD;"
                                    " border-radius: 4px; padding: 2px 4px; }")
+
+    # -- the model ------------------------------------------------------
+    def follow(self, session) -> None:
+        """Draw each net ``session`` (a gui.model Session) loads, on its ``NetLoaded`` event."""
+        self._session = session
+        session.emitter.connect(self._on_net_loaded, NetLoaded)
+
+    def _on_net_loaded(self, _event: NetLoaded) -> None:
+        if self._session.solver is not None:
+            self.set_net(self._session.solver.net)
 
     # -- content -------------------------------------------------------
     def set_net(self, net) -> None:

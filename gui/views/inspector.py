@@ -194,6 +194,8 @@ class InspectorPanel(QWidget):
     """Heatmaps of W, dW, V, db, a, δ, δ_down for the selected InnerProduct layer (or all, in grid mode)."""
 
     layerSelected = Signal(str)
+    #: a W cell was double-clicked: (layer, row, col); the owner asks for the value and edits the model
+    weightEditRequested = Signal(str, int, int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -253,6 +255,8 @@ class InspectorPanel(QWidget):
         for which, (r, c) in MAP_POSITIONS.items():
             view = HeatmapView(theme.map_title(which))
             self._maps[which] = view
+            if which == "W":
+                view.cellDoubleClicked.connect(self._on_weight_double_clicked)
             maps.addWidget(view, r, c)
         for c, stretch in enumerate((3, 3, 3, 2)):
             maps.setColumnStretch(c, stretch)
@@ -334,6 +338,9 @@ class InspectorPanel(QWidget):
                 view.setMinimumHeight(170)
                 self._grid.addWidget(view, r, c)
                 self._grid_maps[(name, which)] = view
+                if which == "W":
+                    view.cellDoubleClicked.connect(
+                        lambda row, col, layer=name: self.weightEditRequested.emit(layer, row, col))
         for c, stretch in enumerate((0, 3, 3, 3, 2, 3)):
             self._grid.setColumnStretch(c, stretch)
         for r in range(self._grid.rowCount()):
@@ -529,6 +536,10 @@ class InspectorPanel(QWidget):
             return
         extra = update_ratio_text(view) if which == "W" else ""
         heatmap.set_matrix(array, row_label=rows, col_label=cols, meaning=meaning, extra_stats=extra)
+
+    def _on_weight_double_clicked(self, row: int, col: int) -> None:
+        if self._selected is not None:
+            self.weightEditRequested.emit(self._selected, row, col)
 
     def _set_side(self, products: str, rule: str) -> None:
         if products != self._side.text():

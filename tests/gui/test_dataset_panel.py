@@ -64,3 +64,17 @@ def test_the_panel_regenerates_the_window_net(qtbot):
     window.wait_until_idle()
     assert window.session.iteration == 1
     window.shutdown()
+
+
+def test_the_panel_follows_the_session_without_a_window(qtbot, tmp_path):
+    from gui.views.dataset_panel import DatasetPanel
+    session = Session()
+    panel = DatasetPanel(lambda **_: None)
+    qtbot.addWidget(panel)
+    panel.follow(session)
+    session.load(SPIRAL)  # NetLoaded: the panel shows the net's settings by itself
+    assert panel.regenerate.isEnabled() and panel.num_points.value() == 300
+    net = tmp_path / "net.prototxt"
+    net.write_text('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n')
+    session.load(str(net))
+    assert not panel.regenerate.isEnabled()

@@ -204,7 +204,6 @@ def test_double_clicking_a_weight_sets_it_and_step_back_undoes_it(window, qtbot)
     solver = window.session.solver
     original = weights(solver)
     window.inspector.select_layer("ip2")
-    controller.watch_weight_maps()
     view = window.inspector.heatmap("ip2", "W")
     asked = []
     controller.ask_value = lambda title, current: (asked.append((title, current)) or (7.5, True))

@@ -121,3 +121,19 @@ def test_wheel_zooms(qtbot, spiral_net):
                         Qt.NoModifier, Qt.NoScrollPhase, False)
     QApplication.sendEvent(view.viewport(), event)
     assert view.transform().m11() == pytest.approx(before * 1.15 ** 2)
+
+
+def test_the_graph_follows_the_session_without_a_window(qtbot, tmp_path):
+    from gui.model.session import Session
+    session = Session()
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.follow(session)
+    session.load("resources/examples/spiral_mlp/solver.prototxt")  # NetLoaded: the graph draws the net
+    assert set(view.node_items) == {layer.name for layer in session.solver.net.layers}
+    net = tmp_path / "net.prototxt"
+    net.write_text('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+                   'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+                   'inner_product_param { num_output: 2 } }\n')
+    session.load(str(net))
+    assert set(view.node_items) == {"in", "ip"}

@@ -216,3 +216,16 @@ def test_a_map_of_denormal_values_is_drawn_in_colour(heatmap, qtbot):
     assert top_left.red() > top_left.blue() + 50  # +max: (dark) red
     assert top_right.blue() > top_right.red() + 50  # -max: (dark) blue
     assert heatmap.image_array()[0, 0] == pytest.approx(float(tiny[0, 0]))
+
+
+def test_double_clicking_a_cell_emits_its_row_and_column(heatmap):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtWidgets import QApplication, QGraphicsSceneMouseEvent
+    heatmap.set_matrix(numpy.zeros((4, 6)), row_label="r", col_label="c")
+    clicked = []
+    heatmap.cellDoubleClicked.connect(lambda row, col: clicked.append((row, col)))
+    for pos in (heatmap.cell_scene_pos(2, 5), QPointF(-1000.0, -1000.0)):  # a cell, then nowhere
+        event = QGraphicsSceneMouseEvent(QEvent.Type.GraphicsSceneMouseDoubleClick)
+        event.setScenePos(pos)
+        QApplication.sendEvent(heatmap.image_item().scene(), event)
+    assert clicked == [(2, 5)]
