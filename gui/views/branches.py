@@ -11,7 +11,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 from gui.model.branches import BranchSet
 from gui.model.events import NetLoaded
 from gui.views.debug.common import CLASS_COLOURS, bold
+from gui.views.docks import add_tabbed_dock
 from gui.views.heatmap import HeatmapView
 
 
@@ -174,15 +174,7 @@ def install(window) -> BranchesPanel:
     """The Branches dock (View menu); a new net starts with no branches."""
     branches = BranchSet(window.session)
     panel = BranchesPanel(branches)
-    dock = QDockWidget("Branches", window)
-    dock.setObjectName("branchesDock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.tabifyDockWidget(window.solver_dock, dock)
-    window.solver_dock.raise_()
-    dock.hide()
-    window.view_menu.addAction(dock.toggleViewAction())
-    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
+    dock = add_tabbed_dock(window, "Branches", "branchesDock", panel)
     window.branches_dock, window.branches = dock, branches
 
     def switch(name: str) -> None:

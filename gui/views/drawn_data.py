@@ -14,7 +14,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 from gui.model import net_builder as nb
 from gui.model.drawn_data import DrawnData
 from gui.views.debug.common import CLASS_COLOURS
+from gui.views.docks import add_tabbed_dock
 
 #: Painting leaves a point at most every this fraction of the view's width; erasing takes this radius.
 PAINT_SPACING, ERASE_RADIUS = 0.03, 0.06
@@ -147,15 +147,7 @@ class DrawnDataPanel(QWidget):
 def install(window) -> DrawnDataPanel:
     """The Draw data dock: its points become the net builder's training data."""
     panel = DrawnDataPanel()
-    dock = QDockWidget("Draw data", window)
-    dock.setObjectName("drawnDataDock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.tabifyDockWidget(window.solver_dock, dock)
-    window.solver_dock.raise_()
-    dock.hide()
-    window.view_menu.addAction(dock.toggleViewAction())
-    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
+    dock = add_tabbed_dock(window, "Draw data", "drawnDataDock", panel)
     window.drawn_data_dock, window.drawn_data = dock, panel
     folder = tempfile.mkdtemp(prefix="backprop-drawn-")
     builder = window.net_builder

@@ -19,7 +19,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 from gui.model import sample_share as share
 from gui.model.frames import InnerProductView
 from gui.views.debug.common import CLASS_COLOURS, bold
+from gui.views.docks import add_tabbed_dock
 from gui.views.heatmap import HeatmapView
 
 SIZE_BY = ("loss", "|δ|", "same size")
@@ -361,15 +361,7 @@ def install(window) -> SampleSharePanel:
     """Mount the panel as a dock (View menu), fed by each frame the window draws; a click on
     a row of the inspector's a or δ map picks that sample."""
     panel = SampleSharePanel()
-    dock = QDockWidget("One sample's share", window)
-    dock.setObjectName("sampleShareDock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.tabifyDockWidget(window.solver_dock, dock)
-    window.solver_dock.raise_()
-    dock.hide()
-    window.view_menu.addAction(dock.toggleViewAction())
-    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
+    dock = add_tabbed_dock(window, "One sample's share", "sampleShareDock", panel)
     window.sample_share_dock = dock
 
     hook_rows = _row_picker(window, panel)
