@@ -4,6 +4,7 @@ import pathlib
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never write into the user's folders: snapshots relocated from read-only inputs
@@ -11,6 +12,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _USER_DATA = tempfile.mkdtemp(prefix="backprop-studio-tests-")
 os.environ["XDG_DATA_HOME"] = os.path.join(_USER_DATA, "data")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_USER_DATA, "config")
+
+# hypothesis keeps no example database and its other files outside the checkout
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_USER_DATA, "hypothesis")
+settings.register_profile("no-database", database=None)
+settings.load_profile("no-database")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
