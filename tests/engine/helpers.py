@@ -83,3 +83,43 @@ def relative_error(actual, expected) -> float:
     scale = float(numpy.abs(expected).max()) if expected.size else 0.0
     diff = float(numpy.abs(actual - expected).max()) if expected.size else 0.0
     return diff / scale if scale else diff
+
+
+def mt19937_outputs(seed: int, count: int) -> list[int]:
+    """The first ``count`` outputs of boost::mt19937(seed): Matsumoto & Nishimura's generator
+    written out in plain Python, independent of engine.caffe_rng (the tests' reference)."""
+    state = [seed & 0xFFFFFFFF]
+    for i in range(1, 624):
+        state.append((1812433253 * (state[-1] ^ (state[-1] >> 30)) + i) & 0xFFFFFFFF)
+    out: list[int] = []
+    index = 624
+    while len(out) < count:
+        if index == 624:
+            for i in range(624):
+                y = (state[i] & 0x80000000) | (state[(i + 1) % 624] & 0x7FFFFFFF)
+                state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
+            index = 0
+        y = state[index]
+        index += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C5680
+        y ^= (y << 15) & 0xEFC60000
+        y ^= y >> 18
+        out.append(y)
+    return out
+
+
+def forward_backward_ramp(layer, bottom, top, grads, device: str = "cpu") -> None:
+    """One forward and backward of ``layer``: top diffs are ones for a loss top, a ramp in
+    [-1, 1] otherwise; bottoms in ``grads`` get a diff (nothing backward for a layer with
+    neither gradients asked nor parameters)."""
+    from engine import backend
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    if not grads and not layer.blobs:
+        return
+    for k, blob in enumerate(top):
+        delta = numpy.ones(blob.shape, numpy.float32) if layer.is_loss and k == 0 else \
+            numpy.linspace(-1, 1, blob.count()).reshape(blob.shape).astype(numpy.float32)
+        blob.diff[...] = backend.to_device(delta, device)
+    layer.backward(top, [k in grads for k in range(len(bottom))], bottom)

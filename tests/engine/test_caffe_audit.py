@@ -11,7 +11,7 @@ from google.protobuf import text_format
 import engine
 from engine.lr_policy import learning_rate
 from engine.proto import caffe_pb2
-from tests.engine.helpers import linear_net_text, solver_for
+from tests.engine.helpers import linear_net_text, mt19937_outputs, solver_for
 
 F32 = numpy.float32
 
@@ -286,30 +286,9 @@ def test_test_iters_beyond_the_test_nets_test_the_generic_net():
 
 
 # -- Caffe's random stream: boost::mt19937 + uniform_real<float> ---------------------
-def _mt19937_outputs(seed, count):
-    """The reference Mersenne Twister (MT19937, init_genrand), written out in plain Python."""
-    state = [seed & 0xFFFFFFFF]
-    for i in range(1, 624):
-        state.append((1812433253 * (state[-1] ^ (state[-1] >> 30)) + i) & 0xFFFFFFFF)
-    out, index = [], 624
-    while len(out) < count:
-        if index == 624:
-            for i in range(624):
-                y = (state[i] & 0x80000000) | (state[(i + 1) % 624] & 0x7FFFFFFF)
-                state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
-            index = 0
-        y = state[index]
-        index += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C5680
-        y ^= (y << 15) & 0xEFC60000
-        out.append(y ^ (y >> 18))
-    return out
-
-
 def test_caffe_stream_is_boost_mt19937_through_uniform_real_float():
     from engine.fillers import CaffeStream
-    raws = _mt19937_outputs(1701, 50)
+    raws = mt19937_outputs(1701, 50)
     low, high = F32(-0.5), numpy.nextafter(F32(0.5), F32(1))
     # boost: numerator / (float(max - min) + 1) * (max - min) + min, redrawn while >= max
     expected = [v for v in (F32(r) / (F32(4294967295.0) + F32(1)) * (high - low) + low for r in raws) if v < high]

@@ -16,35 +16,10 @@ from engine.errors import DataError
 from engine.proto import caffe_pb2
 from engine.transformer import DataTransformer
 
-from .helpers import run_forward
-
-MASK32 = 0xFFFFFFFF
+from .helpers import mt19937_outputs, run_forward
 
 
-# -- an independent boost::mt19937 and bernoulli_distribution<double> (plain Python) ------
-def mt19937_outputs(seed: int, count: int) -> list[int]:
-    """The first ``count`` outputs of boost::mt19937(seed) (Matsumoto & Nishimura's generator)."""
-    state = [seed & MASK32]
-    for i in range(1, 624):
-        state.append((1812433253 * (state[-1] ^ (state[-1] >> 30)) + i) & MASK32)
-    out: list[int] = []
-    index = 624
-    while len(out) < count:
-        if index == 624:
-            for i in range(624):
-                y = (state[i] & 0x80000000) | (state[(i + 1) % 624] & 0x7FFFFFFF)
-                state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
-            index = 0
-        y = state[index]
-        index += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C5680
-        y ^= (y << 15) & 0xEFC60000
-        y ^= y >> 18
-        out.append(y)
-    return out
-
-
+# -- boost::bernoulli_distribution<double> over the independent mt19937 of helpers.py ------
 def float32_of(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", value))[0]
 

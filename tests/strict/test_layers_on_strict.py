@@ -4,7 +4,7 @@ import pytest
 
 from engine import backend, rng
 from engine.layer import supported_types
-from tests.engine.helpers import make_layer
+from tests.engine.helpers import forward_backward_ramp, make_layer
 
 R = numpy.random.default_rng(7)
 
@@ -120,16 +120,8 @@ def _to_strict(layer, bottom, top, weights):
 
 
 def _forward_backward(layer, bottom, top, grads, device):
-    layer.reshape(bottom, top)
     rng.set_seed(5)
-    layer.forward(bottom, top)
-    if not grads and not layer.blobs:
-        return
-    for k, blob in enumerate(top):
-        delta = numpy.ones(blob.shape, numpy.float32) if layer.is_loss and k == 0 else \
-            numpy.linspace(-1, 1, blob.count()).reshape(blob.shape).astype(numpy.float32)
-        blob.diff[...] = backend.to_device(delta, device)
-    layer.backward(top, [k in grads for k in range(len(bottom))], bottom)
+    forward_backward_ramp(layer, bottom, top, grads, device)
 
 
 def _results(layer, bottom, top, grads):
