@@ -6,8 +6,10 @@ to step, and draws the frames the worker copies out (see gui.worker). Loading,
 Reset, device switches and solver edits happen while the worker is idle, under
 the session's lock. What the session (the model) says changed reaches the
 window as typed events (gui.model.events): a loaded net rebuilds the views, a
-rewound / moved / re-weighted state redraws them; the curves read the session's
-metrics at every frame.
+rewound / moved / re-weighted state redraws them; the window hands each frame
+to the session (``apply_frame`` → ``session.show_frame``) and paces the worker by
+what drawing it cost; every panel, the status bar and the banner draw the frame
+themselves from the session's FrameReady event.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ from gui.views.controls import Controls, gpu_availability
 from gui.views.dataset_panel import DatasetPanel
 from gui.views.graph import GraphView
 from gui.views.solver_panel import SolverPanel
+from gui.views.status_readout import StatusReadout
+from gui.views.stop_banner import StopBanner
 from gui.worker import Frame, start_worker, stop_worker
 
 MAX_RECENT = 8
@@ -49,9 +53,6 @@ KEPT = "The net that was loaded before stays loaded."
 FRAME_WAIT_MS = 250
 #: While running, the iteration count and progress are shown this often (ms), frames or not.
 TICK_MS = 200
-#: While running, the curves redraw at most this often (seconds): each redraw hands every
-#: series to pyqtgraph again, and the heatmaps, not the curves, need every frame.
-CURVES_INTERVAL = 0.1
 
 
 class MainWindow(QMainWindow):
@@ -60,7 +61,7 @@ class MainWindow(QMainWindow):
     dialogs without blocking (tests read ``errors.last_error``). ``lazy_panels``: the
     inspector and curves (pyqtgraph, the slow part to import and build) are built
     just after the window first shows, so the app is on screen and steppable at
-    once; frames that arrive before are kept and drawn when they exist.
+    once; they then draw the session's latest frame.
     ``metrics_file``: the curves keep full resolution in a temporary file (the app's
     long runs; memory holds a bounded, thinned copy either way)."""
 
@@ -77,17 +78,15 @@ class MainWindow(QMainWindow):
         if process_runs:  # issue 7: runs step in a process of their own (see gui.model.solver_process)
             self.worker.process_lane = ProcessLane()
         self.controls = Controls(self)
+        self.controls.follow(self.session)
         self.inspector = None  # built by ensure_panels()
         self.curves = None
-        self._pending_views: tuple | None = None
         self.graph = GraphView()
         self.graph.follow(self.session)  # draws each net loaded (before the window's own NetLoaded work)
         self.solver_panel = SolverPanel(self.session)
         self.dataset_panel = DatasetPanel(self.regenerate_data)
         self.dataset_panel.follow(self.session)
         self.frames_drawn = 0
-        self.last_frame: Frame | None = None
-        self.frame_listeners: list = []  # called with each frame drawn (issue 17's panels)
         self._running = False
         self._frame_costs: collections.deque[float] = collections.deque(maxlen=5)  # GUI CPU s per frame
         self._last_frame_cpu: float | None = None
@@ -118,12 +117,8 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
-        self.banner.setTextFormat(Qt.PlainText)
-        self.banner.setStyleSheet("QLabel { background: #FDECEA; color: #8B0000; border: 1px solid #E0A0A0;"
-                                  " border-radius: 4px; padding: 6px; font-weight: bold; }")
-        self.banner.hide()
+        self.banner = StopBanner()
+        self.banner.follow(self.session)
         layout.addWidget(self.banner)
         self._inspector_slot = QLabel("Building the inspector…")
         self._inspector_slot.setAlignment(Qt.AlignCenter)
@@ -190,7 +185,7 @@ class MainWindow(QMainWindow):
 
     def _toggle_grid(self) -> None:
         self.ensure_panels()
-        self.inspector_pages.setCurrentWidget(self.inspector)
+        self.inspector_pages.show_inner_products()
         self.inspector.set_grid_mode(self.grid_action.isChecked())
 
     def _menu_action(self, menu, text, shortcut, slot) -> QAction:
@@ -202,13 +197,9 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.status_labels = {}
-        for key, width in (("iteration", 130), ("loss", 260), ("lr", 120), ("device", 110), ("rate", 120)):
-            label = QLabel("")
-            label.setFixedSize(width, label.sizeHint().height())  # a fixed size: setText re-lays out nothing
-            bar.addPermanentWidget(label)
-            self.status_labels[key] = label
+        self.status = StatusReadout(self.statusBar())
+        self.status.follow(self.session)
+        self.status_labels = self.status.labels
 
     def _connect(self) -> None:
         c = self.controls
@@ -237,24 +228,23 @@ class MainWindow(QMainWindow):
         if self.inspector is not None:
             return
         from gui.views.curves import CurvesPanel
-        from gui.views.inspector import InspectorPanel
-        self.inspector = InspectorPanel()
+        from gui.views.inspector_area import InspectorArea
+        self.inspector_pages = InspectorArea(self.session)  # issue 13/14: any other layer, the data batch
+        self.inspector = self.inspector_pages.inspector
+        self.layer_inspector = self.inspector_pages.layer_inspector
+        self.data_view = self.inspector_pages.data_view
         self.curves = CurvesPanel(self.session.metrics)
-        self._build_layer_pages()  # issue 13/14: any other layer, and the data batch, beside it
+        self.curves.follow(self.session)
         self._central_layout.replaceWidget(self._inspector_slot, self.inspector_pages)
         self._inspector_slot.deleteLater()
         self.curves_dock.widget().deleteLater()
         self.curves_dock.setWidget(self.curves)
         self.inspector.layerSelected.connect(  # only while the InnerProduct page is the one shown
             lambda name: self.inspector_pages.currentWidget() is self.inspector and self.graph.select(name))
+        self.inspector_pages.follow()  # draws the session's latest frame, if one came before
         if self.graph.selected:
             self.inspector.select_layer(self.graph.selected)
-        if self._pending_views is not None:
-            self._show_views(*self._pending_views)
-            if self.graph.selected:
-                self.inspector.select_layer(self.graph.selected)
         self.curves.redraw()
-        self._pending_views = None
         from gui.debug import install as install_debugger  # issue 6: debugger docks, Debug menu, Step Back
         install_debugger(self)
         from gui.views.layouts import install as install_layouts  # issue 16: View ▸ Layout, on-screen rules
@@ -439,7 +429,7 @@ class MainWindow(QMainWindow):
         count = 0 if past_max_iter else max(0, iterations_to_max_iter(self.session.iteration, max_iter))
         if not past_max_iter and count == 0 and max_iter > 0:
             self.statusBar().showMessage(max_iter_message(self.session.iteration, max_iter), 15000)
-            self.controls.set_running(False)
+            self.controls.set_running(False)  # the Run button the user just checked springs back
             return
         self._stops_at_max_iter = max_iter if count else 0
         self._run_goal = (self.session.iteration, count)
@@ -481,9 +471,8 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             self.errors.report_exception("Could not switch to the " + device.upper(), exc,
                                          f"The net stays on the {self.session.device.upper()}.")
-            self.controls.show_device(self.session.device)
+            self.controls.show_device(self.session.device)  # the choice the user clicked springs back
             return False
-        self.controls.show_device(self.session.device)
         return True
 
     def _stop_and_wait(self) -> None:
@@ -494,11 +483,10 @@ class MainWindow(QMainWindow):
             self.apply_frame(frame)
 
     def _set_running(self, running: bool) -> None:
+        """The run status is the session's: the controls, the solver panel and the curves
+        follow its RunStatus; the window keeps only its ticker."""
         self._running = running
-        self.controls.set_running(running)
-        self.solver_panel.set_editable(not running)
-        if self.curves is not None:
-            self.curves.set_live(running)
+        self.session.set_running(running)
         if running:
             self._ticker.start()
         else:
@@ -509,7 +497,7 @@ class MainWindow(QMainWindow):
         count and the Run N progress, read without the session lock (two integers), so the
         window shows progress at a cost of well under 1% of the time."""
         iteration = self.worker.iteration
-        self.status_labels["iteration"].setText(f"iteration {iteration}")
+        self.status.show_iteration(iteration)
         start, count = self._run_goal
         if count > 1:
             self.controls.show_progress(min(count, max(0, iteration - start)), count)
@@ -520,8 +508,6 @@ class MainWindow(QMainWindow):
             self.worker.notice = ""
         if not self.worker.busy:
             self._set_running(False)
-            self.controls.progress.setVisible(False)
-            self.solver_panel.refresh()
             max_iter = getattr(self, "_stops_at_max_iter", 0)
             self._stops_at_max_iter = 0
             if max_iter and self.session.solver is not None and self.session.iteration >= max_iter:
@@ -557,14 +543,9 @@ class MainWindow(QMainWindow):
 
     # -- drawing -------------------------------------------------------
     def _after_load(self) -> None:
-        solver = self.session.solver
-        self.worker.forget_rate()  # the graph and the dataset panel follow NetLoaded themselves
-        self._forget_layer_selection()
+        self.worker.forget_rate()  # the graph, the dataset panel and the curves follow NetLoaded themselves
         if self.inspector is not None:  # the graph marks the layer the inspector now shows
             self.graph.select(self.inspector.selected_layer())
-        if self.curves is not None:
-            self.curves.redraw()
-        self.controls.show_device(solver.device)
         name = os.path.basename(os.path.dirname(self.session.path)) if self.session.path else "net"
         self.setWindowTitle(f"Backprop Studio — {name} ({os.path.basename(self.session.path or '')})")
         self.refresh()
@@ -583,33 +564,12 @@ class MainWindow(QMainWindow):
             self.apply_frame(frame)
 
     def apply_frame(self, frame: Frame) -> None:
-        """Draw one frame; the time it takes tells the worker how often to send them."""
+        """Hand one frame to the session, whose FrameReady every view draws; the time
+        that takes tells the worker how often to send them."""
         self._pace_worker()
         self._begin_frame()
-        self.last_frame = frame
-        if self.inspector is None:
-            self._pending_views = (frame.views, frame.info)
-        else:
-            self._show_views(frame.views, frame.info)
-            self._redraw_curves(frame.running)
-        self._show_event(frame)
-        self._show_status(frame)
-        if frame.running:
-            self.controls.show_progress(*frame.progress)
         self.frames_drawn += 1
-        for listener in list(self.frame_listeners):
-            listener(frame)
-
-    _curves_drawn_at = 0.0
-
-    def _redraw_curves(self, running: bool) -> None:
-        """The curves, at most every CURVES_INTERVAL while running (always when not)."""
-        assert self.curves is not None
-        now = time.perf_counter()
-        if running and now - self._curves_drawn_at < CURVES_INTERVAL:
-            return
-        self._curves_drawn_at = now
-        self.curves.redraw()
+        self.session.show_frame(frame)
 
     def _watch_event_loop(self) -> None:
         """Python runs one thread at a time, and pyqtgraph paints in Python: a GUI thread
@@ -661,41 +621,6 @@ class MainWindow(QMainWindow):
             self.worker.render_cost = statistics.median(self._frame_costs)  # one slow frame is no trend
         self._last_frame_cpu = cpu
 
-    def _show_event(self, frame: Frame) -> None:
-        stop = frame.nonfinite
-        if stop is not None:
-            self.graph.set_active(None, None)
-            self.graph.set_nonfinite(stop.layer, f"NaN/inf: {stop.phase} of {stop.layer}")
-            if stop.layer in frame.views and self.inspector is not None:
-                self.inspector.select_layer(stop.layer)
-            self.banner.setText(f"Stopped: {stop.message}")
-            self.banner.show()
-            return
-        if self.graph.nonfinite_layer is not None:
-            self.graph.set_nonfinite(None)
-        self.banner.hide()
-        event = frame.event
-        if event is None or not frame.mid_iteration and event.kind != "update":
-            self.graph.set_active(None, None, f"iteration {frame.iteration}" if frame.iteration else "")
-        elif event.kind in ("forward", "backward"):
-            self.graph.set_active(event.layer, event.kind,
-                                  f"iteration {event.iteration} · {event.kind} {event.layer} ({event.layer_type})")
-        else:
-            self.graph.set_active(None, None, f"iteration {event.iteration} · update applied "
-                                              f"(lr {frame.learning_rate:g}) → iteration {frame.iteration}")
-
-    def _show_status(self, frame: Frame) -> None:
-        labels = self.status_labels
-        # While running, the ticker may already show a later count than this frame's.
-        iteration = max(frame.iteration, self.session.iteration) if frame.running else frame.iteration
-        labels["iteration"].setText(f"iteration {iteration}")
-        loss = "—" if frame.loss != frame.loss else f"{frame.loss:.4g}"
-        smoothed = "" if not frame.iteration else f" (smoothed {frame.smoothed_loss:.4g})"
-        labels["loss"].setText(f"loss {loss}{smoothed}")
-        labels["lr"].setText(f"lr {frame.learning_rate:g}")
-        labels["device"].setText(f"device {frame.device.upper()}")
-        labels["rate"].setText(f"{frame.rate:,.0f} it/s" if frame.rate else "— it/s")
-
     def _on_process_lost(self, message: str) -> None:
         self.errors.report("The solver process stopped", message,
                            "The state from before that run is kept; only the run's own iterations are lost. "
@@ -708,64 +633,14 @@ class MainWindow(QMainWindow):
     def _on_graph_selected(self, name: str) -> None:
         self.ensure_panels()
         assert self.inspector is not None
-        if name in self.session.inner_product_layers():
-            self._forget_layer_selection()
-            self.inspector.select_layer(name)
-            return
-        net = self.session.solver.net if self.session.solver is not None else None
-        if net is None or name not in [layer.name for layer in net.layers]:
-            return
-        from gui.model.data_batch import is_data_layer
-        # frames now also copy this layer (gui.model.frames builds its LayerFrame / DataBatch)
-        self._layer_selected = name
-        self.worker.wanted_layers = self.session.inner_product_layers() + [name]
-        page = self.data_view if is_data_layer(net, net.layer_index(name)) else self.layer_inspector
-        page.show_waiting(name)
-        self.inspector_pages.setCurrentWidget(page)
-        if not self.worker.busy:
-            self.refresh()
-
-    # -- issue 13/14: the inspector area for any layer ---------------------------------
-    _layer_selected: str | None = None
-
-    def _build_layer_pages(self) -> None:
-        """The InnerProduct inspector, the inspector of any other layer and the data batch
-        view, one page each in the central area."""
-        from PySide6.QtWidgets import QStackedWidget
-
-        from gui.views.data_batch import DataBatchView
-        from gui.views.param_layer import LayerInspector
-        self.layer_inspector = LayerInspector()
-        self.data_view = DataBatchView()
-        self.inspector_pages = QStackedWidget()
-        for page in (self.inspector, self.layer_inspector, self.data_view):
-            if page is not None:
-                self.inspector_pages.addWidget(page)
+        if self.inspector_pages.show_layer(name) and not self.worker.busy:
+            self.refresh()  # frames now also copy this layer (gui.model.frames builds its LayerFrame / DataBatch)
 
     def select_layer(self, name: str) -> None:
         """Select layer ``name`` as a click on its node in the graph does."""
         self.graph.select(name)
         self._on_graph_selected(name)
         self.graph.select(name)  # building the panels on the way may have selected their first layer
-
-    def _forget_layer_selection(self) -> None:
-        self._layer_selected = None
-        self.worker.wanted_layers = None
-        if getattr(self, "inspector_pages", None) is not None and self.inspector is not None:
-            self.inspector_pages.setCurrentWidget(self.inspector)
-
-    def _show_views(self, views: dict, info) -> None:
-        """InnerProduct views to the inspector; the selected other layer's frame to its page."""
-        from gui.model.data_batch import DataBatch
-        from gui.model.frames import InnerProductView
-        from gui.model.param_layer_frames import LayerFrame
-        assert self.inspector is not None
-        self.inspector.set_views({k: v for k, v in views.items() if isinstance(v, InnerProductView)}, info)
-        other = views.get(self._layer_selected) if self._layer_selected else None
-        if isinstance(other, LayerFrame):
-            self.layer_inspector.set_frame(other)
-        elif isinstance(other, DataBatch):
-            self.data_view.set_batch(other)
 
     def _on_solver_edited(self, name: str, value) -> None:
         self.statusBar().showMessage(f"{name} = {value}: applies from the next iteration", 6000)

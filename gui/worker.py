@@ -57,7 +57,6 @@ class SolverWorker(QObject):
         super().__init__()
         self.session = session
         self.speed_limit = 0.0  # iterations per second; 0 = as fast as possible
-        self.wanted_layers: list[str] | None = None  # None: every InnerProduct layer
         self.render_cost = 0.0  # seconds the GUI took to draw the last frame
         self._gui_idle = threading.Event()  # cleared while the GUI draws a frame: give it the interpreter
         self._gui_idle.set()
@@ -217,7 +216,7 @@ class SolverWorker(QObject):
         """Run in the solver process; frames come from there, the state comes back at
         the end (see gui.model.solver_process)."""
         lane = self.process_lane
-        order = solver_process.make_order(self.session, count, self.wanted_layers)
+        order = solver_process.make_order(self.session, count, self.session.frame_layers)
         lane.set_frame_interval(self._frame_interval(GUI_DUTY_PROCESS))
 
         def on_frame(frame: Frame) -> None:  # made in the child; its points are new to the metrics
@@ -295,7 +294,7 @@ class SolverWorker(QObject):
             frame = Frame(
                 iteration=solver.iter, loss=session.last_loss, smoothed_loss=float(solver.smoothed_loss),
                 learning_rate=float(solver.learning_rate), device=solver.device,
-                views=session.views(self.wanted_layers), info=session.info(),
+                views=session.views(session.frame_layers), info=session.info(),
                 event=session.last_event, nonfinite=session.nonfinite,
                 mid_iteration=session.mid_iteration, rate=self.rate, **extra)
         return frame

@@ -5,8 +5,11 @@ connects a callback to the event types it cares about).
 Callbacks run on the thread that emitted: NetLoaded, StateChanged and
 SettingChanged come from the GUI thread (loading, editing, rewinding; the worker
 is idle then); RunStarted, RunFinished and Stopped from the stepping thread, so a
-Qt view re-posts those to the GUI thread (a queued signal). Stepped iterations
-reach the views as the worker's frames, not as events.
+Qt view re-posts those to the GUI thread (a queued signal); RunStatus tells the
+views on the GUI thread when a run begins and ends there. What the views draw
+arrives as FrameReady, on the GUI thread: the latest host copy of the solver's
+state (a :class:`gui.model.frames.Frame`) after a step, an event, a run's frame or
+any change above; each panel subscribes and draws its part of it.
 """
 from __future__ import annotations
 
@@ -37,11 +40,27 @@ class StateChanged:
 
 
 @dataclass(frozen=True)
+class FrameReady:
+    """The latest copy of the solver's state is the one to draw (``frame``: a
+    gui.model.frames.Frame, also kept as ``session.frame``). GUI thread only."""
+
+    frame: Any
+
+
+@dataclass(frozen=True)
 class SettingChanged:
     """A solver setting was edited (applies from the next iteration)."""
 
     field: str
     value: Any
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """The window started a run (Run, Run N) or the run it started is over:
+    ``running`` (also ``session.running``). GUI thread only."""
+
+    running: bool
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,18 @@ from engine.proto import caffe_pb2
 from engine.prototxt import parse_net, parse_solver, resolve_path
 from gui.model import frames
 from gui.model.breakpoints import Breakpoints
-from gui.model.events import DEVICE, REWOUND, WEIGHTS, EventEmitter, NetLoaded, SettingChanged, StateChanged, Stopped
+from gui.model.events import (
+    DEVICE,
+    REWOUND,
+    WEIGHTS,
+    EventEmitter,
+    FrameReady,
+    NetLoaded,
+    RunStatus,
+    SettingChanged,
+    StateChanged,
+    Stopped,
+)
 from gui.model.metrics import Metrics
 from gui.model.python_consent import PythonLayerConsent
 from gui.model.runner import run_iteration_by_events
@@ -122,8 +133,10 @@ class Session:
 
     ``emitter`` sends the typed events of :mod:`gui.model.events`: NetLoaded (open,
     Reset, regenerated data), StateChanged (rewound, weights, device, edited),
-    SettingChanged, Stopped (NaN/inf; emitted on the stepping thread). Stepped
-    iterations reach the views as the worker's frames.
+    SettingChanged, Stopped (NaN/inf; emitted on the stepping thread), RunStatus
+    (``running``), and
+    FrameReady with the state to draw (``frame``, the latest; which layers beyond
+    the InnerProduct ones it copies: ``frame_layers``).
     """
 
     def __init__(self) -> None:
@@ -140,6 +153,10 @@ class Session:
         self.last_loss = float("nan")
         self.nonfinite: NonFiniteStop | None = None
         self.pending_edits: dict[str, object] = {}
+        self.frame: frames.Frame | None = None  # the latest frame drawn (show_frame)
+        self.running = False  # a run the window started is going (set_running)
+        #: the layers frames copy (None: every InnerProduct layer; the inspector adds its selection)
+        self.frame_layers: list[str] | None = None
         self.lock = threading.RLock()
         self._step_wrappers: list[StepWrapper] = []  # see add_step_wrapper
         self.run_hooks: list = []  # see add_run_hook
@@ -177,6 +194,8 @@ class Session:
             self.last_loss = float("nan")
             self.nonfinite = None
             self.pending_edits = {}
+            self.frame = None
+            self.frame_layers = None
         self.emitter.emit(NetLoaded(solver, self.path, reason))
 
     def install_solver(self, solver, reason: str = "edited") -> None:
@@ -436,6 +455,17 @@ class Session:
         with self.lock:
             return frames.inner_product_views(self.solver, names, update_applied=not self.mid_iteration,
                                                 last_event=self.last_event if self.mid_iteration else None)
+
+    def set_running(self, running: bool) -> None:
+        """The window's run began or ended (GUI thread): tell the views once per change."""
+        if running != self.running:
+            self.running = running
+            self.emitter.emit(RunStatus(running))
+
+    def show_frame(self, frame: frames.Frame) -> None:
+        """Make ``frame`` the state the views draw, and tell them (GUI thread)."""
+        self.frame = frame
+        self.emitter.emit(FrameReady(frame))
 
     def info(self):
         with self.lock:

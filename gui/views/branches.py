@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.model.branches import BranchSet
-from gui.model.events import NetLoaded
+from gui.model.events import FrameReady, NetLoaded
 from gui.views.debug.common import CLASS_COLOURS, bold
 from gui.views.docks import add_tabbed_dock
 from gui.views.heatmap import HeatmapView
@@ -215,10 +215,10 @@ def install(window) -> BranchesPanel:
     panel.save_button.clicked.connect(save)
     panel.load_button.clicked.connect(load)
     window.session.emitter.connect(on_loaded, NetLoaded)
-    def on_frame(_frame) -> None:
+    def on_frame(_event: FrameReady) -> None:
         if panel.isVisible():
             panel.refresh()
-    window.frame_listeners.append(on_frame)
+    window.session.emitter.connect(on_frame, FrameReady)
     if window.session.solver is not None:
         panel.set_layers(window.session.inner_product_layers())
     return panel

@@ -13,6 +13,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QStyle, QToolBar, QWidget
 
+from gui.model.events import FrameReady, NetLoaded, RunStatus, StateChanged
+
 #: Speed-limit choices: label -> iterations per second (0 = as fast as possible).
 SPEEDS = {"as fast as possible": 0.0, "1 it/s": 1.0, "2 it/s": 2.0, "5 it/s": 5.0, "10 it/s": 10.0,
           "30 it/s": 30.0, "100 it/s": 100.0}
@@ -143,6 +145,22 @@ class Controls(QObject):
         self.device_group.setEnabled(not running)
         if not running:
             self.gpu.setEnabled(self.gpu_reason.startswith("Run on the GPU"))
+
+    def follow(self, session) -> None:
+        """Follow ``session`` (a gui.model Session): Run shows Pause while it runs, a Run
+        N's progress comes with each frame, the device selector shows where the net is."""
+        session.emitter.connect(self._on_frame, FrameReady)
+        session.emitter.connect(self._on_run_status, RunStatus)
+        session.emitter.connect(lambda _event: self.show_device(session.device), NetLoaded, StateChanged)
+
+    def _on_run_status(self, event: RunStatus) -> None:
+        self.set_running(event.running)
+        if not event.running:
+            self.progress.setVisible(False)
+
+    def _on_frame(self, event: FrameReady) -> None:
+        if event.frame.running:
+            self.show_progress(*event.frame.progress)
 
     def show_progress(self, done: int, total: int) -> None:
         if total <= 1:

@@ -17,12 +17,14 @@ click resumes it.
 from __future__ import annotations
 
 import math
+import time
 from typing import Sequence
 
 import numpy
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from gui.model.events import FrameReady, NetLoaded, RunStatus
 from gui.model.metrics import TRAIN_SERIES, Metrics
 from gui.views import theme
 
@@ -53,6 +55,10 @@ def stepped_range(lo: float, hi: float) -> tuple[float, float]:
         top = bottom + 1.0
     return bottom, top
 
+#: While running, the curves redraw at most this often (seconds): each redraw hands every
+#: series to pyqtgraph again, and the heatmaps, not the curves, need every frame.
+CURVES_INTERVAL = 0.1
+
 
 def is_loss_name(key: str) -> bool:
     """Test outputs whose name says 'loss' share the loss plot; others (accuracy, ...) get their own."""
@@ -68,6 +74,7 @@ class CurvesPanel(QWidget):
         self._data: dict[str, tuple[numpy.ndarray, numpy.ndarray]] = {}
         self._bounds_of: dict[str, tuple[float, float]] = {}
         self._drawn_revision = -1
+        self._drawn_at = 0.0  # perf_counter of the last redraw a frame asked for
         self._drawn_generation = -1
         self._drawn_tests: tuple[int, int] | None = None  # (generation, test_count) the test series show
         self._test_keys: list[str] = []
@@ -158,6 +165,22 @@ class CurvesPanel(QWidget):
         return item
 
     # ---------------------------------------------------------------- public
+    def follow(self, session) -> None:
+        """Redraw from the metrics on each frame ``session`` (a gui.model Session) shows
+        (FrameReady; at most every CURVES_INTERVAL while running) and on NetLoaded; drawn
+        the fast way while a run goes (RunStatus)."""
+        session.emitter.connect(self._on_frame, FrameReady)
+        session.emitter.connect(lambda _event: self.redraw(), NetLoaded)
+        session.emitter.connect(lambda event: self.set_live(event.running), RunStatus)
+        self.set_live(session.running)
+
+    def _on_frame(self, event: FrameReady) -> None:
+        now = time.perf_counter()
+        if event.frame.running and now - self._drawn_at < CURVES_INTERVAL:
+            return
+        self._drawn_at = now
+        self.redraw()
+
     def redraw(self) -> None:
         """Draw the metrics again if they changed since the last redraw."""
         revision = self.metrics.revision
@@ -237,7 +260,7 @@ class CurvesPanel(QWidget):
         """True while the plots follow the data (no zoom or pan by the user since)."""
         return self._following
 
-    def follow(self) -> None:
+    def follow_data(self) -> None:
         """Follow the data again (after the user zoomed or panned)."""
         self._following = True
         self._ranges = {}
@@ -269,7 +292,7 @@ class CurvesPanel(QWidget):
 
     def _on_click(self, event) -> None:
         if event.double():
-            self.follow()
+            self.follow_data()
 
     def add_test_point(self, iteration: int, scores: dict[str, float]) -> None:
         """Append one test pass (e.g. {'accuracy': 0.9, 'loss': 0.31}) at ``iteration``."""
@@ -285,7 +308,7 @@ class CurvesPanel(QWidget):
         """Forget every point (the metrics are cleared too)."""
         self.metrics.clear()
         self.redraw()
-        self.follow()
+        self.follow_data()
 
     def series(self, name: str) -> tuple[numpy.ndarray, numpy.ndarray]:
         """(iterations, values) of 'loss', 'smoothed_loss', 'lr' or 'test_<output>' as drawn (copies)."""

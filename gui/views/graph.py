@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
 )
 
-from gui.model.events import NetLoaded
+from gui.model.events import FrameReady, NetLoaded
 
 NODE_WIDTH = 210.0
 NODE_HEIGHT = 58.0
@@ -446,13 +446,26 @@ class GraphView(QGraphicsView):
 
     # -- the model ------------------------------------------------------
     def follow(self, session) -> None:
-        """Draw each net ``session`` (a gui.model Session) loads, on its ``NetLoaded`` event."""
+        """Draw each net ``session`` (a gui.model Session) loads (NetLoaded), and on each
+        frame it shows (FrameReady) the layer being computed or the one that went NaN."""
         self._session = session
         session.emitter.connect(self._on_net_loaded, NetLoaded)
+        session.emitter.connect(self._on_frame, FrameReady)
 
     def _on_net_loaded(self, _event: NetLoaded) -> None:
         if self._session.solver is not None:
             self.set_net(self._session.solver.net)
+
+    def _on_frame(self, event: FrameReady) -> None:
+        frame = event.frame
+        stop = frame.nonfinite
+        if stop is not None:
+            self.set_active(None, None)
+            self.set_nonfinite(stop.layer, f"NaN/inf: {stop.phase} of {stop.layer}")
+            return
+        if self.nonfinite_layer is not None:
+            self.set_nonfinite(None)
+        self.set_active(*activity(frame))
 
     # -- content -------------------------------------------------------
     def set_net(self, net) -> None:
@@ -672,3 +685,16 @@ def _legend_html() -> str:
     cells = " ".join(f"<span style='color:{c}'>■</span>&nbsp;{k.replace(' ', '&nbsp;')}&nbsp;" for k, c in KIND_COLOURS.items()
                     if k != "other")
     return f"<span style='font-size:8pt; color:#404040'>{cells}</span>"
+
+
+def activity(frame) -> tuple[str | None, str | None, str]:
+    """(layer, direction, caption) for a frame (a gui.model.frames.Frame): the layer whose
+    forward or backward was the last event stepped, or the update; else the iteration."""
+    event = frame.event
+    if event is None or not frame.mid_iteration and event.kind != "update":
+        return None, None, f"iteration {frame.iteration}" if frame.iteration else ""
+    if event.kind in ("forward", "backward"):
+        return event.layer, event.kind, (f"iteration {event.iteration} · {event.kind} {event.layer} "
+                                         f"({event.layer_type})")
+    return None, None, (f"iteration {event.iteration} · update applied "
+                        f"(lr {frame.learning_rate:g}) → iteration {frame.iteration}")

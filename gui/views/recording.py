@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.model import recording as rec
+from gui.model.events import FrameReady
 
 RUN, EVENTS = "run sampled at the frame rate", "one frame per step event"
 WINDOW = "the whole window"
@@ -64,7 +65,7 @@ class Recorder:
         self.clock: rec.SampleClock | None = None
         self.timer = QTimer(window)
         self.timer.timeout.connect(self._sample)
-        window.frame_listeners.append(self._on_frame)
+        window.session.emitter.connect(self._on_frame, FrameReady)
         self.last_summary: rec.RecordingSummary | None = None
 
     @property
@@ -100,7 +101,7 @@ class Recorder:
         self.grab()
 
     def caption(self) -> str:
-        frame = self.window.last_frame
+        frame = self.window.session.frame
         iteration = self.window.session.iteration
         if frame is None:
             return rec.caption_for(None, iteration)
@@ -121,8 +122,8 @@ class Recorder:
         if self.clock is not None and self.clock.due():
             self.grab()
 
-    def _on_frame(self, frame) -> None:
-        if self.active and self.per_event and not frame.running:
+    def _on_frame(self, event: FrameReady) -> None:
+        if self.active and self.per_event and not event.frame.running:
             self.grab(wait=True)
 
     def stop(self) -> rec.RecordingSummary | None:

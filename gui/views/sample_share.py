@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.model import sample_share as share
+from gui.model.events import FrameReady
 from gui.model.frames import InnerProductView
 from gui.views.debug.common import CLASS_COLOURS, bold
 from gui.views.docks import add_tabbed_dock
@@ -389,11 +390,11 @@ def install(window) -> SampleSharePanel:
             panel._draw_path()
             _show_path_on_graph(window, panel)
 
-    window.frame_listeners.append(on_frame)
+    window.session.emitter.connect(lambda event: on_frame(event.frame), FrameReady)
     panel.sampleChanged.connect(on_sample)
     def on_shown() -> None:
-        if window.last_frame is not None:
-            on_frame(window.last_frame)
+        if window.session.frame is not None:
+            on_frame(window.session.frame)
     panel.shown.connect(on_shown)
     if window.inspector is not None:
         window.inspector.layerSelected.connect(panel.select_layer)

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPlainT
 
 from engine.lr_policy import POLICIES
 from engine.prototxt import to_text
-from gui.model.events import NetLoaded, StateChanged
+from gui.model.events import NetLoaded, RunStatus, StateChanged
 from gui.model.session import SOLVER_TYPES, Session
 
 #: lr_policy -> the fields it reads.
@@ -56,6 +56,13 @@ class SolverPanel(QWidget):
         self._updating = False
         self._build()
         session.emitter.connect(self._on_model_changed, NetLoaded, StateChanged)
+        session.emitter.connect(self._on_run_status, RunStatus)
+
+    def _on_run_status(self, event: RunStatus) -> None:
+        """Read-only while running; after a run, the settings it ended with."""
+        self.set_editable(not event.running)
+        if not event.running:
+            self.refresh()
 
     def _on_model_changed(self, event) -> None:
         """Another net, or its state set from outside a run: show its settings."""

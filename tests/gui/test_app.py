@@ -58,7 +58,7 @@ def test_opens_each_example(qtbot, window, name, monkeypatch):
     drawn = [n.name for n in window.graph.graph_layout.nodes]
     assert drawn == [layer.name for layer in net.layers if layer.type_name != "Split"]
     ips = [layer.name for layer in net.layers if layer.type_name == "InnerProduct"]
-    assert list(window.last_frame.views) == ips
+    assert list(window.session.frame.views) == ips
     assert window.inspector.selected_layer() == ips[0]
     assert window.status_labels["iteration"].text() == "iteration 0"
     assert name in window.windowTitle()
@@ -89,7 +89,7 @@ def test_step_event_visits_layers_forward_backward_update(window):
     seen = []
     for _ in range(40):
         trigger(window, window.controls.step_event)
-        event = window.last_frame.event
+        event = window.session.frame.event
         seen.append((event.kind, event.layer))
         if event.kind in ("forward", "backward"):
             assert window.graph.active == (event.layer, event.kind)
@@ -125,7 +125,7 @@ def test_run_then_pause(qtbot, window):
 def test_run_n_with_progress(window):
     window.controls.count.setValue(7)
     trigger(window, window.controls.run_n)
-    assert window.session.iteration == 7 and window.last_frame.progress == (7, 7)
+    assert window.session.iteration == 7 and window.session.frame.progress == (7, 7)
 
 
 def test_reset_redraws_weights(window):

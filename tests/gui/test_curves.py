@@ -149,7 +149,7 @@ def test_zooming_stops_following_and_follow_resumes(curves):
     zoomed = _ranges(curves)
     curves.add_train_points([100, 101], [5.0, 5.0], [5.0, 5.0], [0.1, 0.1])
     assert _ranges(curves) == zoomed  # the user's zoom is kept
-    curves.follow()
+    curves.follow_data()
     (_, x1), (_, y1) = _ranges(curves)
     assert curves.is_following() and x1 >= 101 and y1 >= 5.0
 

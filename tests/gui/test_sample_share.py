@@ -149,7 +149,7 @@ def test_panel_shows_the_selected_samples_share_at_dWs_scale(window, qapp):
     panel = window.sample_share
     panel.select_layer("ip2")
     panel.select_sample(4)
-    view = window.last_frame.views["ip2"]
+    view = window.session.frame.views["ip2"]
     expected = share.sample_share(view, 4)
     assert numpy.array_equal(panel.maps["outer"].image_array(), expected.outer)
     assert panel.maps["outer"].levels() == panel.maps["dW"].levels()  # one colour scale
@@ -184,7 +184,7 @@ def test_hovering_a_dW_cell_draws_bars_that_sum_to_it(window, qapp):
     heatmap = panel.maps["dW"]
     panel._on_dw_hover(heatmap.cell_scene_pos(1, 5))
     assert panel.cell == (1, 5)
-    view = window.last_frame.views["ip3"]
+    view = window.session.frame.views["ip3"]
     heights = panel.bar_item.opts["height"]
     assert len(heights) == 32
     assert abs(float(numpy.sum(heights)) - float(view.dW[1, 5])) <= _tolerance(numpy.asarray(heights))

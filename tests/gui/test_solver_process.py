@@ -100,7 +100,7 @@ def test_run_n_in_the_process_matches_stepping_in_one_thread(window, tmp_path):
     window.step_iterations(1)  # and the window's own solver goes on from there exactly
     assert window.wait_until_idle(timeout=30)
     assert_same_state(window.session, reference(path, 131))
-    assert window.last_frame.iteration == 131
+    assert window.session.frame.iteration == 131
     assert window.errors.count == 0
 
 

@@ -163,3 +163,62 @@ def test_after_another_net_and_a_rewind_every_panel_shows_the_new_state(window, 
     settle(window, qtbot)
     assert solver.iter == 1 and window.status_labels["iteration"].text() == "iteration 1"
     assert window.curves.series("loss")[0].max() == 1
+
+
+def test_every_view_draws_the_frame_the_session_shows(window, qtbot):
+    """The views follow the session's FrameReady, not the main window: a frame shown
+    through the session alone (no window method) reaches the inspector, the graph,
+    the banner, the status bar and the Run N progress."""
+    import dataclasses
+
+    from gui.model.events import FrameReady
+    from gui.model.session import NonFiniteStop
+    window.step_iterations(2)
+    settle(window, qtbot)
+    seen = []
+    window.session.emitter.connect(seen.append, FrameReady)
+    drawn_before = window.frames_drawn
+    frame = window.worker.make_frame()
+    layer = window.inspector.layer_names()[-1]
+    stop = NonFiniteStop(iteration=41, layer=layer, blob=layer, phase="backward", message="made-up NaN in " + layer)
+    shown = dataclasses.replace(frame, iteration=41, loss=0.125, learning_rate=0.5, nonfinite=stop,
+                                running=True, progress=(3, 9))
+    window.session.show_frame(shown)
+    QApplication.processEvents()
+    assert window.frames_drawn == drawn_before  # the window dealt nothing out
+    assert [event.frame for event in seen] == [shown] and window.session.frame is shown
+    assert window.status_labels["iteration"].text() == f"iteration {max(41, window.session.iteration)}"
+    assert window.status_labels["loss"].text().startswith("loss 0.125")
+    assert window.status_labels["lr"].text() == "lr 0.5"
+    assert window.banner.isVisibleTo(window) and "made-up NaN in " + layer in window.banner.text()
+    assert window.graph.nonfinite_layer == layer
+    assert window.inspector.selected_layer() == layer
+    assert (window.controls.progress.value(), window.controls.progress.maximum()) == (3, 9)
+
+    window.session.show_frame(frame)  # the frame of the real state again: the stop is gone
+    QApplication.processEvents()
+    assert not window.banner.isVisibleTo(window) and window.graph.nonfinite_layer is None
+    assert window.status_labels["iteration"].text() == "iteration 2"
+
+
+def test_the_run_status_is_the_sessions(window, qtbot):
+    """Run shows Pause, the solver panel is read-only and the curves draw the fast way
+    while the session says a run goes; all follow its RunStatus, and a real run both
+    sets and clears it."""
+    from gui.model.events import RunStatus
+    seen = []
+    window.session.emitter.connect(seen.append, RunStatus)
+    field = next(iter(window.solver_panel.fields.values()))
+    window.session.set_running(True)
+    assert window.controls.run_pause.text() == "Pause" and not window.controls.step_iteration.isEnabled()
+    assert not field.isEnabled() and window.curves.is_live()
+    window.session.set_running(False)
+    assert window.controls.run_pause.text() == "Run" and window.controls.step_iteration.isEnabled()
+    assert field.isEnabled() and not window.curves.is_live()
+    assert seen == [RunStatus(True), RunStatus(False)]
+
+    window.step_iterations(40)
+    assert window.session.running
+    settle(window, qtbot)
+    assert not window.session.running and seen[-2:] == [RunStatus(True), RunStatus(False)]
+    assert field.isEnabled() and window.controls.run_pause.text() == "Run"
