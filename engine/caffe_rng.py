@@ -14,12 +14,23 @@ Its state is the Mersenne Twister's (624 words and a position): boost's
 distributions are built anew for every Caffe call and keep no cached values
 (its ziggurat normal has no spare, unlike a Box-Muller one), so
 :meth:`CaffeStream.state` is all there is to save.
+
+The data layers' own streams are made here too:
+
+* a ``CaffeStream`` seeded with one ``caffe_rng_rand()`` value is the
+  ``Caffe::RNG`` of a DataTransformer (``Rand(n)``: a raw output ``% n``,
+  :meth:`CaffeStream.raws`) or of ImageData's ``prefetch_rng_``;
+* :func:`caffe_shuffle` is ``caffe::shuffle`` (include/caffe/util/rng.hpp), a
+  Fisher-Yates pass that picks with ``boost::uniform_int`` (:func:`boost_uniform_int`);
+* :class:`GlibcRand` is glibc's ``rand()`` (never seeded by Caffe, so from seed 1)
+  and :func:`libstdcxx_random_shuffle` the ``std::random_shuffle(first, last)`` of
+  libstdc++ over it, which HDF5Data uses.
 """
 from __future__ import annotations
 
 import math
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Any, Callable, MutableSequence
 
 import numpy
 
@@ -243,6 +254,14 @@ class CaffeStream:
         """caffe_rng_rand(): the next 32-bit output."""
         return self._raw()
 
+    def raws(self, count: int) -> numpy.ndarray:
+        """The next ``count`` 32-bit outputs (uint64, a fresh array), as ``(*rng)()`` reads them."""
+        return self._take(count).copy()
+
+    def uniform_int(self, low: int, high: int) -> int:
+        """``boost::uniform_int<T>(low, high)(rng)``: see :func:`boost_uniform_int`."""
+        return boost_uniform_int(self._raw, low, high)
+
 
 def checked_state(state) -> dict:
     """``state`` if it is a stream position as :meth:`CaffeStream.state` gives (ValueError if not)."""
@@ -262,3 +281,131 @@ def checked_state(state) -> dict:
 def _twister_state(state: dict) -> Any:
     return {"bit_generator": "MT19937",
             "state": {"key": numpy.array(state["key"], dtype=numpy.uint32), "pos": state["pos"]}}
+
+
+# -- boost::uniform_int and caffe::shuffle ------------------------------------------------
+_ENGINE_SPAN = 0xFFFFFFFF  # mt19937: max() - min()
+
+
+def _bucket_size(span: int) -> int:
+    """boost's bucket for ``span + 1`` values out of a 32-bit engine (``brange`` at its
+    type's maximum: ``brange / (span + 1)``, one more when ``span + 1`` divides 2^32)."""
+    bucket = _ENGINE_SPAN // (span + 1)
+    if _ENGINE_SPAN % (span + 1) == span:
+        bucket += 1
+    return bucket
+
+
+def boost_uniform_int(draw: Callable[[], int], low: int, high: int) -> int:
+    """boost's ``generate_uniform_int`` over a 32-bit engine (``draw`` gives its outputs),
+    for a range narrower than the engine's: an output divided by the bucket size, redrawn
+    while the quotient is past the range; ``low == high`` draws nothing."""
+    span = int(high) - int(low)
+    if span < 0:
+        raise ValueError(f"uniform_int: the range [{low}, {high}] is empty")
+    if span == 0:
+        return int(low)
+    if span >= _ENGINE_SPAN:
+        raise ValueError(f"uniform_int: the range [{low}, {high}] is not narrower than 32 bits")
+    bucket = _bucket_size(span)
+    while True:
+        pick = int(draw()) // bucket
+        if pick <= span:
+            return int(low) + pick
+
+
+def caffe_shuffle(sequence: MutableSequence, stream: CaffeStream) -> None:
+    """``caffe::shuffle(begin, end, gen)`` in place: for i = n-1 down to 1, swap item i with
+    item ``boost::uniform_int(0, i)``. The picks are drawn in blocks and checked together;
+    a rejected draw is redrawn for the same i, as boost does."""
+    i = len(sequence) - 1
+    while i > 0:
+        highs = numpy.arange(i, 0, -1, dtype=numpy.uint64)  # i, i-1, ..., 1
+        picks = stream._take(i) // _bucket_sizes(highs)
+        rejected = numpy.flatnonzero(picks > highs)
+        accepted = int(rejected[0]) if rejected.size else i
+        for k, j in enumerate(picks[:accepted].tolist()):
+            position = i - k
+            sequence[position], sequence[j] = sequence[j], sequence[position]
+        if accepted < i:
+            stream._untake(i - accepted - 1)  # the rejected draw stays used; its redraw comes next
+        i -= accepted
+
+
+def _bucket_sizes(highs: numpy.ndarray) -> numpy.ndarray:
+    """:func:`_bucket_size` for many spans at once."""
+    span = numpy.uint64(_ENGINE_SPAN)
+    bucket = span // (highs + numpy.uint64(1))
+    return bucket + (span % (highs + numpy.uint64(1)) == highs).astype(numpy.uint64)
+
+
+# -- glibc rand() and libstdc++'s std::random_shuffle -------------------------------------
+_GLIBC_DEGREE, _GLIBC_SEPARATION = 31, 3  # TYPE_3: x^31 + x^3 + 1
+
+
+class GlibcRand:
+    """glibc's ``rand()`` (``random_r`` with its default TYPE_3 table): ``srand(seed)``
+    fills 31 words by 16807 * x mod (2^31 - 1) (glibc's Schrage arithmetic), throws 310
+    outputs away, then each output adds the word 3 places back into the front word and
+    returns that sum (mod 2^32) shifted right by one. Unseeded, it starts from seed 1."""
+
+    def __init__(self, seed: int = 1):
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        """``srand(seed)`` (0 is taken as 1, as glibc does)."""
+        seed = int(seed) & 0xFFFFFFFF or 1
+        table = [seed]
+        word = seed - (1 << 32) if seed >= 1 << 31 else seed  # glibc's word is an int32_t
+        for _ in range(1, _GLIBC_DEGREE):
+            high = abs(word) // 127773 * (1 if word >= 0 else -1)  # C's division truncates
+            low = word - high * 127773
+            word = 16807 * low - 2836 * high
+            if word < 0:
+                word += 2147483647
+            table.append(word & 0xFFFFFFFF)
+        self._table = table
+        self._front = _GLIBC_SEPARATION
+        for _ in range(10 * _GLIBC_DEGREE):
+            self.rand()
+
+    def rand(self) -> int:
+        """The next ``rand()``, in [0, 2^31)."""
+        table, front = self._table, self._front
+        rear = front - _GLIBC_SEPARATION
+        value = (table[front] + table[rear]) & 0xFFFFFFFF  # rear may be negative: counts from the end
+        table[front] = value
+        self._front = front + 1 if front + 1 < _GLIBC_DEGREE else 0
+        return value >> 1
+
+    def state(self) -> dict:
+        """``{"table": 31 ints, "front": int}`` (fresh, JSON-ready)."""
+        return {"table": list(self._table), "front": self._front}
+
+    def set_state(self, state: dict) -> None:
+        """Go to a position :meth:`state` gave (checked by :func:`checked_glibc_state`)."""
+        state = checked_glibc_state(state)
+        self._table, self._front = list(state["table"]), state["front"]
+
+
+def checked_glibc_state(state) -> dict:
+    """``state`` if it is a position as :meth:`GlibcRand.state` gives (ValueError if not)."""
+    if not isinstance(state, dict) or set(state) != {"table", "front"}:
+        raise ValueError("the glibc rand() state must hold exactly 'table' and 'front'")
+    table, front = state["table"], state["front"]
+    if not isinstance(table, list) or len(table) != _GLIBC_DEGREE or \
+            not all(isinstance(word, int) and not isinstance(word, bool) and 0 <= word <= 0xFFFFFFFF
+                    for word in table):
+        raise ValueError(f"the glibc rand() table must be {_GLIBC_DEGREE} unsigned 32-bit integers")
+    if not isinstance(front, int) or isinstance(front, bool) or not 0 <= front < _GLIBC_DEGREE:
+        raise ValueError(f"the glibc rand() position {front!r} is not in [0, {_GLIBC_DEGREE})")
+    return state
+
+
+def libstdcxx_random_shuffle(sequence: MutableSequence, glibc: GlibcRand) -> None:
+    """libstdc++'s ``std::random_shuffle(first, last)`` in place: for i = 1 .. n-1,
+    j = ``rand() % (i + 1)`` and items i and j swap when they differ."""
+    for i in range(1, len(sequence)):
+        j = glibc.rand() % (i + 1)
+        if i != j:
+            sequence[i], sequence[j] = sequence[j], sequence[i]

@@ -12,17 +12,22 @@ when it needs one (``mirror``, or ``crop_size`` in TRAIN). Its seed is one value
 of Caffe's stream (:func:`engine.rng.caffe_stream`, ``caffe_rng_rand()``), taken
 at setup as Caffe's ``InitRand`` takes it, so the fillers of later layers stay in
 step with Caffe's (prefetching layers call ``InitRand`` a second time and take one
-more value for their thread, as Caffe's do: ``PrefetchingDataLayer``). The
-crops and flips themselves come from a numpy stream seeded with that value:
-repeatable, but not the ones Caffe picks.
-The draws of a batch are made together (all flips, then all row offsets,
-then all column offsets).
+more value for their thread, as Caffe's do: ``PrefetchingDataLayer``). The stream
+is Caffe's ``Caffe::RNG`` seeded with that value (a boost mt19937,
+:class:`engine.caffe_rng.CaffeStream`) and ``Rand(n)`` is its raw 32-bit output
+``% n``, so the flips and crops are the ones Caffe picks. Per image, in Caffe's
+order (src/caffe/data_transformer.cpp, for a Datum and for a decoded image alike):
+``Rand(2)`` for the mirror (only when ``mirror`` is set; odd = flip), then
+``Rand(H - crop + 1)`` for the row offset and ``Rand(W - crop + 1)`` for the
+column offset (only with ``crop_size`` in TRAIN). A batch takes those raw outputs
+in one block, image after image.
 """
 from __future__ import annotations
 
 import numpy
 
 from . import rng
+from .caffe_rng import CaffeStream, checked_state
 from .errors import DataError, NetDefinitionError
 
 TRAIN = 0
@@ -51,14 +56,14 @@ class DataTransformer:
             self.mean_image = read_mean_file(mean_file_path or param.mean_file, where)
         self.mean_values = numpy.asarray(list(param.mean_value), dtype=numpy.float32)
         self.needs_random = self.mirror or (phase == TRAIN and self.crop_size > 0)
-        self.generator: numpy.random.Generator | None = None
+        self.generator: CaffeStream | None = None
         self.init_rand()
 
     def init_rand(self) -> None:
-        """Caffe's ``InitRand``: when the transform is random, a stream of its own seeded
-        with one value of Caffe's stream (prefetching layers call it twice at setup)."""
+        """Caffe's ``InitRand``: when the transform is random, a ``Caffe::RNG`` of its own
+        seeded with one value of Caffe's stream (prefetching layers call it twice at setup)."""
         if self.needs_random:
-            self.generator = numpy.random.default_rng(rng.caffe_stream().rand())
+            self.generator = CaffeStream(rng.caffe_stream().rand())
 
     # -- what the layer asks -------------------------------------------------
     @property
@@ -87,21 +92,41 @@ class DataTransformer:
 
     # -- random stream, for snapshots -----------------------------------------
     def random_state(self) -> dict | None:
-        return None if self.generator is None else dict(self.generator.bit_generator.state)
+        """The stream's position (JSON-ready), None when the transform draws nothing."""
+        return None if self.generator is None else self.generator.state()
+
+    def checked_random_state(self, state) -> dict | None:
+        """A saved position this transformer can go to, or None to stay where it is: when it
+        draws nothing, when nothing was saved, or for a numpy stream's state (saved before the
+        draws were Caffe's). DataError for anything else that is not a stream position."""
+        if self.generator is None or state is None or (isinstance(state, dict) and "bit_generator" in state):
+            return None
+        try:
+            return checked_state(state)
+        except ValueError as exc:
+            raise DataError(f"{self.where}: the saved transform_param random stream is corrupt: {exc}") from None
 
     def set_random_state(self, state: dict | None) -> None:
-        if self.generator is not None and state is not None:
-            self.generator.bit_generator.state = state
+        """Go to a saved position (see :meth:`checked_random_state`; None leaves the stream)."""
+        state = self.checked_random_state(state)
+        if state is not None and self.generator is not None:
+            self.generator.set_state(state)
 
     # -- the transform ----------------------------------------------------------
     def draws(self, count: int, height: int, width: int) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """Per image: mirror flag, row offset, column offset (Caffe's order of draws)."""
+        """Per image: mirror flag, row offset, column offset, drawn as Caffe draws them:
+        per image ``Rand(2)`` (with ``mirror``), then ``Rand(H - crop + 1)`` and
+        ``Rand(W - crop + 1)`` (with ``crop_size`` in TRAIN), image after image."""
+        random_crop = bool(self.crop_size) and self.phase == TRAIN
+        per_image = int(self.mirror) + 2 * int(random_crop)
         gen = self.generator
-        flips = gen.integers(0, 2, count).astype(bool) if self.mirror and gen is not None \
-            else numpy.zeros(count, bool)
-        if self.crop_size and self.phase == TRAIN and gen is not None:
-            rows = gen.integers(0, height - self.crop_size + 1, count)
-            cols = gen.integers(0, width - self.crop_size + 1, count)
+        raw = gen.raws(count * per_image).reshape(count, per_image) if gen is not None and per_image \
+            else numpy.zeros((count, 0), numpy.uint64)
+        flips = (raw[:, 0] % 2).astype(bool) if self.mirror else numpy.zeros(count, bool)
+        if random_crop:
+            first = int(self.mirror)
+            rows = (raw[:, first] % (height - self.crop_size + 1)).astype(numpy.int64)
+            cols = (raw[:, first + 1] % (width - self.crop_size + 1)).astype(numpy.int64)
         elif self.crop_size:
             rows = numpy.full(count, (height - self.crop_size) // 2)
             cols = numpy.full(count, (width - self.crop_size) // 2)

@@ -8,8 +8,12 @@ raw bytes, ``float_data`` or encoded PNG/JPEG (decoded in BGR order, as
 Caffe/OpenCV store colour). Every record must have the shape of the first.
 
 ``rand_skip``: at setup the layer skips a random number of records in
-``[0, rand_skip)``, drawn from the engine's seeded stream (Caffe draws
-``caffe_rng_rand() % rand_skip``: same range, another random stream).
+``[0, rand_skip)``, drawn from the engine's numpy stream (:func:`engine.rng.generator`),
+which takes nothing from Caffe's stream. Caffe 1.0's Data layer has no such skip
+(src/caffe/layers/data_layer.cpp reads from the first record, and the DataReader
+of rc3 to rc5 did not skip either; only the Data layer of rc2 and before drew
+``caffe_rng_rand() % rand_skip``): the field is read, the skip is the engine's,
+and a Caffe 1.0 run with ``rand_skip`` set starts at the first record.
 
 Prefetching: as Caffe's BasePrefetchingDataLayer, batches are read and
 transformed on a background thread (``data_param.prefetch`` batches ahead,
@@ -271,9 +275,7 @@ class DataLayer(PrefetchingDataLayer):
                             f"(it has {', '.join(sorted(state))})") from None
         self.reader.read(key, 1)  # the key must still be there (DataError naming it otherwise)
         random = _json_value(state["transform_rng"]) if "transform_rng" in state else None
-        if random is not None and self.transformer.generator is None:
-            random = None
-        return DbPosition(key, offset, random if random is not None else self.transformer.random_state())
+        return DbPosition(key, offset, self.transformer.checked_random_state(random))
 
     def _restore_position(self, position: DbPosition) -> None:
         self.transformer.set_random_state(position.random)

@@ -1,5 +1,17 @@
 """HDF5Data: rows of datasets named after the tops, read from the .h5 files a
-``source`` list names, in order with wrap-around across files as Caffe does."""
+``source`` list names, in order with wrap-around across files as Caffe does.
+
+``shuffle`` is Caffe's (src/caffe/layers/hdf5_data_layer.cpp): ``std::random_shuffle``
+without a generator, i.e. libstdc++'s over glibc ``rand()``, which Caffe never
+seeds (:func:`engine.rng.c_rand`, back to seed 1 when a Solver is built;
+:func:`engine.caffe_rng.libstdcxx_random_shuffle`). At setup the file order is
+shuffled (nothing drawn for one file), then the first file's rows; after the last
+row of a file: with several files the next one is loaded (the file order
+reshuffled first when it wraps), its rows shuffled as it loads, and then (one file
+or several) the rows are shuffled once more. The draws come from the process's
+one ``rand()``, so a Caffe run's HDF5 shuffles are matched when the engine builds
+and runs its nets in Caffe's order, whatever ``random_seed`` is.
+"""
 from __future__ import annotations
 
 import os
@@ -7,6 +19,7 @@ import os
 import numpy
 
 from .. import backend, rng
+from ..caffe_rng import libstdcxx_random_shuffle
 from ..errors import DataError, ResourceError
 from ..layer import Layer, register
 from ..validate import CHECK_MEMORY_FROM, check_input_file, format_bytes, require_memory, shape_bytes
@@ -148,6 +161,13 @@ def h5_row_count(path: str, name: str) -> int:
     return int(shape[0])
 
 
+def _shuffled(order: numpy.ndarray) -> numpy.ndarray:
+    """A new array: ``order`` through ``std::random_shuffle`` on the process's glibc ``rand()``."""
+    items = order.tolist()
+    libstdcxx_random_shuffle(items, rng.c_rand())
+    return numpy.asarray(items, dtype=numpy.intp)
+
+
 def _permutation(values, count: int, what: str, layer: str) -> numpy.ndarray:
     try:
         order = numpy.asarray(values, dtype=numpy.intp).reshape(-1)
@@ -176,7 +196,7 @@ class HDF5DataLayer(Layer):
         self.filenames = read_source_list(p.source)
         self.file_order = numpy.arange(len(self.filenames))
         if self.shuffle:
-            rng.generator().shuffle(self.file_order)
+            self.file_order = _shuffled(self.file_order)
         self.current_file = 0
         self.arrays = None
         self._load_file(self.file_order[0])
@@ -197,7 +217,7 @@ class HDF5DataLayer(Layer):
         self.arrays, self.loaded_index, self.loaded_path = arrays, int(index), path
         self.row_order = numpy.arange(rows)
         if self.shuffle:
-            rng.generator().shuffle(self.row_order)
+            self.row_order = _shuffled(self.row_order)
 
     def reshape(self, bottom, top):
         for blob, array in zip(top, self.arrays):
@@ -211,11 +231,11 @@ class HDF5DataLayer(Layer):
                 if self.current_file == len(self.filenames):
                     self.current_file = 0
                     if self.shuffle:
-                        rng.generator().shuffle(self.file_order)
+                        self.file_order = _shuffled(self.file_order)
                 self._load_file(self.file_order[self.current_file])
             self.current_row = 0
             if self.shuffle:
-                rng.generator().shuffle(self.row_order)
+                self.row_order = _shuffled(self.row_order)
 
     def forward(self, bottom, top):
         batches = [numpy.empty((self.batch_size,) + a.shape[1:], numpy.float32) for a in self.arrays]

@@ -15,9 +15,12 @@ pixels, no averaging when shrinking), so resized pixels differ slightly (see
 :mod:`engine.datatools`). At setup the layer takes values from Caffe's stream
 (:func:`engine.rng.caffe_stream`) in Caffe's order: the transformer's seed, the
 shuffle's seed, then ``caffe_rng_rand() % rand_skip``, so ``rand_skip`` skips
-what Caffe skips; the shuffle itself is numpy's (its own stream seeded with that
-value, as Caffe's ``prefetch_rng_``), not Caffe's order. Every image must have
-the shape of the first (set ``new_height``/``new_width`` for images of several sizes).
+what Caffe skips. ``shuffle`` is Caffe's own: ``prefetch_rng_`` is a boost mt19937
+seeded with that value (:class:`engine.caffe_rng.CaffeStream`) and the list is
+shuffled with ``caffe::shuffle`` (:func:`engine.caffe_rng.caffe_shuffle`) at setup
+and again each time the last line has been read, so the order of the lines is
+Caffe's. Every image must have the shape of the first (set
+``new_height``/``new_width`` for images of several sizes).
 Batches are prefetched on a background thread as the Data layer's are.
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import datatools, rng
+from ..caffe_rng import CaffeStream, caffe_shuffle, checked_state
 from ..errors import DataError, NetDefinitionError
 from ..layer import register
 from ..transformer import DataTransformer
@@ -64,10 +68,10 @@ class ImageDataLayer(PrefetchingDataLayer):
         self.shuffle = bool(p.shuffle)
         self.transformer = DataTransformer(transform_param_of(self.param, p), self.phase, where)
         order = numpy.arange(len(self.entries))
-        self.shuffle_generator: numpy.random.Generator | None = None
+        self.shuffle_generator: CaffeStream | None = None
         if self.shuffle:
-            self.shuffle_generator = numpy.random.default_rng(rng.caffe_stream().rand())
-            self.shuffle_generator.shuffle(order)
+            self.shuffle_generator = CaffeStream(rng.caffe_stream().rand())
+            order = self._shuffled(order)
         line = 0
         if p.rand_skip:
             line = rng.caffe_stream().rand() % int(p.rand_skip)
@@ -97,7 +101,14 @@ class ImageDataLayer(PrefetchingDataLayer):
             top[1].reshape((self.batch_size,))
 
     def _shuffle_state(self) -> dict | None:
-        return None if self.shuffle_generator is None else dict(self.shuffle_generator.bit_generator.state)
+        return None if self.shuffle_generator is None else self.shuffle_generator.state()
+
+    def _shuffled(self, order: numpy.ndarray) -> numpy.ndarray:
+        """A new array: ``order`` through Caffe's ShuffleImages (``prefetch_rng_``)."""
+        assert self.shuffle_generator is not None
+        lines = order.tolist()
+        caffe_shuffle(lines, self.shuffle_generator)
+        return numpy.asarray(lines, dtype=numpy.intp)
 
     def _read(self, index: int) -> numpy.ndarray:
         """Image ``index`` of the list as C x H x W uint8."""
@@ -125,8 +136,7 @@ class ImageDataLayer(PrefetchingDataLayer):
             if line == len(order):
                 line = 0
                 if self.shuffle_generator is not None:
-                    order = order.copy()
-                    self.shuffle_generator.shuffle(order)
+                    order = self._shuffled(order)
         data = self.transformer.transform(pixels)
         return Batch(data, labels, ListPosition(line, order, self._shuffle_state(),
                                                 self.transformer.random_state()))
@@ -153,10 +163,20 @@ class ImageDataLayer(PrefetchingDataLayer):
                             f"the list, which has {count} images")
         shuffle_random = _json_value(state["shuffle_rng"]) if "shuffle_rng" in state else None
         transform_random = _json_value(state["transform_rng"]) if "transform_rng" in state else None
-        return ListPosition(line, order, shuffle_random if self.shuffle_generator is not None else None,
-                            transform_random if self.transformer.generator is not None else None)
+        return ListPosition(line, order, self._checked_shuffle_state(shuffle_random),
+                            self.transformer.checked_random_state(transform_random))
+
+    def _checked_shuffle_state(self, state) -> dict | None:
+        """A saved shuffle stream to go to, or None to leave it where it is (no shuffle,
+        nothing saved, or a numpy stream's state saved before the shuffle was Caffe's)."""
+        if self.shuffle_generator is None or state is None or (isinstance(state, dict) and "bit_generator" in state):
+            return None
+        try:
+            return checked_state(state)
+        except ValueError as exc:
+            raise DataError(f"{self.where}: the saved shuffle random stream is corrupt: {exc}") from None
 
     def _restore_position(self, position: ListPosition) -> None:
         if self.shuffle_generator is not None and position.shuffle_random is not None:
-            self.shuffle_generator.bit_generator.state = position.shuffle_random
+            self.shuffle_generator.set_state(position.shuffle_random)
         self.transformer.set_random_state(position.transform_random)

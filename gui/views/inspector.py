@@ -260,6 +260,8 @@ class InspectorPanel(QWidget):
             maps.addWidget(view, r, c)
         for c, stretch in enumerate((3, 3, 3, 2)):
             maps.setColumnStretch(c, stretch)
+        for r in (0, 1):  # the two rows share the height whatever their placeholders' wrapped text asks
+            maps.setRowStretch(r, 1)
         self._empty = QLabel(READING_HELP)
         self._empty.setWordWrap(True)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)

@@ -193,3 +193,31 @@ def test_screenshot_takes_a_layout_and_presenter_mode():
     with pytest.raises(SystemExit):
         parse_args(["--layout", "cinema"])
 
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_inspector_rows_share_the_height_mid_iteration(qapp, size):
+    """Mid-iteration the top row holds wrapped "computed at the backward" notes: the W map
+    must keep its share of the height (in the app, whose panels are built just after the
+    window shows, it shrank to a strip)."""
+    import time
+
+    from PySide6.QtWidgets import QStackedWidget
+    w = MainWindow(settings=None, modal_errors=False, lazy_panels=True)
+    try:
+        w.resize(*size)
+        w.show()
+        deadline = time.perf_counter() + 10
+        while w.inspector is None and time.perf_counter() < deadline:
+            QApplication.processEvents()
+        assert w.open_path(resources.examples()["spiral_mlp"])
+        for step in ("iteration", "event", "event", "event", "iteration"):
+            w.step_iterations(1) if step == "iteration" else w.step_event()
+            assert w.wait_until_idle(timeout=60)
+            settle()
+            heights = {which: w.inspector.heatmap(w.inspector.selected_layer(), which).findChild(QStackedWidget)
+                       .height() for which in ("W", "a")}
+            assert min(heights.values()) >= 0.75 * max(heights.values()), (size, step, heights)
+    finally:
+        w.shutdown()
+        w.close()
