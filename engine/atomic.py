@@ -106,6 +106,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         handle.write(data)
 
 
+def write_chunks(path: str | os.PathLike, chunks) -> None:
+    """Replace ``path`` with the bytes of ``chunks`` (an iterable of bytes-like) atomically."""
+    with atomic_write(path, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+
+
 def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
     """Replace ``path`` with ``text`` atomically."""
     with atomic_write(path, "w", encoding=encoding) as handle:

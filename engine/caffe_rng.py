@@ -345,9 +345,10 @@ _GLIBC_DEGREE, _GLIBC_SEPARATION = 31, 3  # TYPE_3: x^31 + x^3 + 1
 
 class GlibcRand:
     """glibc's ``rand()`` (``random_r`` with its default TYPE_3 table): ``srand(seed)``
-    fills 31 words by 16807 * x mod (2^31 - 1) (glibc's Schrage arithmetic), throws 310
-    outputs away, then each output adds the word 3 places back into the front word and
-    returns that sum (mod 2^32) shifted right by one. Unseeded, it starts from seed 1."""
+    fills 31 words by 16807 * x mod (2^31 - 1) (glibc's Schrage steps on a signed 32-bit
+    word) and throws 310 outputs away; each output adds the word 3 places back into the
+    front word and returns that sum (mod 2^32) shifted right by one. Unseeded, it starts
+    from seed 1."""
 
     def __init__(self, seed: int = 1):
         self.seed(seed)

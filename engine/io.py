@@ -40,8 +40,10 @@ import numpy
 from google.protobuf.message import DecodeError
 
 from . import backend, rng
-from .atomic import atomic_path, write_bytes
+from .atomic import atomic_path, write_chunks
+from .caffe_rng import checked_glibc_state
 from .caffe_rng import checked_state as checked_caffe_state
+from .caffemodel_write import field_header, net_chunks, solver_state_chunks
 from .errors import DataError, EngineWarning, NetDefinitionError, ShapeError
 from .proto import caffe_pb2
 from .validate import check_input_file, format_bytes, require_memory
@@ -440,7 +442,13 @@ def save_weights(net, path: str, write_diff: bool = False) -> None:
     if is_hdf5_name(path):
         _save_weights_h5(net, path, write_diff)
     else:
-        write_bytes(path, net_to_proto(net, write_diff).SerializeToString())
+        save_weights_binary(net, path, write_diff)
+
+
+def save_weights_binary(net, path: str, write_diff: bool = False) -> None:
+    """Write ``net``'s parameters as a binary .caffemodel: the bytes of
+    ``net_to_proto(net).SerializeToString()``, encoded from the arrays directly."""
+    write_chunks(path, net_chunks(net, write_diff))
 
 
 def _save_weights_h5(net, path: str, write_diff: bool) -> None:
@@ -487,21 +495,10 @@ def _v1_layers(path: str, param: caffe_pb2.NetParameter) -> list[tuple[str, list
     return layers
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
 
 def encode_bytes_field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field, appended to a message's bytes."""
-    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+    return field_header(number, len(payload)) + payload
 
 
 # ---------------------------------------------------------------------------
@@ -591,14 +588,11 @@ def _write_state_h5(solver, path: str, learned: str) -> None:
 
 
 def _write_state_binary(solver, path: str, learned: str) -> None:
-    state = caffe_pb2.SolverState(iter=solver.iter, learned_net=learned, current_step=solver.current_step)
-    for array in solver.history:
-        blob_to_proto(state.history.add(), array)
     buffer = _stdio.BytesIO()
     with _h5py().File(buffer, "w") as handle:
         write_extras(handle.create_group(EXTRA_GROUP), solver)
-    payload = state.SerializeToString() + encode_bytes_field(EXTRA_FIELD_NUMBER, buffer.getvalue())
-    write_bytes(path, payload)
+    state = solver_state_chunks(solver.iter, learned, solver.current_step, solver.history)
+    write_chunks(path, [*state, encode_bytes_field(EXTRA_FIELD_NUMBER, buffer.getvalue())])
 
 
 def _nets(solver):
@@ -885,6 +879,8 @@ def _checked_rng_state(text, path: str) -> dict:
         getattr(numpy.random, kind)().state = {k: v for k, v in state.items() if k != rng.CAFFE_STATE_KEY}
         if rng.CAFFE_STATE_KEY in state:  # Caffe's stream (fillers, Dropout); older states lack it
             checked_caffe_state(state[rng.CAFFE_STATE_KEY])
+        if rng.GLIBC_STATE_KEY in state:  # glibc rand() (HDF5Data's shuffles); older states lack it
+            checked_glibc_state(state[rng.GLIBC_STATE_KEY])
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise DataError(f"solver state '{path}': the saved random stream (rng_state) is corrupt: {exc}") from None
     if kind != rng.get_state().get("bit_generator"):

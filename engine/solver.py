@@ -99,6 +99,7 @@ class Solver:
         validate.check_solver_param(self.param, self.path or "solver", self.type_name, warn=False)  # first
         if self.param.random_seed >= 0:
             rng.set_seed(self.param.random_seed)
+        rng.reset_c_rand()  # glibc rand() as a fresh `caffe train` process has it (HDF5Data's shuffles)
         self.device = backend.normalize_device(device or backend.current_mode())
         #: where its nets' Python layers may be imported from (engine.python_layers); kept for rebuilds
         self.python_layers = access_of(python_layers).near(self.path)

@@ -139,7 +139,7 @@ def _refuse(where: str, text: str) -> SolverParameterError:
     return SolverParameterError(f"{where}: {text}")
 
 
-def _warn(where: str, text: str) -> None:
+def warn_about(where: str, text: str) -> None:
     warnings.warn(f"{where}: {text}", EngineWarning, stacklevel=3)
 
 
@@ -183,13 +183,13 @@ def warn_solver_param(param, where: str, solver_type: str = "SGD") -> None:
     built, so that a solver that cannot be built says only why)."""
     policy = param.lr_policy or "fixed"
     if policy in ("step", "multistep", "exp") and param.gamma < 0:
-        _warn(where, f"lr_policy '{policy}' with gamma {param.gamma:g} < 0: the learning rate changes sign")
+        warn_about(where, f"lr_policy '{policy}' with gamma {param.gamma:g} < 0: the learning rate changes sign")
     if param.base_lr == 0:
-        _warn(where, "base_lr is 0: the weights will never change")
+        warn_about(where, "base_lr is 0: the weights will never change")
     if param.clip_gradients == 0:
-        _warn(where, "clip_gradients is 0: every gradient is scaled to zero (use -1 to turn clipping off)")
+        warn_about(where, "clip_gradients is 0: every gradient is scaled to zero (use -1 to turn clipping off)")
     if solver_type == "SGD" and param.momentum == 1:
-        _warn(where, "momentum is 1: the update never forgets a gradient and grows without bound")
+        warn_about(where, "momentum is 1: the update never forgets a gradient and grows without bound")
 
 
 def _check_lr_policy(param, where: str) -> None:
@@ -296,6 +296,6 @@ def _process_alive(pid: int) -> bool:
 def warn_if_nothing_to_learn(net, where: str) -> None:
     """EngineWarning for a training net without layers or learnable parameters."""
     if not net.layers:
-        _warn(where, "the net has no layers: there is nothing to train")
+        warn_about(where, "the net has no layers: there is nothing to train")
     elif not net.learnable_params:
-        _warn(where, "the net has no learnable parameters: training changes nothing")
+        warn_about(where, "the net has no learnable parameters: training changes nothing")

@@ -7,13 +7,12 @@ Tops: ``data`` (N x C x H x W) and optionally ``label`` (N). Records may be
 raw bytes, ``float_data`` or encoded PNG/JPEG (decoded in BGR order, as
 Caffe/OpenCV store colour). Every record must have the shape of the first.
 
-``rand_skip``: at setup the layer skips a random number of records in
-``[0, rand_skip)``, drawn from the engine's numpy stream (:func:`engine.rng.generator`),
-which takes nothing from Caffe's stream. Caffe 1.0's Data layer has no such skip
-(src/caffe/layers/data_layer.cpp reads from the first record, and the DataReader
-of rc3 to rc5 did not skip either; only the Data layer of rc2 and before drew
-``caffe_rng_rand() % rand_skip``): the field is read, the skip is the engine's,
-and a Caffe 1.0 run with ``rand_skip`` set starts at the first record.
+``rand_skip`` is accepted and ignored, with a warning, as Caffe 1.0 ignores it:
+its Data layer (src/caffe/layers/data_layer.cpp) reads from the first record,
+and the DataReader of rc3 to rc5 did not skip either; only the Data layer of rc2
+and before drew ``caffe_rng_rand() % rand_skip``. So a net with ``rand_skip`` set
+reads the records Caffe 1.0 reads. (ImageData's ``rand_skip`` is Caffe's own and
+is kept: engine/layers/image_data.py.)
 
 Prefetching: as Caffe's BasePrefetchingDataLayer, batches are read and
 transformed on a background thread (``data_param.prefetch`` batches ahead,
@@ -34,6 +33,7 @@ from ..errors import DataError, NetDefinitionError
 from ..layer import Layer, register
 from ..proto import caffe_pb2
 from ..transformer import DataTransformer
+from ..validate import warn_about
 
 _DEPRECATED_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
@@ -190,8 +190,8 @@ class DataLayer(PrefetchingDataLayer):
         self.transformer.check_input(self.record_shape)
         key, offset = self.reader.first_key, 0
         if p.rand_skip:
-            offset = int(rng.generator().integers(int(p.rand_skip)))
-            key, _wraps = self.reader.skip(key, offset)
+            warn_about(self.where, f"data_param.rand_skip {p.rand_skip} is ignored, as Caffe 1.0's Data layer "
+                                   f"ignores it: reading starts at the first record")
         self._caffe_prefetch_setup_draws()
         self._start_reading(DbPosition(key, offset, self.transformer.random_state()))
 

@@ -10,7 +10,10 @@ from ..layer import Layer
 
 class ArrayBatcher:
     """Hands out consecutive rows of aligned arrays, wrapping around at the end
-    (Caffe's data layers); optionally reshuffled at every epoch."""
+    (Caffe's data layers); optionally reshuffled at every epoch. Only BuiltinData (a
+    Backprop Studio extension, no Caffe counterpart) shuffles; MemoryData never does, as
+    Caffe's MemoryDataLayer has no shuffle. So the shuffle draws from the engine's numpy
+    stream (:func:`engine.rng.generator`), not from one of Caffe's."""
 
     def __init__(self, arrays: list[numpy.ndarray], batch_size: int, shuffle: bool = False):
         self.arrays = arrays

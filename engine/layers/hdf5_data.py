@@ -202,8 +202,9 @@ class HDF5DataLayer(Layer):
         self._load_file(self.file_order[0])
         self.current_row = 0
 
-    def _load_file(self, index: int) -> None:
-        """Load file number ``index`` of the source list (Caffe's LoadHDF5FileData)."""
+    def _load_file(self, index: int, shuffle_rows: bool = True) -> None:
+        """Load file number ``index`` of the source list (Caffe's LoadHDF5FileData: the rows
+        shuffled with ``shuffle``; not when a saved position brings its own order)."""
         path = self.filenames[index]
         arrays = load_h5_datasets(path, self.top_names)
         rows = arrays[0].shape[0]
@@ -216,7 +217,7 @@ class HDF5DataLayer(Layer):
                                     f"in '{path}' but {old.shape[1:]} in '{self.loaded_path}'")
         self.arrays, self.loaded_index, self.loaded_path = arrays, int(index), path
         self.row_order = numpy.arange(rows)
-        if self.shuffle:
+        if self.shuffle and shuffle_rows:
             self.row_order = _shuffled(self.row_order)
 
     def reshape(self, bottom, top):
@@ -284,7 +285,7 @@ class HDF5DataLayer(Layer):
         state = self.check_state(state)
         file_order, current_file = state["file_order"], state["current_file"]
         if int(file_order[current_file]) != self.loaded_index:
-            self._load_file(file_order[current_file])
+            self._load_file(file_order[current_file], shuffle_rows=False)  # draws nothing: the order is saved
         self.file_order = file_order
         self.current_file, self.current_row = current_file, state["current_row"]
         self.row_order = state["row_order"]

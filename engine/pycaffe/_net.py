@@ -10,7 +10,6 @@ from typing import Any, Callable, Iterator
 import numpy
 
 from .. import io as engine_io
-from ..atomic import write_bytes
 from ..errors import DataError, NetDefinitionError, ShapeError
 from ..net import TEST, TRAIN
 from ..net import Net as EngineNet
@@ -372,7 +371,7 @@ class Net:
     def save(self, path) -> None:
         """Write the weights as a binary .caffemodel (whatever the name, as pycaffe)."""
         with device_synced():
-            write_bytes(os.fspath(path), engine_io.net_to_proto(self._net).SerializeToString())
+            engine_io.save_weights_binary(self._net, os.fspath(path))
 
     def save_hdf5(self, path) -> None:
         """Write the weights as Caffe's HDF5 (``data/<layer>/<i>``)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QInputDialog, QMenu
 
@@ -90,7 +90,7 @@ class DebugController(QObject):
             window.inspector.weightEditRequested.connect(self.edit_weight_at)  # a W cell double-clicked
         if hasattr(window, "graph"):
             window.graph.layerSelected.connect(self._on_layer_selected)
-            window.graph.viewport().installEventFilter(self)
+            window.graph.layerMenuRequested.connect(self._on_layer_menu)
         self.session.emitter.connect(self._on_net_loaded, NetLoaded)
         self.session.emitter.connect(self._on_state_changed, StateChanged, SettingChanged)
         if self.session.solver is not None:
@@ -530,13 +530,10 @@ class DebugController(QObject):
         self.breakpoints_panel.add_layer_breakpoint(name, phase)
         self.show_panel("breakpoints")
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
-        if event.type() == QEvent.Type.ContextMenu and self.session.solver is not None:
-            name = self.window.graph.layer_at(event.pos())
-            if name is not None:
-                self.layer_menu(name).exec(event.globalPos())
-                return True
-        return False
+    def _on_layer_menu(self, name: str, global_pos) -> None:
+        """A node's context menu: break at it, check its gradient, time it (graph's request)."""
+        if self.session.solver is not None:
+            self.layer_menu(name).exec(global_pos)
 
     # -- actions -------------------------------------------------------------------
     def _pause_and_wait(self) -> None:

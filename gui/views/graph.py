@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
@@ -409,9 +409,11 @@ def _font(size: float, bold: bool = False, mono: bool = False) -> QFont:
 
 
 class GraphView(QGraphicsView):
-    """The layer graph widget. Emits ``layerSelected(name)`` when a node is clicked."""
+    """The layer graph widget. Emits ``layerSelected(name)`` when a node is clicked and
+    ``layerMenuRequested(name, global_pos)`` when a node's context menu is asked for."""
 
     layerSelected = Signal(str)
+    layerMenuRequested = Signal(str, QPoint)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -667,6 +669,14 @@ class GraphView(QGraphicsView):
             self.select(item.node.name)
             self.layerSelected.emit(item.node.name)
         super().mousePressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        name = self.layer_at(event.pos())
+        if name is None:
+            super().contextMenuEvent(event)
+            return
+        self.layerMenuRequested.emit(name, event.globalPos())
+        event.accept()
 
     def node_center(self, name: str):
         """The node's centre in viewport coordinates (for tests and tooltips)."""

@@ -141,9 +141,13 @@ def _as_display(array: numpy.ndarray) -> numpy.ndarray:
 
 class HeatmapView(QWidget):
     """A titled heatmap with colour bar, axis labels, hover read-out and statistics.
-    Emits ``cellDoubleClicked(row, col)`` when a cell is double-clicked."""
+    Emits ``cellClicked(row, col)``, ``cellDoubleClicked(row, col)`` and, when the
+    mouse moves onto another cell, ``cellHovered(row, col)``: other views use these,
+    never the plot's scene."""
 
+    cellClicked = Signal(int, int)
     cellDoubleClicked = Signal(int, int)
+    cellHovered = Signal(int, int)
 
     def __init__(self, title: str = "", *, compact: bool = False, parent: QWidget | None = None):
         super().__init__(parent)
@@ -173,6 +177,7 @@ class HeatmapView(QWidget):
 
         self._build_plot()
         self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._graphics.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._graphics.scene().installEventFilter(self)  # double-clicks on a cell
 
         self._placeholder = _NoteLabel()
@@ -484,13 +489,20 @@ class HeatmapView(QWidget):
                 return True
         return False
 
+    def _on_mouse_clicked(self, event) -> None:
+        cell = self.cell_at(event.scenePos())
+        if cell is not None and not event.double():
+            self.cellClicked.emit(*cell)
+
     def _on_mouse_moved(self, scene_pos) -> None:
         text = ""
-        self._hover_cell = None
+        previous, self._hover_cell = self._hover_cell, None
         if self._shape is not None and self._image.sceneBoundingRect().contains(scene_pos):
             point = self._image.mapFromScene(scene_pos)
             self._hover_cell = (int(math.floor(point.y())), int(math.floor(point.x())))
             text = self.hover_text(*self._hover_cell)
+            if self._hover_cell != previous and self.cell_at(scene_pos) is not None:
+                self.cellHovered.emit(*self._hover_cell)
         if text == self._hover_text:
             return
         self._hover_text = text

@@ -6,6 +6,7 @@ cheap enough to call 30 times a second.
 """
 from __future__ import annotations
 
+import functools
 import html
 import os
 import tempfile
@@ -196,6 +197,8 @@ class InspectorPanel(QWidget):
     layerSelected = Signal(str)
     #: a W cell was double-clicked: (layer, row, col); the owner asks for the value and edits the model
     weightEditRequested = Signal(str, int, int)
+    #: a cell of a map on screen was clicked: (layer, map, row, col); map is "W", "a", "delta", ...
+    mapCellClicked = Signal(str, str, int, int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -257,6 +260,7 @@ class InspectorPanel(QWidget):
             self._maps[which] = view
             if which == "W":
                 view.cellDoubleClicked.connect(self._on_weight_double_clicked)
+            view.cellClicked.connect(functools.partial(self._on_single_cell_clicked, which))
             maps.addWidget(view, r, c)
         for c, stretch in enumerate((3, 3, 3, 2)):
             maps.setColumnStretch(c, stretch)
@@ -343,6 +347,7 @@ class InspectorPanel(QWidget):
                 if which == "W":
                     view.cellDoubleClicked.connect(
                         lambda row, col, layer=name: self.weightEditRequested.emit(layer, row, col))
+                view.cellClicked.connect(functools.partial(self.mapCellClicked.emit, name, which))
         for c, stretch in enumerate((0, 3, 3, 3, 2, 3)):
             self._grid.setColumnStretch(c, stretch)
         for r in range(self._grid.rowCount()):
@@ -538,6 +543,10 @@ class InspectorPanel(QWidget):
             return
         extra = update_ratio_text(view) if which == "W" else ""
         heatmap.set_matrix(array, row_label=rows, col_label=cols, meaning=meaning, extra_stats=extra)
+
+    def _on_single_cell_clicked(self, which: str, row: int, col: int) -> None:
+        if self._selected is not None:
+            self.mapCellClicked.emit(self._selected, which, row, col)
 
     def _on_weight_double_clicked(self, row: int, col: int) -> None:
         if self._selected is not None:

@@ -11,9 +11,6 @@ the worker is idle.
 """
 from __future__ import annotations
 
-import functools
-import math
-
 import numpy
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -133,8 +130,8 @@ class SampleSharePanel(QWidget):
         self.sample_spin.valueChanged.connect(self.select_sample)
         self.size_combo.currentTextChanged.connect(lambda _t: self._draw_batch())
         self.batch_scatter.sigClicked.connect(self._on_point_clicked)
-        self.maps["dW"].image_item().scene().sigMouseMoved.connect(self._on_dw_hover)
-        self.maps["outer"].image_item().scene().sigMouseMoved.connect(self._on_dw_hover)
+        for key in ("dW", "outer"):
+            self.maps[key].cellHovered.connect(self.show_cell)
 
     # -- input ---------------------------------------------------------------
     def set_views(self, views: dict, outcome: share.BatchOutcome | None = None,
@@ -193,14 +190,6 @@ class SampleSharePanel(QWidget):
     def _on_point_clicked(self, _item, points, *_args) -> None:
         if len(points):
             self.select_sample(int(points[0].data()))
-
-    def _on_dw_hover(self, scene_pos) -> None:
-        for key in ("dW", "outer"):
-            image = self.maps[key].image_item()
-            if image.image is not None and image.sceneBoundingRect().contains(scene_pos):
-                point = image.mapFromScene(scene_pos)
-                self.show_cell(int(math.floor(point.y())), int(math.floor(point.x())))
-                return
 
     # -- drawing -------------------------------------------------------------
     def show_cell(self, row: int, col: int) -> None:
@@ -365,11 +354,9 @@ def install(window) -> SampleSharePanel:
     dock = add_tabbed_dock(window, "One sample's share", "sampleShareDock", panel)
     window.sample_share_dock = dock
 
-    hook_rows = _row_picker(window, panel)
     boundary: dict = {}  # id(net) -> BoundaryModel (or None: not a 2-input net)
 
     def on_frame(frame) -> None:
-        hook_rows()
         if not panel.isVisible():
             return
         outcome = path = None
@@ -396,8 +383,14 @@ def install(window) -> SampleSharePanel:
         if window.session.frame is not None:
             on_frame(window.session.frame)
     panel.shown.connect(on_shown)
+    def on_map_clicked(layer: str, which: str, row: int, _col: int) -> None:
+        if which in ("a", "delta"):  # a row of a or δ is one sample
+            panel.select_layer(layer)
+            panel.select_sample(row)
+
     if window.inspector is not None:
         window.inspector.layerSelected.connect(panel.select_layer)
+        window.inspector.mapCellClicked.connect(on_map_clicked)
     window.graph.layerSelected.connect(panel.select_layer)
     return panel
 
@@ -420,27 +413,3 @@ def _show_path_on_graph(window, panel: SampleSharePanel) -> None:
     setter = getattr(window.graph, "set_notes", None)
     if setter is not None:
         setter(panel.path_notes())
-
-
-def _row_picker(window, panel: SampleSharePanel):
-    """A function that makes a click on a row of the inspector's a or δ map select that
-    sample (each map on screen is hooked once; called at every frame)."""
-    hooked: set[int] = set()
-
-    def clicked(image, event) -> None:
-        if image.image is None or not image.sceneBoundingRect().contains(event.scenePos()):
-            return
-        row = int(math.floor(image.mapFromScene(event.scenePos()).y()))
-        panel.select_layer(window.inspector.selected_layer() or "")
-        panel.select_sample(row)
-
-    def hook_visible() -> None:
-        inspector = window.inspector
-        if inspector is None or inspector.grid_mode():
-            return
-        for (_layer, which), heatmap in inspector.visible_heatmaps().items():
-            if which in ("a", "delta") and id(heatmap) not in hooked:
-                hooked.add(id(heatmap))
-                image = heatmap.image_item()
-                image.scene().sigMouseClicked.connect(functools.partial(clicked, image))
-    return hook_visible

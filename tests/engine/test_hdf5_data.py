@@ -73,17 +73,22 @@ def test_relative_names_in_the_list_resolve_against_its_folder(tmp_path, monkeyp
     numpy.testing.assert_array_equal(net.blobs["data"].data[:, 0], [0, 1, 2, 3])
 
 
-def test_shuffle_is_a_seeded_permutation_per_epoch(tmp_path):
+def test_shuffle_is_a_glibc_rand_permutation_per_epoch(tmp_path):
+    """Caffe shuffles with std::random_shuffle on glibc rand(), which it never seeds: the
+    order follows the process's rand() (reset as a Solver is built), not random_seed."""
     source = write_files(tmp_path, [6, 4])
 
-    def epoch_rows(seed):
+    def epoch_rows(seed, reset=True):
         rng.set_seed(seed)
+        if reset:
+            rng.reset_c_rand()
         net = data_net(source, batch=5, shuffle=True)
         return numpy.concatenate([d[:, 0] for d, _ in batches(net, 6)])  # three epochs of 10 rows
 
-    first, again, other = epoch_rows(7), epoch_rows(7), epoch_rows(8)
+    first, again, other_seed = epoch_rows(7), epoch_rows(7), epoch_rows(8)
     numpy.testing.assert_array_equal(first, again)
-    assert not numpy.array_equal(first, other)
+    numpy.testing.assert_array_equal(first, other_seed)
+    assert not numpy.array_equal(first, epoch_rows(7, reset=False))  # rand() went on from where it was
     for epoch in range(3):
         rows = first[epoch * 10:(epoch + 1) * 10]
         assert sorted(rows) == list(range(10))

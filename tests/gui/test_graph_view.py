@@ -137,3 +137,23 @@ def test_the_graph_follows_the_session_without_a_window(qtbot, tmp_path):
                    'inner_product_param { num_output: 2 } }\n')
     session.load(str(net))
     assert set(view.node_items) == {"in", "ip"}
+
+
+def test_a_context_menu_on_a_node_is_asked_for_by_name(qtbot, spiral_net):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QApplication
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(420, 700)
+    view.show()
+    view.set_net(spiral_net)
+    asked = []
+    view.layerMenuRequested.connect(lambda name, pos: asked.append((name, pos)))
+    centre = view.node_center("ip2")
+    QApplication.sendEvent(view.viewport(), QContextMenuEvent(QContextMenuEvent.Reason.Mouse, centre,
+                                                               view.viewport().mapToGlobal(centre)))
+    QApplication.sendEvent(view.viewport(), QContextMenuEvent(QContextMenuEvent.Reason.Mouse, QPoint(2, 2),
+                                                              view.viewport().mapToGlobal(QPoint(2, 2))))
+    assert [name for name, _ in asked] == ["ip2"]
+    assert asked[0][1] == view.viewport().mapToGlobal(centre)

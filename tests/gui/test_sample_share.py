@@ -178,11 +178,24 @@ def test_arrow_keys_and_batch_points_pick_a_sample(window, qapp):
     assert panel.m == 9
 
 
+def mouse_to_cell(heatmap, row: int, col: int, click: bool = False) -> None:
+    """Point at a cell of ``heatmap`` as the mouse does: the plot's scene reports the move
+    (pyqtgraph's sigMouseMoved); a click is a real one on the plot's viewport."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    scene_pos = heatmap.cell_scene_pos(row, col)
+    heatmap.image_item().scene().sigMouseMoved.emit(scene_pos)
+    if click:
+        view = heatmap.image_item().scene().views()[0]
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         view.mapFromScene(scene_pos))
+
+
 def test_hovering_a_dW_cell_draws_bars_that_sum_to_it(window, qapp):
     panel = window.sample_share
     panel.select_layer("ip3")
     heatmap = panel.maps["dW"]
-    panel._on_dw_hover(heatmap.cell_scene_pos(1, 5))
+    mouse_to_cell(heatmap, 1, 5)
     assert panel.cell == (1, 5)
     view = window.session.frame.views["ip3"]
     heights = panel.bar_item.opts["height"]
@@ -196,10 +209,5 @@ def test_clicking_a_row_of_the_inspectors_delta_map_picks_that_sample(window, qa
     window.refresh()
     qapp.processEvents()
     heatmap = window.inspector.heatmap("ip2", "delta")
-    image = heatmap.image_item()
-
-    class Click:
-        def scenePos(self):  # noqa: N802 (Qt naming)
-            return heatmap.cell_scene_pos(12, 3)
-    image.scene().sigMouseClicked.emit(Click())
+    mouse_to_cell(heatmap, 12, 3, click=True)
     assert window.sample_share.m == 12 and window.sample_share.layer == "ip2"
