@@ -34,7 +34,7 @@ from typing import Any, Callable, MutableSequence
 
 import numpy
 
-from .errors import NetDefinitionError
+from .errors import DataError, NetDefinitionError
 
 F32 = numpy.float32
 _BUFFER = 4096  # outputs drawn ahead (all reads go through _take)
@@ -261,6 +261,18 @@ class CaffeStream:
     def uniform_int(self, low: int, high: int) -> int:
         """``boost::uniform_int<T>(low, high)(rng)``: see :func:`boost_uniform_int`."""
         return boost_uniform_int(self._raw, low, high)
+
+
+def saved_stream_state(state, where: str, what: str) -> dict | None:
+    """A saved :class:`CaffeStream` position to go to, or None to leave the stream where
+    it is (nothing saved, or a numpy stream's state that an older engine saved).
+    DataError naming ``where`` and ``what`` (the stream) for anything else."""
+    if state is None or (isinstance(state, dict) and "bit_generator" in state):
+        return None
+    try:
+        return checked_state(state)
+    except ValueError as exc:
+        raise DataError(f"{where}: the saved {what} random stream is corrupt: {exc}") from None
 
 
 def checked_state(state) -> dict:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy
 
 from . import rng
-from .caffe_rng import CaffeStream, checked_state
+from .caffe_rng import CaffeStream, saved_stream_state
 from .errors import DataError, NetDefinitionError
 
 TRAIN = 0
@@ -99,12 +99,7 @@ class DataTransformer:
         """A saved position this transformer can go to, or None to stay where it is: when it
         draws nothing, when nothing was saved, or for a numpy stream's state (saved before the
         draws were Caffe's). DataError for anything else that is not a stream position."""
-        if self.generator is None or state is None or (isinstance(state, dict) and "bit_generator" in state):
-            return None
-        try:
-            return checked_state(state)
-        except ValueError as exc:
-            raise DataError(f"{self.where}: the saved transform_param random stream is corrupt: {exc}") from None
+        return None if self.generator is None else saved_stream_state(state, self.where, "transform_param")
 
     def set_random_state(self, state: dict | None) -> None:
         """Go to a saved position (see :meth:`checked_random_state`; None leaves the stream)."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy
 
 from .. import datatools, rng
-from ..caffe_rng import CaffeStream, caffe_shuffle, checked_state
+from ..caffe_rng import CaffeStream, caffe_shuffle, saved_stream_state
 from ..errors import DataError, NetDefinitionError
 from ..layer import register
 from ..transformer import DataTransformer
@@ -169,12 +169,7 @@ class ImageDataLayer(PrefetchingDataLayer):
     def _checked_shuffle_state(self, state) -> dict | None:
         """A saved shuffle stream to go to, or None to leave it where it is (no shuffle,
         nothing saved, or a numpy stream's state saved before the shuffle was Caffe's)."""
-        if self.shuffle_generator is None or state is None or (isinstance(state, dict) and "bit_generator" in state):
-            return None
-        try:
-            return checked_state(state)
-        except ValueError as exc:
-            raise DataError(f"{self.where}: the saved shuffle random stream is corrupt: {exc}") from None
+        return None if self.shuffle_generator is None else saved_stream_state(state, self.where, "shuffle")
 
     def _restore_position(self, position: ListPosition) -> None:
         if self.shuffle_generator is not None and position.shuffle_random is not None:

@@ -85,12 +85,18 @@ def test_forty_layers_do_not_overlap():
             assert not a.intersects(b)
 
 
-def test_click_selects_and_highlight_shows_direction(qtbot, spiral_net):
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(420, 700)
-    view.show()
-    view.set_net(spiral_net)
+@pytest.fixture
+def view(qtbot, spiral_net):
+    """A shown graph of the spiral net."""
+    graph = GraphView()
+    qtbot.addWidget(graph)
+    graph.resize(420, 700)
+    graph.show()
+    graph.set_net(spiral_net)
+    return graph
+
+
+def test_click_selects_and_highlight_shows_direction(qtbot, view):
     with qtbot.waitSignal(view.layerSelected) as blocker:
         qtbot.mouseClick(view.viewport(), Qt.LeftButton, pos=view.node_center("ip2"))
     assert blocker.args == ["ip2"] and view.selected == "ip2"
@@ -107,15 +113,10 @@ def test_click_selects_and_highlight_shows_direction(qtbot, spiral_net):
     assert not view.node_items["relu2"].nonfinite
 
 
-def test_wheel_zooms(qtbot, spiral_net):
+def test_wheel_zooms(view):
     from PySide6.QtCore import QPoint, QPointF
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(420, 700)
-    view.show()
-    view.set_net(spiral_net)
     before = view.transform().m11()
     event = QWheelEvent(QPointF(100, 100), QPointF(100, 100), QPoint(0, 0), QPoint(0, 240), Qt.NoButton,
                         Qt.NoModifier, Qt.NoScrollPhase, False)
@@ -139,15 +140,10 @@ def test_the_graph_follows_the_session_without_a_window(qtbot, tmp_path):
     assert set(view.node_items) == {"in", "ip"}
 
 
-def test_a_context_menu_on_a_node_is_asked_for_by_name(qtbot, spiral_net):
+def test_a_context_menu_on_a_node_is_asked_for_by_name(view):
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QContextMenuEvent
     from PySide6.QtWidgets import QApplication
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(420, 700)
-    view.show()
-    view.set_net(spiral_net)
     asked = []
     view.layerMenuRequested.connect(lambda name, pos: asked.append((name, pos)))
     centre = view.node_center("ip2")
