@@ -24,6 +24,7 @@ def _fan(shape: tuple[int, ...], variance_norm: int) -> float:
 
 #: Filler types that draw nothing for a zero-size blob.
 FILLER_TYPES = ("constant", "uniform", "gaussian", "xavier", "msra")
+ALL_FILLER_TYPES = FILLER_TYPES + ("bilinear", "positive_unitball")
 
 
 def caffe_stream() -> CaffeStream:
@@ -78,11 +79,8 @@ def filled_array(filler, shape: tuple[int, ...], dtype=numpy.float32,
     gen = rng.generator()
     if kind in FILLER_TYPES and (int(numpy.prod(shape)) if shape else 1) == 0:
         return numpy.zeros(shape, dtype=dtype)  # nothing to draw (and a zero fan to divide by)
-    if kind == "gaussian" and not filler.std >= 0:
-        raise NetDefinitionError(f"gaussian filler: std is {filler.std}; it must be >= 0")
+    check_filler(filler)
     if caffe_random and _draws_from_caffe_stream(filler, shape, dtype):
-        if kind == "uniform" and not filler.min <= filler.max:
-            raise NetDefinitionError(f"uniform filler: min {filler.min} is above max {filler.max}")
         return _caffe_filled(filler, shape, dtype)
     if kind == "constant":
         return numpy.full(shape, filler.value, dtype=dtype)
@@ -104,9 +102,18 @@ def filled_array(filler, shape: tuple[int, ...], dtype=numpy.float32,
         return bilinear_kernel(shape).astype(dtype)
     if kind == "positive_unitball":
         return _positive_unitball(gen, shape, dtype)
-    raise NetDefinitionError(
-        f"unknown filler type '{kind}' (supported: constant, uniform, gaussian, xavier, msra, bilinear, "
-        f"positive_unitball)")
+    raise AssertionError(kind)  # check_filler refused it
+
+
+def check_filler(filler) -> None:
+    """What Caffe CHECKs of a filler before it draws (NetDefinitionError), without drawing:
+    a layer that fills later (DummyData refills at every forward) refuses at setup."""
+    if filler.type not in ALL_FILLER_TYPES:
+        raise NetDefinitionError(f"unknown filler type '{filler.type}' (supported: {', '.join(ALL_FILLER_TYPES)})")
+    if filler.type == "gaussian" and not filler.std >= 0:
+        raise NetDefinitionError(f"gaussian filler: std is {filler.std}; it must be >= 0")
+    if filler.type == "uniform" and not filler.min <= filler.max:
+        raise NetDefinitionError(f"uniform filler: min {filler.min} is above max {filler.max}")
 
 
 def _positive_unitball(gen, shape: tuple[int, ...], dtype) -> numpy.ndarray:

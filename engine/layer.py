@@ -96,6 +96,10 @@ class Layer:
     is_loss = False
     #: False for layers whose top may not be one of their bottoms (checked at setup)
     in_place_allowed = True
+    #: True for layers whose forward sizes their tops from the data (Filter): the net then
+    #: reshapes the layers after them when a top's shape changed (Caffe reshapes every
+    #: layer at every forward; the engine only when something changed)
+    reshapes_in_forward = False
     #: False for bottoms that never take a gradient (labels)
     def allow_force_backward(self, bottom_index: int) -> bool:
         return True

@@ -419,10 +419,14 @@ class Net:
 
     def forward_layer(self, i: int) -> float:
         """Run layer ``i`` forward; returns its weighted loss contribution."""
+        layer = self.layers[i]
+        shapes_before = [blob.shape for blob in self._tops[i]] if layer.reshapes_in_forward else None
         try:
-            self.layers[i].forward(self._bottoms[i], self._tops[i])
+            layer.forward(self._bottoms[i], self._tops[i])
         except _LAYER_FAILURES as exc:
-            raise _layer_failure(self.layers[i], "forward", exc) from None
+            raise _layer_failure(layer, "forward", exc) from None
+        if shapes_before is not None and shapes_before != [blob.shape for blob in self._tops[i]]:
+            self._reshape_layers(i + 1)
         loss = 0.0
         for blob, weight in self._loss_tops_of(i):
             data = blob.data  # a one-element sum is the element itself: no reduction call
@@ -515,14 +519,19 @@ class Net:
 
     def reshape(self) -> None:
         """Propagate new input shapes through every layer (a shape error names the layer)."""
-        for i, layer in enumerate(self.layers):
+        self._reshape_layers(0)
+        self._input_shapes = self._current_input_shapes()
+
+    def _reshape_layers(self, start: int) -> None:
+        """Reshape the layers from ``start`` on, in order (a shape error names the layer)."""
+        for i in range(start, len(self.layers)):
+            layer = self.layers[i]
             try:
                 layer.reshape(self._bottoms[i], self._tops[i])
             except (IndexError, ValueError) as exc:
                 shapes = ", ".join(f"'{n}' {b.shape}" for n, b in zip(self.bottom_names[i], self._bottoms[i]))
                 raise ShapeError(f"layer '{layer.name}' ({layer.type_name}) cannot take its input shapes "
                                  f"({shapes or 'no bottoms'}): {exc}") from None
-        self._input_shapes = self._current_input_shapes()
 
     _input_shapes: tuple | None = None
 

@@ -182,6 +182,13 @@ def warn_solver_param(param, where: str, solver_type: str = "SGD") -> None:
     """EngineWarnings for legal solver values that make no sense (given after the net is
     built, so that a solver that cannot be built says only why)."""
     policy = param.lr_policy or "fixed"
+    values = list(param.stepvalue) if policy == "multistep" else []
+    for k in range(1, len(values)):
+        if values[k] <= values[k - 1]:  # legal in Caffe: it takes one step per iteration at most
+            warn_about(where, f"stepvalue does not increase (#{k - 1} is {values[k - 1]}, #{k} is {values[k]}): "
+                              f"as in Caffe the rate drops at most once per iteration, so #{k} takes effect "
+                              f"one iteration after #{k - 1}")
+            break
     if policy in ("step", "multistep", "exp") and param.gamma < 0:
         warn_about(where, f"lr_policy '{policy}' with gamma {param.gamma:g} < 0: the learning rate changes sign")
     if param.base_lr == 0:
@@ -196,11 +203,6 @@ def _check_lr_policy(param, where: str) -> None:
     policy = param.lr_policy or "fixed"
     if policy == "step" and param.stepsize <= 0:
         raise _refuse(where, f"lr_policy 'step' needs stepsize > 0 (it is {param.stepsize})")
-    if policy == "multistep":
-        values = list(param.stepvalue)
-        for k in range(1, len(values)):
-            if values[k] <= values[k - 1]:
-                raise _refuse(where, f"stepvalue must increase: #{k - 1} is {values[k - 1]}, #{k} is {values[k]}")
     if policy == "poly" and param.max_iter <= 0:
         raise _refuse(where, f"lr_policy 'poly' needs max_iter > 0 (it is {param.max_iter})")
     if policy == "inv" and param.gamma < 0 and 1.0 + param.gamma * max(param.max_iter, 1) <= 0:

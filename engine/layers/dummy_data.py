@@ -1,6 +1,13 @@
-"""DummyData: tops filled by fillers (constant fillers are filled once)."""
+"""DummyData: tops filled by fillers, as Caffe's dummy_data_layer.cpp does it.
+
+Constant fillers fill their tops once, at setup; every other filler refills its
+top at each forward, drawing from Caffe's own stream (:func:`engine.rng.caffe_stream`,
+like the weight fillers and Dropout), so the data, and everything drawn after it,
+are Caffe's. Nothing random is drawn at setup: the weight fillers of the layers
+after it draw what they draw in Caffe.
+"""
 from ..errors import NetDefinitionError
-from ..fillers import fill
+from ..fillers import check_filler, fill
 from ..layer import Layer, register
 from ..proto import caffe_pb2
 from ..validate import require_memory, shape_bytes
@@ -32,9 +39,11 @@ class DummyDataLayer(Layer):
             # data and diff, plus the filler's float64 draw and its float32 copy
             require_memory(shape_bytes(shape, 4) * 2 + shape_bytes(shape, 12),
                            f"top '{name}' of shape {shape} (with its filler)")
-        for blob, shape, filler in zip(top, self.shapes, self.fillers):
+        for blob, shape, filler, refill in zip(top, self.shapes, self.fillers, self.refill):
+            check_filler(filler)
             blob.reshape(shape)
-            fill(blob, filler, caffe_random=False)
+            if not refill:  # Caffe's setup forward, with refill_ inverted: the constant tops
+                fill(blob, filler)
 
     def reshape(self, bottom, top):
         for blob, shape in zip(top, self.shapes):
@@ -43,4 +52,4 @@ class DummyDataLayer(Layer):
     def forward(self, bottom, top):
         for blob, filler, refill in zip(top, self.fillers, self.refill):
             if refill:
-                fill(blob, filler, caffe_random=False)
+                fill(blob, filler)

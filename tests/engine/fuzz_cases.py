@@ -353,8 +353,6 @@ def _solver_value_cases() -> list[Case]:
                ("max_iter: -5", "max_iter"), ("snapshot: -1", "snapshot"), ("display: -1", "display"),
                ("test_iter: -1", "test_iter"), ("iter_size: 0", "iter_size"), ("iter_size: -2", "iter_size"),
                ("average_loss: 0", "average_loss"), ("average_loss: -3", "average_loss"),
-               ('lr_policy: "multistep" stepvalue: 50 stepvalue: 10', "stepvalue"),
-               ('lr_policy: "multistep" stepvalue: 10 stepvalue: 10', "stepvalue"),
                ('lr_policy: "step" stepsize: 0', "stepsize"), ('lr_policy: "poly" max_iter: 0', "poly"),
                ('lr_policy: "inv" gamma: -0.5 power: 0.75', "gamma"), ('lr_policy: "warmup"', "warmup"),
                ('type: "Adam" momentum: 1', "momentum"), ('type: "Adam" momentum2: 1', "momentum2"),
@@ -369,13 +367,15 @@ def _solver_value_cases() -> list[Case]:
                      if line.split(":")[0] not in [e.split(":")[0].strip() for e in extra.split(" ")[::2]]]
             _engine().get_solver(_write(folder, "solver.prototxt", "\n".join(lines) + "\n" + extra + "\n"))
         out.append(Case(f"solver-value-{k}", "error", run, (field,)))
-    warned = [("base_lr: 0", "base_lr"), ("clip_gradients: 0", "clip_gradients")]
+    warned = [("base_lr: 0", "base_lr"), ("clip_gradients: 0", "clip_gradients"),
+              ('lr_policy: "multistep" stepvalue: 50 stepvalue: 10', "stepvalue"),  # legal in Caffe
+              ('lr_policy: "multistep" stepvalue: 10 stepvalue: 10', "stepvalue")]
     for k, (extra, field) in enumerate(warned):
         def run_warned(folder: Path, extra=extra):
             text = SOLVER.format(net=_net_file(folder, MLP), prefix="snap/mlp")
-            if extra.startswith("base_lr"):
-                text = text.replace("base_lr: 0.1\n", "")
-            _engine().get_solver(_write(folder, "solver.prototxt", text + extra + "\n"))
+            keys = [e.split(":")[0].strip() for e in extra.split(" ")[::2]]
+            text = "\n".join(line for line in text.splitlines() if line.split(":")[0] not in keys)
+            _engine().get_solver(_write(folder, "solver.prototxt", text + "\n" + extra + "\n"))
         out.append(Case(f"solver-warning-{k}", "warning", run_warned, (field,)))
     empty = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n'
     out.append(Case("solver-empty-net", "warning",

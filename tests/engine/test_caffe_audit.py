@@ -1,6 +1,8 @@
 """Places where the engine must do what BVLC Caffe's own sources do, checked against
 small numpy reimplementations of those sources (src/caffe/solvers/sgd_solver.cpp,
 src/caffe/solver.cpp): float32 where Caffe computes in Dtype, double where it does."""
+import ctypes
+import ctypes.util
 import math
 
 import h5py
@@ -14,20 +16,23 @@ from engine.proto import caffe_pb2
 from tests.engine.helpers import linear_net_text, mt19937_outputs, solver_for
 
 F32 = numpy.float32
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+_LIBM.powf.restype, _LIBM.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+_LIBM.expf.restype, _LIBM.expf.argtypes = ctypes.c_float, [ctypes.c_float]
 
 
 # -- GetLearningRate ---------------------------------------------------------
 def _caffe_inv(base_lr, gamma, power, it):
-    # rate = base_lr * pow(Dtype(1) + gamma * iter_, -power): the base is float math
+    # rate = base_lr * pow(Dtype(1) + gamma * iter_, -power): pow(float, float) is powf (g++ >= 6
+    # brings std's float overloads in through <math.h>), the product float
     base = F32(1) + F32(gamma) * F32(it)
-    return F32(float(F32(base_lr)) * math.pow(float(base), -float(F32(power))))
+    return F32(base_lr) * F32(_LIBM.powf(float(base), -float(F32(power))))
 
 
 def _caffe_sigmoid(base_lr, gamma, stepsize, it):
-    # base_lr * (Dtype(1) / (Dtype(1) + exp(-gamma * (Dtype(iter_) - Dtype(stepsize)))))
-    exponent = float(-F32(gamma) * (F32(it) - F32(stepsize)))
-    power_of_e = math.exp(exponent) if exponent < 700 else math.inf
-    return F32(float(F32(base_lr)) * (1.0 / (1.0 + power_of_e)))
+    # base_lr * (Dtype(1.) / (Dtype(1.) + exp(-gamma * (Dtype(iter_) - Dtype(stepsize))))): expf, all float
+    exponent = -F32(gamma) * (F32(it) - F32(stepsize))
+    return F32(base_lr) * (F32(1) / (F32(1) + F32(_LIBM.expf(float(exponent)))))
 
 
 def _param(**fields):

@@ -210,3 +210,41 @@ def test_rewind_and_replay_is_bit_exact_with_dropout(make_solver):
     assert solver.iter == 2
     history.step(solver, 5)
     assert _weights(solver) == _weights(twin)
+
+
+def _uniform01(raw) -> numpy.ndarray:
+    """Caffe's caffe_rng_uniform(0, 1) of 32-bit draws (as in the test above)."""
+    return numpy.array([numpy.float32(u) / numpy.float32(4294967296.0) * numpy.nextafter(numpy.float32(1),
+                        numpy.float32(2)) for u in raw], dtype=numpy.float32)
+
+
+def test_dummy_data_refills_from_caffes_stream_after_the_weight_fillers():
+    """DummyData as dummy_data_layer.cpp: constant tops filled once at setup; a random top
+    drawn at every forward from Caffe's stream, so the weight fillers of the layers after it
+    take the stream's first draws, and each forward the next ones."""
+    net_text = """
+    layer { name: "d" type: "DummyData" top: "x" top: "c"
+            dummy_data_param { shape { dim: 2 dim: 3 } shape { dim: 2 }
+                               data_filler { type: "uniform" min: 0 max: 1 }
+                               data_filler { type: "constant" value: 4 } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y"
+            inner_product_param { num_output: 2 weight_filler { type: "uniform" min: 0 max: 1 } } }
+    """
+    rng.set_seed(11)
+    net = engine.Net(net_text, engine.TRAIN)
+    raw = mt19937_outputs(11, 6 + 6 + 6)
+    assert net.params["ip"][0].data.ravel().tobytes() == _uniform01(raw[:6]).tobytes()  # the weights first
+    assert numpy.array_equal(net.blobs["c"].data, [4, 4])
+    net.forward()
+    assert net.blobs["x"].data.ravel().tobytes() == _uniform01(raw[6:12]).tobytes()
+    net.blobs["c"].data[...] = 7  # a constant top is not filled again
+    net.forward()
+    assert net.blobs["x"].data.ravel().tobytes() == _uniform01(raw[12:18]).tobytes()
+    assert numpy.array_equal(net.blobs["c"].data, [7, 7])
+
+
+def test_dummy_data_refuses_a_bad_filler_at_setup():
+    bad = 'layer { name: "d" type: "DummyData" top: "x" dummy_data_param { shape { dim: 3 } ' \
+          'data_filler { type: "gaussian" std: -1 } } }'
+    with pytest.raises(engine.NetDefinitionError, match="std is -1"):
+        engine.Net(bad, engine.TRAIN)

@@ -79,3 +79,27 @@ def test_bad_policy_settings_are_errors(policy, fields, message):
         setattr(param, name, value)
     with pytest.raises(engine.NetDefinitionError, match=message):
         learning_rate(param, 0, 0)
+
+
+def test_a_stepvalue_list_that_does_not_increase_steps_once_per_iteration_as_caffe():
+    """Caffe accepts any stepvalue list and advances current_step at most once per
+    iteration (sgd_solver.cpp): [4, 2] drops the rate at 4 and again at 5."""
+    import warnings
+
+    import engine
+    from engine.errors import EngineWarning
+    text = """type: "SGD" base_lr: 1 lr_policy: "multistep" gamma: 0.5 stepvalue: 4 stepvalue: 2
+    net_param { layer { name: "d" type: "DummyData" top: "x" top: "t"
+                        dummy_data_param { shape { dim: 1 dim: 1 } data_filler { type: "constant" value: 1 } } }
+                layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { num_output: 1 } }
+                layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "t" top: "loss" } }"""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        solver = engine.get_solver(text)
+    assert any(issubclass(w.category, EngineWarning) and "stepvalue does not increase" in str(w.message)
+               for w in caught)
+    rates = []
+    for _ in range(7):
+        solver.step(1)
+        rates.append(float(solver.learning_rate))
+    assert rates == [1, 1, 1, 1, 0.5, 0.25, 0.25]

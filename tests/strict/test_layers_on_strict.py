@@ -34,6 +34,7 @@ CASES = [
     ("Accuracy", "accuracy_param { top_k: 2 ignore_label: 1 }", [normal(6, 4), labels(6, 4)], []),
     ("BatchNorm", "", [normal(4, 3, 2, 2)], [0]),
     ("BatchNorm", "batch_norm_param { use_global_stats: true }", [normal(4, 3, 2, 2)], [0]),
+    ("BatchReindex", "", [normal(4, 3), numpy.array([3, 0, 3], numpy.float32)], [0]),
     ("Bias", "bias_param { axis: 1 num_axes: 1 filler { type: 'gaussian' std: 0.5 } }", [normal(2, 3, 4)], [0]),
     ("Bias", "", [normal(2, 3, 4), normal(3)], [0, 1]),
     ("Clip", "clip_param { min: -0.5 max: 0.7 }", [normal(4, 5)], [0]),
@@ -57,9 +58,11 @@ CASES = [
     ("ELU", "elu_param { alpha: 0.7 }", [normal(4, 5)], [0]),
     ("Exp", "exp_param { base: 2 scale: 0.5 shift: 0.1 }", [normal(4, 5)], [0]),
     ("EuclideanLoss", "", [normal(4, 3), normal(4, 3)], [0, 1]),
+    ("Filter", "", [normal(4, 3), numpy.array([1, 0, 2, 0], numpy.float32)], [0]),
     ("Flatten", "", [normal(2, 3, 4)], [0]),
     ("HingeLoss", "", [normal(6, 4), labels(6, 4)], [0]),
     ("HingeLoss", "hinge_loss_param { norm: L2 }", [normal(6, 4), labels(6, 4)], [0]),
+    ("Im2col", "convolution_param { kernel_size: 2 stride: 2 pad: 1 }", [normal(2, 3, 5, 4)], [0]),
     ("InfogainLoss", "", [probabilities(6, 4), labels(6, 4), numpy.abs(normal(4, 4))], [0]),
     ("InnerProduct", f"inner_product_param {{ num_output: 3 {FILL} }}", [normal(4, 5)], [0]),
     ("InnerProduct", f"inner_product_param {{ num_output: 3 transpose: true {FILL} }}", [normal(4, 2, 3)], [0]),
@@ -69,6 +72,7 @@ CASES = [
     ("MVN", "mvn_param { normalize_variance: true across_channels: false }", [normal(2, 3, 4, 4)], [0]),
     ("MVN", "mvn_param { normalize_variance: false across_channels: true }", [normal(2, 3, 2, 2)], [0]),
     ("MultinomialLogisticLoss", "", [probabilities(6, 4), labels(6, 4)], [0]),
+    ("Parameter", "parameter_param { shape { dim: 2 dim: 3 } }", [], []),
     ("Pooling", "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 }", [normal(2, 3, 7, 6)], [0]),
     ("Pooling", "pooling_param { pool: AVE kernel_size: 3 stride: 2 }", [normal(2, 3, 7, 6)], [0]),
     ("Pooling", "pooling_param { pool: MAX global_pooling: true }", [normal(2, 3, 4, 4)], [0]),
@@ -89,6 +93,7 @@ CASES = [
     ("Silence", "", [normal(2, 3), normal(4)], [0, 1]),
     ("Slice", "slice_param { axis: 1 slice_point: 2 }", [normal(2, 6, 3)], [0]),
     ("Softmax", "softmax_param { axis: 1 }", [normal(2, 4, 3)], [0]),
+    ("SPP", "spp_param { pyramid_height: 3 pool: MAX }", [normal(2, 2, 9, 8)], [0]),
     ("SoftmaxWithLoss", "", [normal(6, 4), labels(6, 4)], [0]),
     ("SoftmaxWithLoss", "loss_param { ignore_label: 1 normalization: VALID }", [normal(6, 4), labels(6, 4)], [0]),
     ("Split", "", [normal(3, 4)], [0]),
@@ -100,7 +105,8 @@ CASES = [
 #: data layers and Input: run in the net and solver tests, not alone
 # data layers (their own strict tests) and Python layers (CPU only by design: refused on a GPU)
 NOT_HERE = {"BuiltinData", "Data", "DummyData", "HDF5Data", "ImageData", "Input", "MemoryData", "WindowData",
-            "Python"}
+            "Python",
+            "HDF5Output"}  # writes a file: its strict test is in tests/engine/test_layers_zoo_d.py
 TOPS = {"Slice": 2, "Split": 2, "Silence": 0}
 
 
