@@ -28,10 +28,14 @@ MAX_FILTER_CHANNELS = 8
 MAX_MAPS = 256
 
 #: Display names of each layer type's parameter blobs, in the engine's order.
-PARAM_NAMES = {
+PARAM_NAMES: dict[str, tuple] = {
     "Convolution": ("W", "b"), "Deconvolution": ("W", "b"), "InnerProduct": ("W", "b"),
     "Embed": ("W", "b"), "PReLU": ("slope a",), "Bias": ("bias β",),
     "BatchNorm": ("mean (running sum)", "variance (running sum)", "scale factor"),
+    "Parameter": ("value",),
+    # LSTM / RNN without, then with, a static input (recurrent_layer.cpp's blob order)
+    "LSTM": (("W_xc", "b_c", "W_hc"), ("W_xc", "b_c", "W_xc_static", "W_hc")),
+    "RNN": (("W_xh", "b_h", "W_hh", "W_ho", "b_o"), ("W_xh", "b_h", "W_xh_static", "W_hh", "W_ho", "b_o")),
 }
 
 #: One line per layer type: what its forward computes.
@@ -47,6 +51,14 @@ FORMULAS = {
     "TanH": "y = tanh(x)",
     "Dropout": "y = x·mask / (1 − p) in TRAIN",
     "SoftmaxWithLoss": "loss = −Σ log softmax(x)[label] / normalizer",
+    "SPP": "y = the max (or mean) over a 1×1, 2×2, 4×4 … grid of bins, flattened and joined",
+    "Im2col": "y = the im2col columns: one column per output position, C·kh·kw rows",
+    "Filter": "y = the items whose selector is not 0 (their δ goes back to them, 0 to the rest)",
+    "BatchReindex": "y[k] = x[index[k]] (δ of repeated indices adds up)",
+    "Parameter": "y = the layer's learnable blob (its δ is the blob's gradient)",
+    "LSTM": "per step t: gates = W_xc·x_t + b_c + W_hc·(cont_t·h_{t−1}); c_t, h_t = LSTMUnit(c_{t−1}, gates)",
+    "LSTMUnit": "i, f, o = σ(gates), g = tanh(gates); c = cont·f·c_prev + i·g; h = o·tanh(c)",
+    "RNN": "per step t: h_t = tanh(W_xh·x_t + b_h + W_hh·(cont_t·h_{t−1})); o_t = tanh(W_ho·h_t + b_o)",
 }
 
 NO_PARAMS = "has no parameters: nothing is learned here; its backward only passes δ down."
@@ -223,6 +235,8 @@ def inspected_layers(net) -> list[str]:
 
 def _param_name(layer, j: int) -> str:
     names = PARAM_NAMES.get(layer.type_name)
+    if layer.type_name in ("LSTM", "RNN"):
+        names = next((n for n in PARAM_NAMES[layer.type_name] if len(n) == len(layer.blobs)), None)
     if layer.type_name == "Scale":
         return "bias β" if j == getattr(layer, "bias_index", None) else "scale γ"
     if names and j < len(names):

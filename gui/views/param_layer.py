@@ -57,10 +57,19 @@ def _as_tiles(array: numpy.ndarray, filters: bool) -> numpy.ndarray:
     """Any array as (n, c, h, w) tiles: filter banks one tile per filter, one sample's
     maps one tile per channel, vectors and matrices as one tile."""
     tiles = filter_tiles(array) if filters else map_tiles(array)
-    if tiles is not None:
-        return tiles
+    return tiles if tiles is not None else _one_tile(array)
+
+
+def _one_tile(array: numpy.ndarray) -> numpy.ndarray:
+    """A vector as one row, anything else as one matrix (rows = the first axis)."""
     flat = array.reshape(1, -1) if array.ndim < 2 else array.reshape(array.shape[0], -1)
     return flat[None, None, :, :]
+
+
+def _param_tiles(array: numpy.ndarray, filters: bool) -> numpy.ndarray:
+    """A parameter: a filter bank one tile per filter; a vector or a weight matrix (an
+    LSTM's W_xc, an Embed's table) one tile, rows and columns as stored."""
+    return _as_tiles(array, True) if filters else _one_tile(array)
 
 
 
@@ -358,12 +367,12 @@ class LayerInspector(QWidget):
             describe = _filter_meaning(p) if filters else _vector_meaning(p)
             note = _channels_note(p) if filters else ""
             value.set_title(_title(p.name, _shape(p.shape) + ("  statistic, lr_mult 0" if p.statistics else "")))
-            value.set_tiles(_as_tiles(p.data, filters), describe=describe, note=note)
+            value.set_tiles(_param_tiles(p.data, filters), describe=describe, note=note)
             grad.set_title(_title(f"d{p.name.split()[0]}", "raw gradient"))
             update.set_title(_title(f"V {p.name.split()[0]}", "update applied"))
             for view, array, what in ((grad, p.grad, "gradient"), (update, p.update, "update")):
                 if array is not None and not p.statistics:
-                    view.set_tiles(_as_tiles(array, filters), describe=describe, note=note)
+                    view.set_tiles(_param_tiles(array, filters), describe=describe, note=note)
                 else:
                     view.set_placeholder(_param_missing(frame, p, what))
 
@@ -411,7 +420,9 @@ def _filter_meaning(p: ParamMap) -> Describe:
 
 
 def _vector_meaning(p: ParamMap) -> Describe:
-    return lambda t, c, y, x, v: f"{p.name}[{x if y == 0 else (y, x)}]"
+    if p.data.ndim >= 2:
+        return lambda t, c, y, x, v: f"{p.name}[{y},{x}]"
+    return lambda t, c, y, x, v: f"{p.name}[{x}]"
 
 
 def _map_meaning(which: str, n: int, ndim: int) -> Describe:

@@ -75,13 +75,16 @@ def test_schema_numbers_and_defaults_are_caffes():
 # refusal, only when built
 # ---------------------------------------------------------------------------
 def test_an_unsupported_type_in_the_built_net_is_refused_with_the_exact_message():
-    text = INPUT + 'layer { name: "lstm1" type: "LSTM" bottom: "data" top: "lstm1" }'
+    # every layer type of BVLC Caffe is supported now: a type of a Caffe fork (py-faster-rcnn's)
+    text = INPUT + 'layer { name: "roi" type: "ROIPooling" bottom: "data" top: "roi" }'
     with pytest.raises(engine.NetDefinitionError) as info:
         engine.Net(text, engine.TEST)
-    assert str(info.value) == ("layer 'lstm1' of type 'LSTM' is not supported by Backprop Studio. "
+    assert str(info.value) == ("layer 'roi': unknown layer type 'ROIPooling' (not a Caffe layer type; not "
+                               "supported by Backprop Studio). "
                                f"Supported types: {', '.join(engine.supported_types())}")
-    excluded = INPUT + 'layer { name: "lstm1" type: "LSTM" bottom: "data" top: "lstm1" exclude { phase: TEST } }'
+    excluded = INPUT + 'layer { name: "roi" type: "ROIPooling" bottom: "data" top: "roi" exclude { phase: TEST } }'
     assert [layer.name for layer in engine.Net(excluded, engine.TEST).layers] == ["input"]
+    assert set(engine.layer.CAFFE_LAYER_TYPES) <= set(engine.supported_types())
 
 
 def test_a_python_layer_is_refused_because_the_studio_runs_no_code_named_by_a_file():

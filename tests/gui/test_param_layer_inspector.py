@@ -258,3 +258,30 @@ def test_frames_of_device_arrays_are_host_copies():
     batch = data_batch(solver.net, "data")
     assert type(batch.images) is numpy.ndarray and type(batch.labels) is numpy.ndarray
     numpy.testing.assert_array_equal(batch.images, backend.to_numpy(solver.net.blobs["data"].data))
+
+
+LSTM_SOLVER = """type: "SGD" base_lr: 0.1 random_seed: 1
+net_param {
+ layer { name: "x" type: "DummyData" top: "x" top: "cont" top: "t"
+   dummy_data_param { shape { dim: 3 dim: 2 dim: 4 } shape { dim: 3 dim: 2 } shape { dim: 3 dim: 2 dim: 5 }
+     data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 }
+     data_filler { type: "gaussian" std: 1 } } }
+ layer { name: "lstm" type: "LSTM" bottom: "x" bottom: "cont" top: "h"
+         recurrent_param { num_output: 5 weight_filler { type: "uniform" min: -0.1 max: 0.1 } } }
+ layer { name: "loss" type: "EuclideanLoss" bottom: "h" bottom: "t" top: "loss" } }"""
+
+
+def test_an_lstm_shows_its_named_weight_matrices_whole(qtbot):
+    from gui.views.param_layer import LayerInspector
+    solver = engine.get_solver(LSTM_SOLVER)
+    frames.prepare_for_inspection(solver)
+    solver.step(2)
+    frame = layer_frame(solver, "lstm")
+    assert [p.name for p in frame.params] == ["W_xc", "b_c", "W_hc"]
+    page = LayerInspector()
+    qtbot.addWidget(page)
+    page.set_frame(frame)
+    value, grad, update = page.param_views()["W_hc"]
+    w_hc = solver.net.params["lstm"][2]
+    numpy.testing.assert_array_equal(value.tiles()[0, 0], w_hc.data)  # one 20×5 matrix, as stored
+    numpy.testing.assert_array_equal(update.tiles()[0, 0], w_hc.diff)  # after a step: the update applied

@@ -22,6 +22,7 @@ def probabilities(n, classes):
     return (p / p.sum(axis=1, keepdims=True)).astype(numpy.float32)
 
 
+CONT = numpy.array([[0, 0], [1, 0], [1, 1]], numpy.float32)  # sequence starts (0) and continuations (1)
 FILL = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
 
 #: (Caffe type, prototxt body, bottoms, bottoms that take a gradient)
@@ -67,6 +68,8 @@ CASES = [
     ("InnerProduct", f"inner_product_param {{ num_output: 3 {FILL} }}", [normal(4, 5)], [0]),
     ("InnerProduct", f"inner_product_param {{ num_output: 3 transpose: true {FILL} }}", [normal(4, 2, 3)], [0]),
     ("Log", "log_param { scale: 0.5 shift: 3 }", [numpy.abs(normal(4, 5)) + 0.5], [0]),
+    ("LSTM", f"recurrent_param {{ num_output: 4 {FILL} }}", [normal(3, 2, 3), CONT], [0]),
+    ("LSTMUnit", "", [normal(1, 2, 4), normal(1, 2, 16), numpy.array([[1, 0]], numpy.float32)], [0, 1]),
     ("LRN", "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 }", [normal(2, 5, 3, 3)], [0]),
     ("LRN", "lrn_param { local_size: 3 norm_region: WITHIN_CHANNEL }", [normal(2, 2, 5, 5)], [0]),
     ("MVN", "mvn_param { normalize_variance: true across_channels: false }", [normal(2, 3, 4, 4)], [0]),
@@ -82,6 +85,7 @@ CASES = [
     ("Reduction", "reduction_param { operation: SUMSQ axis: 1 coeff: 0.5 }", [normal(2, 3, 4)], [0]),
     ("Reduction", "reduction_param { operation: ASUM }", [normal(2, 3)], [0]),
     ("Reduction", "reduction_param { operation: MEAN axis: 0 }", [normal(2, 3)], [0]),
+    ("RNN", f"recurrent_param {{ num_output: 4 {FILL} }}", [normal(3, 2, 3), CONT, normal(2, 2)], [0, 2]),
     ("ReLU", "relu_param { negative_slope: 0.1 }", [normal(4, 5)], [0]),
     ("Reshape", "reshape_param { shape { dim: 0 dim: -1 } }", [normal(2, 3, 4)], [0]),
     ("Scale", "scale_param { axis: 1 num_axes: 1 bias_term: true filler { type: 'gaussian' std: 0.5 } "
@@ -107,7 +111,7 @@ CASES = [
 NOT_HERE = {"BuiltinData", "Data", "DummyData", "HDF5Data", "ImageData", "Input", "MemoryData", "WindowData",
             "Python",
             "HDF5Output"}  # writes a file: its strict test is in tests/engine/test_layers_zoo_d.py
-TOPS = {"Slice": 2, "Split": 2, "Silence": 0}
+TOPS = {"Slice": 2, "Split": 2, "Silence": 0, "LSTMUnit": 2}
 
 
 def _run(kind, body, bottoms, grads, device):
