@@ -51,3 +51,55 @@ def accumulate_sum_rows(blob, matrix) -> None:
         blob.diff_is_clear = False
     else:
         blob.diff += matrix.sum(axis=0)
+
+
+# -- Caffe's float transcendental functions -----------------------------------------------
+# Caffe's CPU layers call exp, log and tanh on float values; its headers bring std's float
+# overloads into scope, so those are glibc's expf / logf / tanhf. glibc's expf is correctly
+# rounded (but for rare ties) and logf and tanhf are within an ulp of it, so the double
+# function rounded to float is their closest cheap match: numpy's own float32 functions
+# (vectorised approximations) differ from them in the last bit for about 40% of values.
+# Where Caffe's expression is double (a double constant in it), the callers compute in
+# double and round once, as Caffe does.
+
+def float_exp(xp, x):
+    """Caffe's ``exp`` of a float array (glibc expf): exp in double, rounded to the Dtype."""
+    if x.dtype != numpy.float32:
+        return xp.exp(x)
+    with numpy.errstate(over="ignore"):
+        return xp.exp(x.astype(numpy.float64)).astype(numpy.float32)
+
+
+def float_log(xp, x):
+    """Caffe's ``log`` of a float array (glibc logf): log in double, rounded to the Dtype."""
+    if x.dtype != numpy.float32:
+        return xp.log(x)
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        return xp.log(x.astype(numpy.float64)).astype(numpy.float32)
+
+
+def float_tanh(xp, x):
+    """Caffe's ``tanh`` of a float array (glibc tanhf): tanh in double, rounded to the Dtype."""
+    if x.dtype != numpy.float32:
+        return xp.tanh(x)
+    return xp.tanh(x.astype(numpy.float64)).astype(numpy.float32)
+
+
+def caffe_sigmoid(xp, x, out) -> None:
+    """``out = 0.5 * tanh(0.5 * x) + 0.5`` as sigmoid_layer.cpp computes it: the double
+    constants make the whole expression double, rounded to the Dtype once."""
+    wide = x.astype(numpy.float64)
+    wide *= 0.5
+    xp.tanh(wide, out=wide)
+    wide *= 0.5
+    wide += 0.5
+    out[...] = wide
+
+
+def float_pow(xp, x, exponent):
+    """Caffe's ``caffe_powx`` of a float array (glibc powf, the exponent a float too): pow in
+    double, rounded to the Dtype. numpy's float32 power differs from powf in ~20% of values."""
+    if x.dtype != numpy.float32:
+        return xp.power(x, exponent)
+    with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return xp.power(x.astype(numpy.float64), float(numpy.float32(exponent))).astype(numpy.float32)

@@ -4,7 +4,10 @@ with ``e = exp(min(x, 50))``. Computed in place (Caffe allows it), the forward k
 copy of the input for the backward."""
 from __future__ import annotations
 
+import numpy
+
 from ..layer import Layer, register
+from ..mathops import float_exp
 
 BNLL_THRESHOLD = 50.0
 
@@ -24,14 +27,17 @@ class BNLLLayer(Layer):
     def forward(self, bottom, top):
         xp, x = bottom[0].xp, bottom[0].data
         self.bottom_memory = x.copy() if top[0] is bottom[0] else None
-        # both of Caffe's branches at once: max(x, 0) + log(1 + exp(-|x|))
-        softplus_tail = xp.log(1 + xp.exp(-xp.absolute(x)))
-        xp.maximum(x, 0, out=top[0].data)
-        top[0].data[...] += softplus_tail
+        # both of Caffe's branches at once: max(x, 0) + log(1. + exp(-|x|)), exp of the float
+        # (expf), then double (the constant 1.), rounded once
+        e = float_exp(xp, -xp.absolute(x))
+        wide = xp.log(1.0 + e.astype(numpy.float64))
+        wide += xp.maximum(x, 0)
+        top[0].data[...] = wide
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             xp = bottom[0].xp
             x = self.bottom_memory if top[0] is bottom[0] else bottom[0].data
-            e = xp.exp(xp.minimum(x, BNLL_THRESHOLD))
-            xp.multiply(top[0].diff, e / (e + 1), out=bottom[0].diff)
+            e = float_exp(xp, xp.minimum(x, BNLL_THRESHOLD))
+            # Caffe: dy * expval / (expval + 1.): a float product over a double sum, rounded once
+            bottom[0].diff[...] = (top[0].diff * e).astype(numpy.float64) / (e.astype(numpy.float64) + 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..layer import Layer, register
+from ..mathops import float_exp
 
 
 @register("ELU")
@@ -18,7 +19,7 @@ class ELULayer(Layer):
 
     def forward(self, bottom, top):
         xp, x = bottom[0].xp, bottom[0].data
-        negative_part = xp.exp(xp.minimum(x, 0)) if self.alpha else None
+        negative_part = float_exp(xp, xp.minimum(x, 0)) if self.alpha else None  # expf
         xp.maximum(x, 0, out=top[0].data)
         if negative_part is not None:
             negative_part -= 1

@@ -7,6 +7,7 @@ import math
 
 from ..errors import NetDefinitionError
 from ..layer import Layer, register
+from ..mathops import float_exp
 
 
 def log_of_base(layer: Layer, base: float) -> float:
@@ -39,10 +40,10 @@ class ExpLayer(Layer):
     def forward(self, bottom, top):
         xp, y = bottom[0].xp, top[0].data
         if self.inner_scale == 1:
-            xp.exp(bottom[0].data, out=y)
+            y[...] = float_exp(xp, bottom[0].data)  # caffe_exp: glibc's expf
         else:
             xp.multiply(bottom[0].data, self.inner_scale, out=y)
-            xp.exp(y, out=y)
+            y[...] = float_exp(xp, y)
         if self.outer_scale != 1:
             y *= self.outer_scale
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import NetDefinitionError
 from ..layer import Layer, register
+from ..mathops import float_log
 from .exp import log_of_base
 
 
@@ -41,7 +42,7 @@ class LogLayer(Layer):
         xp, y = bottom[0].xp, top[0].data
         self.bottom_memory = bottom[0].data.copy() if top[0] is bottom[0] else None
         self._shifted_input(xp, bottom[0].data, y)
-        xp.log(y, out=y)
+        y[...] = float_log(xp, y)  # caffe_log: logf
         if self.base_scale != 1:
             y *= self.base_scale
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ..layer import Layer, register
+from ..mathops import float_pow
 
 
 @register("Power")
@@ -44,7 +45,7 @@ class PowerLayer(Layer):
         if self.shift != 0:
             y += self.shift
         if self.power != 1:
-            xp.power(y, self.power, out=y)
+            y[...] = float_pow(xp, y, self.power)  # caffe_powx: powf
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

@@ -11,7 +11,7 @@ W_ho (H x H), b_o (H). See recurrent.py.
 from __future__ import annotations
 
 from ..layer import register
-from ..mathops import accumulate_matmul, accumulate_sum_rows, matmul_into
+from ..mathops import accumulate_matmul, accumulate_sum_rows, float_tanh, matmul_into
 from .recurrent import RecurrentLayer
 
 
@@ -61,10 +61,10 @@ class RNNLayer(RecurrentLayer):
             neuron_input += x_part[t]
             if static_part is not None:
                 neuron_input += static_part
-            xp.tanh(neuron_input, out=self._h[t])
+            self._h[t][...] = float_tanh(xp, neuron_input)  # the TanH layer's tanhf
             matmul_into(self._h[t], w_ho.T, o_top[t])
             o_top[t] += b_o
-            xp.tanh(o_top[t], out=o_top[t])
+            o_top[t][...] = float_tanh(xp, o_top[t])
             h_prev = self._h[t]
         self._final_states([h_prev], top)
 

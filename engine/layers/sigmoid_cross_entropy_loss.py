@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..errors import ShapeError
 from ..layer import register
+from ..mathops import caffe_sigmoid, float_exp, float_log
 from .loss_common import (
     BATCH_SIZE,
     LabelLossLayer,
@@ -44,12 +45,11 @@ class SigmoidCrossEntropyLossLayer(LabelLossLayer):
     def forward(self, bottom, top):
         xp, x = bottom[0].xp, bottom[0].data
         target = bottom[1].data.reshape(x.shape)
-        s = xp.tanh(x * 0.5)  # Caffe's sigmoid: 0.5 * tanh(x / 2) + 0.5
-        s *= 0.5
-        s += 0.5
+        s = xp.empty_like(x)
+        caffe_sigmoid(xp, x, s)  # its inner Sigmoid layer
         self.sigmoid_output = s
         positive = (x >= 0).astype(x.dtype)
-        per_element = x * (target - positive) - xp.log(1 + xp.exp(x - 2 * x * positive))
+        per_element = x * (target - positive) - float_log(xp, 1 + float_exp(xp, x - 2 * x * positive))
         if self.ignore_label is not None:
             self.valid = xp.trunc(target) != self.ignore_label
             per_element = per_element * self.valid

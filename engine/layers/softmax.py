@@ -3,13 +3,14 @@ import numpy
 
 from ..backend import get_array_module
 from ..layer import Layer, register
+from ..mathops import float_exp
 
 
 def softmax_into(x, axis: int, out) -> None:
     """out = exp(x - max) / sum(exp(x - max)) along ``axis`` (out may be x)."""
     xp = numpy if type(x) is numpy.ndarray else get_array_module(x)
     xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
-    xp.exp(out, out=out)
+    out[...] = float_exp(xp, out)  # caffe_exp: glibc's expf
     out /= out.sum(axis=axis, keepdims=True)
 
 

@@ -1,5 +1,7 @@
-"""TanH: y = tanh(x); dx = dy * (1 - y^2)."""
+"""TanH: y = tanh(x) (Caffe's float tanh, glibc's tanhf: see engine.mathops.float_tanh);
+dx = dy * (1 - y^2) in float."""
 from ..layer import Layer, register
+from ..mathops import float_tanh
 
 
 @register("TanH")
@@ -13,7 +15,7 @@ class TanHLayer(Layer):
         top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):
-        bottom[0].xp.tanh(bottom[0].data, out=top[0].data)
+        top[0].data[...] = float_tanh(bottom[0].xp, bottom[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
