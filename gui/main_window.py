@@ -497,10 +497,8 @@ class MainWindow(QMainWindow):
         count and the Run N progress, read without the session lock (two integers), so the
         window shows progress at a cost of well under 1% of the time."""
         iteration = self.worker.iteration
-        self.status.show_iteration(iteration)
         start, count = self._run_goal
-        if count > 1:
-            self.controls.show_progress(min(count, max(0, iteration - start)), count)
+        self.session.report_progress(iteration, min(count, max(0, iteration - start)) if count else 0, count)
 
     def _on_run_finished(self) -> None:
         if self.worker.notice:

@@ -64,6 +64,16 @@ class RunStatus:
 
 
 @dataclass(frozen=True)
+class RunProgress:
+    """Between a run's frames (GUI thread, a few times a second): the iteration the run
+    has reached, and ``done`` of ``total`` for a Run N (``total`` 0: until paused)."""
+
+    iteration: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class RunStarted:
     iterations: int  # 0: until paused
 

@@ -32,6 +32,7 @@ from gui.model.events import (
     EventEmitter,
     FrameReady,
     NetLoaded,
+    RunProgress,
     RunStatus,
     SettingChanged,
     StateChanged,
@@ -461,6 +462,10 @@ class Session:
         if running != self.running:
             self.running = running
             self.emitter.emit(RunStatus(running))
+
+    def report_progress(self, iteration: int, done: int, total: int) -> None:
+        """A run's progress between its frames (GUI thread): tell the views."""
+        self.emitter.emit(RunProgress(iteration, done, total))
 
     def show_frame(self, frame: frames.Frame) -> None:
         """Make ``frame`` the state the views draw, and tell them (GUI thread)."""

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QStyle, QToolBar, QWidget
 
-from gui.model.events import FrameReady, NetLoaded, RunStatus, StateChanged
+from gui.model.events import FrameReady, NetLoaded, RunProgress, RunStatus, StateChanged
 
 #: Speed-limit choices: label -> iterations per second (0 = as fast as possible).
 SPEEDS = {"as fast as possible": 0.0, "1 it/s": 1.0, "2 it/s": 2.0, "5 it/s": 5.0, "10 it/s": 10.0,
@@ -151,7 +151,12 @@ class Controls(QObject):
         N's progress comes with each frame, the device selector shows where the net is."""
         session.emitter.connect(self._on_frame, FrameReady)
         session.emitter.connect(self._on_run_status, RunStatus)
+        session.emitter.connect(self._on_progress, RunProgress)
         session.emitter.connect(lambda _event: self.show_device(session.device), NetLoaded, StateChanged)
+
+    def _on_progress(self, event: RunProgress) -> None:
+        if event.total > 1:
+            self.show_progress(event.done, event.total)
 
     def _on_run_status(self, event: RunStatus) -> None:
         self.set_running(event.running)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar
 
-from gui.model.events import FrameReady
+from gui.model.events import FrameReady, RunProgress
 
 #: The labels and their fixed widths (px): a fixed size, so setText re-lays out nothing.
 FIELDS = (("iteration", 130), ("loss", 260), ("lr", 120), ("device", 110), ("rate", 120))
@@ -26,6 +26,7 @@ class StatusReadout:
         """Draw every frame ``session`` (a gui.model Session) shows."""
         self._session = session
         session.emitter.connect(self._on_frame, FrameReady)
+        session.emitter.connect(lambda event: self.show_iteration(event.iteration), RunProgress)
 
     def show_iteration(self, iteration: int) -> None:
         """The iteration count alone (between a run's frames)."""

@@ -222,3 +222,9 @@ def test_the_run_status_is_the_sessions(window, qtbot):
     settle(window, qtbot)
     assert not window.session.running and seen[-2:] == [RunStatus(True), RunStatus(False)]
     assert field.isEnabled() and window.controls.run_pause.text() == "Run"
+
+
+def test_a_runs_progress_between_frames_reaches_the_status_bar_and_the_controls(window):
+    window.session.report_progress(1234, 34, 100)
+    assert window.status_labels["iteration"].text() == "iteration 1234"
+    assert (window.controls.progress.value(), window.controls.progress.maximum()) == (34, 100)
