@@ -334,6 +334,12 @@ class Net:
                 raise ShapeError(
                     f"layer '{layer.name}': shared parameter '{name}' has shape {mine.shape} here but "
                     f"{owner.shape} where it was first defined")
+            if owner.shape != mine.shape:  # PERMISSIVE, same count: Caffe shares the memory under both shapes
+                raise NetDefinitionError(
+                    f"layer '{layer.name}': shared parameter '{name}' has shape {mine.shape} here but "
+                    f"{owner.shape} where it was first defined (share_mode PERMISSIVE, {mine.count()} values "
+                    f"each): Backprop Studio shares a parameter only between layers that give it the same "
+                    f"shape; reshape one layer's parameter to {owner.shape}")
             owner_index = next(k for k, b in enumerate(self.learnable_params) if b is owner)
             for field, values in (("lr_mult", self.lr_mults), ("decay_mult", self.decay_mults)):
                 if not spec.HasField(field):

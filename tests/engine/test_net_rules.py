@@ -161,3 +161,19 @@ def test_a_layers_own_phase_field_wins_over_the_nets():
     net = engine.Net(text, engine.TRAIN, dtype=numpy.float64)
     x = RNG.normal(size=(2, 3))
     numpy.testing.assert_array_equal(net.forward(data=x)["out"], x)
+
+
+def test_a_permissive_shared_parameter_of_another_shape_is_refused_at_build_time():
+    """Caffe's PERMISSIVE sharing lets two layers read one memory under two shapes of the
+    same count; the engine refuses it with a clear message before anything runs."""
+    import engine
+    text = """
+    layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 6 } } }
+    layer { name: "a" type: "InnerProduct" bottom: "x" top: "a" param { name: "w" }
+            inner_product_param { num_output: 4 bias_term: false } }
+    layer { name: "b" type: "Embed" bottom: "x" top: "b" param { name: "w" share_mode: PERMISSIVE }
+            embed_param { num_output: 4 input_dim: 6 bias_term: false } }
+    """
+    with pytest.raises(engine.NetDefinitionError, match=r"layer 'b': shared parameter 'w' has shape \(6, 4\).*"
+                                                        r"PERMISSIVE"):
+        engine.Net(text, engine.TRAIN)
