@@ -163,16 +163,30 @@ class CaffeStream:
         return self._unit_normals(count) * F32(sigma) + F32(mean)
 
     def _unit_normals(self, count: int) -> numpy.ndarray:
-        """boost's unit_normal_distribution<float>, ``count`` times. Each output takes the
-        next 32-bit draw; about 1.2% fall outside their ziggurat rectangle and take more
-        draws (one by one, ``_normal_slow``)."""
+        """boost's unit_normal_distribution<float>, ``count`` times, in stream order.
+
+        Each output starts with the next 32-bit draw. About 2.8% of them fall outside their
+        ziggurat rectangle and take one more draw for the wedge test: accepted, the output
+        is settled; rejected, the draw after starts the same output again. All of that is
+        decided for the whole block at once, and which draws start an output follows from
+        the runs of two-draw steps (:func:`_output_starts`). The rest (the tail, a uniform
+        that rounds to 1: about 0.06%) go one by one through ``_normal_slow``, reading on
+        from the draw after theirs."""
+        if count > _CHUNK:  # a block at a time: the arrays of one stay in the caches
+            pieces = [self._unit_normals(min(_CHUNK, count - done)) for done in range(0, count, _CHUNK)]
+            return numpy.concatenate(pieces)
+        out = numpy.empty(count, dtype=F32)
+        if count <= 0:
+            return out
         table_x, _ = _ziggurat_table("normal")
         raw = self._take(count)
         layer = ((raw & 255) >> 1).astype(numpy.intp)
         sign = numpy.where(raw & 1, F32(1), F32(-1))
         x = (raw >> 8).astype(F32) * F32(2.0 ** -24) * table_x.astype(F32)[layer]
-        slow = numpy.flatnonzero(x.astype(numpy.float64) >= table_x[layer + 1])
-        out = numpy.empty(count, dtype=F32)
+        one_draw = x.astype(numpy.float64) < table_x[layer + 1]
+        two_draws, accepted = _wedge_steps(raw, x, layer, one_draw)
+        gives_output = one_draw | accepted
+        value = x * sign
         filled, cursor = 0, 0  # outputs made; draws of ``raw`` used
 
         def read() -> int:
@@ -182,18 +196,27 @@ class CaffeStream:
                 return int(raw[cursor - 1])
             return self._raw()  # past this block: straight from the stream
 
+        settled = one_draw | two_draws
+        walk = _Walk(two_draws, settled)
         while filled < count:
             if cursor >= count:  # the slow draws used up the block: the rest come after it
                 out[filled:] = self._unit_normals(count - filled)
                 break
-            position = numpy.searchsorted(slow, cursor)
-            next_slow = int(slow[position]) if position < slow.size else count
-            run = min(next_slow - cursor, count - filled)
-            out[filled:filled + run] = x[cursor:cursor + run] * sign[cursor:cursor + run]
-            filled, cursor = filled + run, cursor + run
-            if filled < count and cursor == next_slow < count:
-                cursor += 1  # draw ``next_slow`` starts this output
-                out[filled] = self._normal_slow(x[next_slow], int(layer[next_slow]), sign[next_slow], read)
+            starts, slow = walk.starts_from(cursor)
+            outputs = starts[gives_output[starts]]
+            if outputs.size >= count - filled:  # the last output needed is here
+                outputs = outputs[:count - filled]
+                out[filled:] = value[outputs]
+                filled = count
+                cursor = int(outputs[-1]) + (2 if two_draws[outputs[-1]] else 1)
+                break
+            out[filled:filled + outputs.size] = value[outputs]
+            filled += outputs.size
+            if starts.size:
+                cursor = int(starts[-1]) + (2 if two_draws[starts[-1]] else 1)
+            if slow is not None:
+                cursor = slow + 1
+                out[filled] = self._normal_slow(x[slow], int(layer[slow]), sign[slow], read)
                 filled += 1
         self._untake(max(count - cursor, 0))
         return out
@@ -422,3 +445,89 @@ def libstdcxx_random_shuffle(sequence: MutableSequence, glibc: GlibcRand) -> Non
         j = glibc.rand() % (i + 1)
         if i != j:
             sequence[i], sequence[j] = sequence[j], sequence[i]
+
+
+#: Draws looked at after a slow output, to find where its walk meets the block's own.
+_RESYNC = 64
+#: Outputs made per block of draws.
+_CHUNK = 1 << 18
+#: boost::uniform_01<float>'s factor, 1 / (float(2^32 - 1) + 1) = 2^-32
+_UNIFORM_FACTOR = F32(1) / (F32(4294967295.0) + F32(1))
+
+
+def _wedge_steps(raw, x, layer, one_draw) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Per draw, as the first of an output: (two_draws, accepted). ``two_draws``: it falls
+    outside its rectangle (not in the tail's layer 0) and the next draw, as boost's
+    uniform, is below 1, so the wedge test ``y = Y[i] + u * (Y[i+1] - Y[i]) < exp(-x²/2)``
+    (in float, as boost) settles it in two draws; ``accepted``: the test passed, the output
+    is x * sign. Rejected, the output starts again at the draw after."""
+    _, table_y = _ziggurat_table("normal")
+    candidates = ~one_draw & (layer != 0)
+    candidates[-1] = False  # its uniform would come after the block
+    at = numpy.flatnonzero(candidates)
+    uniform = raw[at + 1].astype(F32) * _UNIFORM_FACTOR
+    lay = layer[at]
+    y = table_y.astype(F32)[lay] + uniform * (table_y[lay + 1] - table_y[lay]).astype(F32)
+    xs = x[at]
+    half_square = (-xs * xs) / F32(2)
+    density = numpy.exp(half_square.astype(numpy.float64)).astype(F32)
+    near = numpy.flatnonzero(numpy.abs(y - density) <= numpy.spacing(density))
+    for k in near:  # where the last bit of the double exp could matter, C's exp decides
+        density[k] = F32(math.exp(float(half_square[k])))
+    below_one = uniform < F32(1)
+    two_draws = numpy.zeros(raw.size, dtype=bool)
+    two_draws[at[below_one]] = True
+    accepted = numpy.zeros(raw.size, dtype=bool)
+    accepted[at[below_one & (y < density)]] = True
+    return two_draws, accepted
+
+
+def _output_starts(two_draws: numpy.ndarray) -> numpy.ndarray:
+    """The draws that start an output (or start it again after a wedge rejection), read
+    from position 0 on, when a start at ``two_draws`` takes two draws and any other one
+    (the caller stops at the first start that needs more). A run of two-draw candidates
+    starting at a alternates: a starts, a + 1 is its second draw, a + 2 starts, ..."""
+    size = two_draws.size
+    index = numpy.arange(size)
+    previous = numpy.concatenate(([False], two_draws[:-1]))
+    run_start = two_draws & ~previous
+    first_of_run = numpy.maximum.accumulate(numpy.where(run_start, index, -1))
+    second_draw = numpy.zeros(size, dtype=bool)
+    second_draw[1:] = two_draws[:-1] & ((index[:-1] - first_of_run[:-1]) % 2 == 0)
+    return index[~second_draw]
+
+
+class _Walk:
+    """Which draws of a block start an output, from any position on. The walk from the
+    block's first draw is worked out once; after a slow output (which takes a number of
+    draws known only as it is made) the walk from there meets it again within a few
+    draws (the runs of two-draw steps are short), and follows it from then on."""
+
+    def __init__(self, two_draws: numpy.ndarray, settled: numpy.ndarray) -> None:
+        self.two_draws, self.settled = two_draws, settled
+        self.starts = _output_starts(two_draws)
+        self.is_start = numpy.zeros(two_draws.size, dtype=bool)
+        self.is_start[self.starts] = True
+        self.slow_starts = self.starts[~settled[self.starts]]
+
+    def starts_from(self, cursor: int) -> tuple[numpy.ndarray, int | None]:
+        """(the starts from ``cursor`` up to the first one that needs the slow path, that
+        one or None). Without a slow one they may stop short of the block's end; the caller
+        goes on from after the last."""
+        local = numpy.empty(0, dtype=numpy.intp)
+        join: int | None = cursor
+        if not self.is_start[cursor]:
+            local = _output_starts(self.two_draws[cursor:cursor + _RESYNC]) + cursor
+            met = numpy.flatnonzero(self.is_start[local])
+            join = int(local[met[0]]) if met.size else None
+            local = local[:met[0]] if met.size else local
+        slow_here = local[~self.settled[local]]
+        if slow_here.size:
+            return local[local < slow_here[0]], int(slow_here[0])
+        if join is None:
+            return local, None
+        k = numpy.searchsorted(self.slow_starts, join)
+        slow = int(self.slow_starts[k]) if k < self.slow_starts.size else None
+        first = numpy.searchsorted(self.starts, join)
+        last = numpy.searchsorted(self.starts, slow) if slow is not None else self.starts.size
+        return numpy.concatenate((local, self.starts[first:last])), slow
