@@ -62,7 +62,7 @@ class RunOrder:
     start: Any  # a gui.model.state.Checkpoint (None in a prepare order)
     last_loss: float
     count: int  # iterations to run; <= 0: until stopped
-    wanted_layers: list[str] | None
+    frame_layers: list[str] | None
     options: dict = field(default_factory=dict)  # from the session's run hooks (e.g. "rewind")
     python_layers: Any = None  # the solver's Python-layer consent (engine.python_layers.PythonLayerAccess)
 
@@ -252,7 +252,7 @@ class ProcessLane:
         self._conn.close()
 
 
-def make_order(session, count: int, wanted_layers: list[str] | None, *, state: bool = True) -> RunOrder:
+def make_order(session, count: int, frame_layers: list[str] | None, *, state: bool = True) -> RunOrder:
     """The session's state and settings as a :class:`RunOrder` (holds the session lock);
     ``state=False``: the settings only (for :meth:`ProcessLane.prepare`)."""
     from gui.model.state import capture
@@ -263,7 +263,7 @@ def make_order(session, count: int, wanted_layers: list[str] | None, *, state: b
         for hook in session.run_hooks:
             options.update(hook.process_run_options())
         return RunOrder(solver.type_name, solver.param.SerializeToString(), solver.path, solver.device,
-                        capture(solver) if state else None, session.last_loss, count, wanted_layers, options,
+                        capture(solver) if state else None, session.last_loss, count, frame_layers, options,
                         solver.python_layers)
 
 
@@ -455,7 +455,7 @@ def _frame(session, order: RunOrder, points: _Points, rate: float, done: int):
     train_points, test_points = points.take()
     return Frame(iteration=solver.iter, loss=session.last_loss, smoothed_loss=float(solver.smoothed_loss),
                  learning_rate=float(solver.learning_rate), device=solver.device,
-                 views=session.views(order.wanted_layers), info=session.info(), train_points=train_points,
+                 views=session.views(order.frame_layers), info=session.info(), train_points=train_points,
                  test_points=test_points, rate=rate, running=True, progress=(done, order.count))
 
 
