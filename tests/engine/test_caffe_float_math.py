@@ -64,3 +64,17 @@ def test_bnll_takes_expf_then_double():
     differ = numpy.flatnonzero(got != expected)  # where the double exp rounds otherwise than expf (a tie)
     assert differ.size <= x.size // 200, differ.size
     assert numpy.all(numpy.abs(got[differ] - expected[differ]) <= numpy.spacing(numpy.abs(expected[differ])))
+
+
+def test_tanh_is_the_double_tanh_rounded_and_within_two_ulps_of_glibcs_tanhf():
+    """glibc's tanhf (fdlibm's) is not correctly rounded, and evaluating it as glibc does,
+    in numpy, costs hundreds of times numpy's tanh: the TanH layer takes the correctly
+    rounded value, which is glibc's for most inputs and an ulp or two from it for the rest."""
+    tanhf = _libm("tanhf", 1)
+    x = numpy.concatenate([VALUES, numpy.linspace(-25, 25, 20001, dtype=F32)])
+    _, _, top = run_forward("type: 'TanH'", [x], dtype=F32)
+    rounded = numpy.array([F32(math.tanh(float(v))) for v in x], dtype=F32)
+    assert top[0].data.tobytes() == rounded.tobytes()
+    glibc = numpy.array([tanhf(float(v)) for v in x], dtype=F32)
+    assert numpy.all(numpy.abs(top[0].data - glibc) <= 2 * numpy.spacing(numpy.abs(glibc)))
+    assert (top[0].data == glibc).mean() > 0.7
