@@ -54,11 +54,13 @@ def accumulate_sum_rows(blob, matrix) -> None:
 
 
 # -- Caffe's float transcendental functions -----------------------------------------------
-# Caffe's CPU layers call exp, log and tanh on float values; its headers bring std's float
-# overloads into scope, so those are glibc's expf / logf / tanhf. glibc's expf is correctly
-# rounded (but for rare ties) and logf and tanhf are within an ulp of it, so the double
-# function rounded to float is their closest cheap match: numpy's own float32 functions
-# (vectorised approximations) differ from them in the last bit for about 40% of values.
+# Caffe's CPU layers call exp, log, pow and tanh on float values; its headers bring std's
+# float overloads into scope, so those are glibc's expf / logf / powf / tanhf. The first
+# three are correctly rounded but for rare ties, so the double function rounded to float
+# matches them; tanhf (fdlibm's) is within two ulps of that value, which is used for it
+# too (evaluating fdlibm's tanhf in numpy costs hundreds of times more). numpy's own
+# float32 functions (vectorised approximations) differ from glibc's in the last bit for
+# 20-40% of values.
 # Where Caffe's expression is double (a double constant in it), the callers compute in
 # double and round once, as Caffe does.
 
