@@ -51,7 +51,7 @@ def layer_kind(type_name: str) -> str:
     """The colour family of a layer type."""
     if type_name.endswith("Data") or type_name == "Input":
         return "data"
-    if type_name in ("InnerProduct", "Embed"):
+    if type_name in ("InnerProduct", "Embed", "LSTM", "RNN", "Parameter"):  # learned matrices
         return "inner product"
     if type_name in _ACTIVATIONS:
         return "activation"

@@ -481,13 +481,6 @@ def test_a_parameter_keeps_only_the_last_passs_gradient_with_iter_size_as_caffe(
     numpy.testing.assert_allclose(solver.net.params["p"][0].data, -0.1 * picked / 3 / 2, rtol=1e-5, atol=1e-7)
 
 
-def test_the_graph_gives_them_a_colour():
-    graph = pytest.importorskip("gui.views.graph")
-    kinds = {t: graph.layer_kind(t) for t in ("Parameter", "Im2col", "SPP", "BatchReindex", "Filter", "HDF5Output")}
-    assert kinds["Im2col"] == kinds["SPP"] == "conv/pool"
-    assert all(isinstance(k, str) and k for k in kinds.values())
-
-
 # -- on the strict device stand-in --------------------------------------------------------------
 DEVICE_CASES = [  # (Caffe type, prototxt body, bottoms, bottoms that take a gradient, tops)
     ("Parameter", "parameter_param { shape { dim: 2 dim: 3 } }", [], [], 1),

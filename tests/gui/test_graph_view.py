@@ -153,3 +153,12 @@ def test_a_context_menu_on_a_node_is_asked_for_by_name(view):
                                                               view.viewport().mapToGlobal(QPoint(2, 2))))
     assert [name for name, _ in asked] == ["ip2"]
     assert asked[0][1] == view.viewport().mapToGlobal(centre)
+
+
+def test_every_caffe_layer_type_gets_a_colour_family():
+    from engine.layer import CAFFE_LAYER_TYPES
+    kinds = {name: layer_kind(name) for name in CAFFE_LAYER_TYPES}
+    assert set(kinds.values()) <= {"data", "inner product", "activation", "loss", "conv/pool", "other"}
+    assert kinds["Im2col"] == kinds["SPP"] == kinds["Convolution"] == "conv/pool"
+    assert kinds["LSTM"] == kinds["RNN"] == kinds["InnerProduct"] == "inner product"
+    assert kinds["HDF5Data"] == kinds["Input"] == "data" and kinds["SoftmaxWithLoss"] == "loss"
