@@ -40,6 +40,41 @@ def _spatial_pair(param, repeated: str, prefix: str, default: int | None) -> tup
         f"{repeated} must be given once or once per spatial dimension (2), got {len(values)} values")
 
 
+def spatial_values(param, repeated: str, prefix: str, default: int | None, axes: int) -> tuple[int, ...]:
+    """One value per spatial axis (``axes`` of them) of a kernel/stride/pad/dilation field:
+    the repeated field once or once per axis, or (2 axes) its ``_h``/``_w`` form."""
+    if axes == 2:
+        return _spatial_pair(param, repeated, prefix, default)
+    has_hw = f"{prefix}_h" in param.DESCRIPTOR.fields_by_name
+    if has_hw and (param.HasField(f"{prefix}_h") or param.HasField(f"{prefix}_w")):
+        raise NetDefinitionError(f"{prefix}_h/{prefix}_w can only be used with 2 spatial axes")
+    values = [int(v) for v in getattr(param, repeated)]
+    if len(values) not in (0, 1, axes):
+        raise NetDefinitionError(f"{repeated} must be given once or once per spatial axis ({axes}), "
+                                 f"got {len(values)} values")
+    if not values:
+        if default is None:
+            raise NetDefinitionError(f"{repeated} is required")
+        values = [default]
+    return tuple(values) if len(values) == axes else tuple(values) * axes
+
+
+def read_geometry(param, axes: int, where: str) -> tuple[tuple[int, ...], ...]:
+    """(kernel, stride, pad, dilation) of a ``convolution_param``, one value per spatial
+    axis, checked as Caffe checks them (NetDefinitionError naming ``where``)."""
+    try:
+        geometry = (spatial_values(param, "kernel_size", "kernel", None, axes),
+                    spatial_values(param, "stride", "stride", 1, axes),
+                    spatial_values(param, "pad", "pad", 0, axes),
+                    spatial_values(param, "dilation", "dilation", 1, axes))
+    except NetDefinitionError as exc:
+        raise NetDefinitionError(f"{where}: {exc}") from None
+    for what, values in (("kernel size", geometry[0]), ("stride", geometry[1]), ("dilation", geometry[3])):
+        if min(values) <= 0:
+            raise NetDefinitionError(f"{where}: {what} must be > 0, got {values}")
+    return geometry
+
+
 @register("Convolution")
 class ConvolutionLayer(Layer):
     """2-D convolution with Caffe's parameters and weight layout ``[Co, C/group, kh, kw]``.
@@ -65,18 +100,10 @@ class ConvolutionLayer(Layer):
                 f"layer '{self.name}' (Convolution): needs one top per bottom, got "
                 f"{len(bottom)} bottom(s) and {len(top)} top(s)")
         self._read_axes(p, bottom[0])
-        try:
-            self.kernel = self._geometry(p, "kernel_size", "kernel", None)
-            self.stride = self._geometry(p, "stride", "stride", 1)
-            self.pad = self._geometry(p, "pad", "pad", 0)
-            self.dilation = self._geometry(p, "dilation", "dilation", 1)
-        except NetDefinitionError as exc:
-            raise NetDefinitionError(f"layer '{self.name}' ({self.type_name}): {exc}") from None
-        for what, pair, low in (("kernel size", self.kernel, 1), ("stride", self.stride, 1),
-                                ("dilation", self.dilation, 1)):
-            if min(pair) < low:
-                raise NetDefinitionError(
-                    f"layer '{self.name}' ({self.type_name}): {what} must be > 0, got {pair}")
+        geometry = read_geometry(p, self.num_spatial_axes, f"layer '{self.name}' ({self.type_name})")
+        if self.num_spatial_axes == 1:  # a 1-D convolution is 1 x w
+            geometry = tuple((0 if what == 2 else 1, values[0]) for what, values in enumerate(geometry))
+        self.kernel, self.stride, self.pad, self.dilation = geometry
         self.num_output = int(p.num_output)
         self.group = int(p.group)
         self.channels = bottom[0].shape[self.axis]
@@ -127,21 +154,6 @@ class ConvolutionLayer(Layer):
                 f"layer '{self.name}' ({self.type_name}): {self.num_spatial_axes} spatial axes after the "
                 f"channel axis {self.axis} of bottom shape {bottom.shape}; only 1-D (N x C x W) and "
                 f"2-D (N x C x H x W) convolution are supported")
-
-    def _geometry(self, p, repeated: str, prefix: str, default: int | None) -> tuple[int, int]:
-        """(h, w) of a kernel/stride/pad/dilation field; a 1-D convolution is 1 x w."""
-        if self.num_spatial_axes == 2:
-            return _spatial_pair(p, repeated, prefix, default)
-        values = [int(v) for v in getattr(p, repeated)]
-        has_hw = f"{prefix}_h" in p.DESCRIPTOR.fields_by_name
-        if has_hw and (p.HasField(f"{prefix}_h") or p.HasField(f"{prefix}_w")):
-            raise NetDefinitionError(f"{prefix}_h/{prefix}_w are only for 2-D convolution")
-        if len(values) > 1:
-            raise NetDefinitionError(f"{repeated} must be given once for a 1-D convolution")
-        if not values and default is None:
-            raise NetDefinitionError(f"{repeated} is required")
-        value = values[0] if values else int(default or 0)
-        return (0 if prefix == "pad" else 1), value
 
     def _images(self, array):
         """A bottom array as N x C x H x W (the axes before ``axis`` are N; a 1-D input has H = 1)."""

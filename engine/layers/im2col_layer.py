@@ -23,7 +23,7 @@ import math
 from ..errors import NetDefinitionError, ShapeError
 from ..im2col import col2im, im2col
 from ..layer import Layer, register
-from .convolution import _spatial_pair
+from .convolution import read_geometry
 
 
 @register("Im2col")
@@ -44,34 +44,8 @@ class Im2colLayer(Layer):
             raise NetDefinitionError(
                 f"layer '{self.name}' (Im2col): 0 spatial axes after the channel axis {self.axis} of bottom "
                 f"shape {bottom[0].shape}; Caffe needs at least 1")
-        try:
-            self.kernel = self._geometry(p, "kernel_size", "kernel", None)
-            self.stride = self._geometry(p, "stride", "stride", 1)
-            self.pad = self._geometry(p, "pad", "pad", 0)
-            self.dilation = self._geometry(p, "dilation", "dilation", 1)
-        except NetDefinitionError as exc:
-            raise NetDefinitionError(f"layer '{self.name}' (Im2col): {exc}") from None
-        for what, values in (("kernel size", self.kernel), ("stride", self.stride), ("dilation", self.dilation)):
-            if min(values) <= 0:
-                raise NetDefinitionError(f"layer '{self.name}' (Im2col): {what} must be > 0, got {values}")
-
-    def _geometry(self, p, repeated: str, prefix: str, default: int | None) -> tuple[int, ...]:
-        """One value per spatial axis of a kernel/stride/pad/dilation field."""
-        if self.num_spatial_axes == 2:
-            return _spatial_pair(p, repeated, prefix, default)
-        has_hw = f"{prefix}_h" in p.DESCRIPTOR.fields_by_name
-        if has_hw and (p.HasField(f"{prefix}_h") or p.HasField(f"{prefix}_w")):
-            raise NetDefinitionError(f"{prefix}_h/{prefix}_w can only be used with 2 spatial axes")
-        values = [int(v) for v in getattr(p, repeated)]
-        count = self.num_spatial_axes
-        if len(values) not in (0, 1, count):
-            raise NetDefinitionError(f"{repeated} must be given once or once per spatial axis ({count}), "
-                                     f"got {len(values)} values")
-        if not values:
-            if default is None:
-                raise NetDefinitionError(f"{repeated} is required")
-            values = [default]
-        return tuple(values) if len(values) == count else tuple(values) * count
+        self.kernel, self.stride, self.pad, self.dilation = read_geometry(
+            p, self.num_spatial_axes, f"layer '{self.name}' (Im2col)")
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape

@@ -123,3 +123,40 @@ def forward_backward_ramp(layer, bottom, top, grads, device: str = "cpu") -> Non
             numpy.linspace(-1, 1, blob.count()).reshape(blob.shape).astype(numpy.float32)
         blob.diff[...] = backend.to_device(delta, device)
     layer.backward(top, [k in grads for k in range(len(bottom))], bottom)
+
+
+def assert_layer_same_on_device(gpu_kind: str, kind: str, body: str, bottoms, grads, tops: int,
+                                weights=None) -> None:
+    """Run one layer (its Caffe type and prototxt body) forward and backward on the CPU and
+    on the device with the same parameters (``weights``: a function of the CPU layer's blobs
+    giving their values; default: what the fillers drew). On the strict stand-in (numpy
+    underneath) the same operations must give the same bits; on CUDA, close values."""
+    from engine import backend, rng
+
+    def build():
+        rng.set_seed(3)
+        return make_layer(f'type: "{kind}" {body}', bottoms, num_tops=tops, dtype=numpy.float32)
+
+    def arrays(layer, bottom, top):
+        found = [("top data", b.data) for b in top] + [(f"bottom {k} diff", bottom[k].diff) for k in grads]
+        found += [(f"param {j} diff", b.diff) for j, b in enumerate(layer.blobs)]
+        return [(name, backend.to_numpy(a)) for name, a in found]
+
+    cpu = build()
+    values = weights(cpu[0].blobs) if weights is not None else [b.data.copy() for b in cpu[0].blobs]
+    for blob, value in zip(cpu[0].blobs, values):
+        blob.data[...] = value
+    forward_backward_ramp(*cpu, grads, "cpu")
+    layer, bottom, top = build()
+    layer.device = "gpu"
+    for blob in bottom + top + layer.blobs:
+        blob.to("gpu")
+    for blob, value in zip(layer.blobs, values):
+        blob.data[...] = backend.to_device(value, "gpu")
+    forward_backward_ramp(layer, bottom, top, grads, "gpu")
+    assert all(backend.device_of(b.data) == "gpu" for b in top)
+    for (name, mine), (_, theirs) in zip(arrays(layer, bottom, top), arrays(*cpu)):
+        if gpu_kind == "strict":
+            numpy.testing.assert_array_equal(mine, theirs, err_msg=f"{kind}: {name}")
+        else:
+            numpy.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6, err_msg=f"{kind}: {name}")

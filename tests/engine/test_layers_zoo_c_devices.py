@@ -3,8 +3,7 @@ strict stand-in (every implicit host<->device crossing raises) equal numpy's."""
 import numpy
 import pytest
 
-from engine import backend, rng
-from tests.engine.helpers import forward_backward_ramp, make_layer
+from tests.engine.helpers import assert_layer_same_on_device
 
 R = numpy.random.default_rng(31)
 
@@ -65,37 +64,7 @@ CASES = [
 ]
 
 
-def _build(kind, body, bottoms, tops):
-    rng.set_seed(3)
-    return make_layer(f'type: "{kind}" {body}', bottoms, num_tops=tops, dtype=numpy.float32)
-
-
-def _run(layer, bottom, top, grads, device):
-    forward_backward_ramp(layer, bottom, top, grads, device)
-
-
-def _arrays(layer, bottom, top, grads):
-    found = [("top data", b.data) for b in top] + [(f"bottom {k} diff", bottom[k].diff) for k in grads]
-    found += [(f"param {j} diff", b.diff) for j, b in enumerate(layer.blobs)]
-    return [(name, backend.to_numpy(a)) for name, a in found]
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("kind, body, bottoms, grads, tops", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_layer_on_the_device_equals_numpy(gpu_kind, kind, body, bottoms, grads, tops):
-    cpu = _build(kind, body, bottoms, tops)
-    weights = [b.data.copy() for b in cpu[0].blobs]
-    _run(*cpu, grads, "cpu")
-    layer, bottom, top = _build(kind, body, bottoms, tops)
-    layer.device = "gpu"
-    for blob in bottom + top + layer.blobs:
-        blob.to("gpu")
-    for blob, values in zip(layer.blobs, weights):
-        blob.data[...] = backend.to_device(values, "gpu")
-    _run(layer, bottom, top, grads, "gpu")
-    assert all(backend.device_of(b.data) == "gpu" for b in top)
-    for (name, mine), (_, theirs) in zip(_arrays(layer, bottom, top, grads), _arrays(*cpu, grads)):
-        if gpu_kind == "strict":  # numpy underneath: the same operations give the same bits
-            numpy.testing.assert_array_equal(mine, theirs, err_msg=f"{kind}: {name}")
-        else:
-            numpy.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6, err_msg=f"{kind}: {name}")
+    assert_layer_same_on_device(gpu_kind, kind, body, bottoms, grads, tops)
