@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import NetDefinitionError, ShapeError
 from ..layer import Layer, register
-from .loss_common import ignore_label_of, label_indices
+from .loss_common import ignore_label_of, label_indices, label_positions
 
 
 @register("Accuracy")
@@ -34,16 +34,10 @@ class AccuracyLayer(Layer):
 
     def reshape(self, bottom, top):
         self.axis = bottom[0].canonical_axis(self.param.accuracy_param.axis)
-        self.outer = bottom[0].count(0, self.axis)
-        self.inner = bottom[0].count(self.axis + 1)
-        self.num_classes = bottom[0].shape[self.axis]
+        self.outer, self.inner, self.num_classes = label_positions(self, bottom, self.axis)
         if self.top_k > self.num_classes:
             raise ShapeError(f"layer '{self.name}': top_k {self.top_k} exceeds the "
                              f"{self.num_classes} classes of bottom {self.bottom_name(0)} {bottom[0].shape}")
-        if bottom[1].count() != self.outer * self.inner:
-            raise ShapeError(f"layer '{self.name}': {self.outer * self.inner} labels expected for scores "
-                             f"{self.bottom_name(0)} of shape {bottom[0].shape}, label blob "
-                             f"{self.bottom_name(1)} has shape {bottom[1].shape}")
         top[0].reshape(())
         if len(top) > 1:
             top[1].reshape((self.num_classes,))

@@ -3,28 +3,20 @@
 Backward: ``-t``-signed ``sign(m) * w / N`` (L1) or ``2 m * w / N`` (L2), as Caffe."""
 from __future__ import annotations
 
-from ..errors import NetDefinitionError, ShapeError
+from ..errors import NetDefinitionError
 from ..layer import register
-from .loss_common import BATCH_SIZE, LabelLossLayer, label_indices, loss_scale, normalizer, set_loss
+from .loss_common import BATCH_SIZE, SampleLabelLossLayer, label_indices, loss_scale, normalizer, set_loss
 
 L1, L2 = 1, 2  # HingeLossParameter.Norm
 
 
 @register("HingeLoss")
-class HingeLossLayer(LabelLossLayer):
+class HingeLossLayer(SampleLabelLossLayer):
     def layer_setup(self, bottom, top):
         self.norm = int(self.param.hinge_loss_param.norm)
         if self.norm not in (L1, L2):
             raise NetDefinitionError(f"layer '{self.name}' (HingeLoss): unknown norm {self.norm} (use L1 or L2)")
         self.margins = None
-
-    def reshape(self, bottom, top):
-        if bottom[0].num_axes < 1 or bottom[1].count() != bottom[0].shape[0]:
-            raise ShapeError(f"layer '{self.name}' (HingeLoss): one label per sample of {self.bottom_name(0)} "
-                             f"{bottom[0].shape} expected, label blob {self.bottom_name(1)} has shape "
-                             f"{bottom[1].shape}")
-        self.num, self.dim = bottom[0].shape[0], bottom[0].count(1)
-        top[0].reshape(())
 
     def _signs(self, bottom):
         """-1 at each sample's labelled class, +1 elsewhere (N x dim)."""

@@ -15,6 +15,7 @@ from .loss_common import (
     KLOG_THRESHOLD,
     ignore_label_of,
     label_indices,
+    label_positions,
     loss_scale,
     normalizer,
     set_loss,
@@ -70,12 +71,7 @@ class InfogainLossLayer(Layer):
     def reshape(self, bottom, top):
         axis = self.param.infogain_loss_param.axis
         self.axis = bottom[0].canonical_axis(int(axis))
-        self.outer, self.inner = bottom[0].count(0, self.axis), bottom[0].count(self.axis + 1)
-        self.num_labels = bottom[0].shape[self.axis]
-        if bottom[1].count() != self.outer * self.inner:
-            raise ShapeError(f"layer '{self.name}' (InfogainLoss): {self.outer * self.inner} labels expected for "
-                             f"scores {self.bottom_name(0)} {bottom[0].shape}, label blob {self.bottom_name(1)} "
-                             f"has shape {bottom[1].shape}")
+        self.outer, self.inner, self.num_labels = label_positions(self, bottom, self.axis)
         matrix_count = bottom[2].count() if len(bottom) > 2 else self.infogain.size
         if matrix_count != self.num_labels * self.num_labels:
             where = self.bottom_name(2) if len(bottom) > 2 else f"'{self.param.infogain_loss_param.source}'"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from ..errors import LabelError, NetDefinitionError
+from ..errors import LabelError, NetDefinitionError, ShapeError
 from ..layer import Layer
 
 FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3  # LossParameter.NormalizationMode
@@ -100,6 +100,17 @@ def loss_scale(top_blob, norm):
     return top_blob.diff.reshape(-1)[0] / typed(norm, top_blob.dtype)
 
 
+def label_positions(layer: Layer, bottom, axis: int) -> tuple[int, int, int]:
+    """(outer, inner, classes) of predictions over ``axis`` (Caffe's outer_num_, inner_num_
+    and the class count), the label blob checked to hold one label per position."""
+    outer, inner = bottom[0].count(0, axis), bottom[0].count(axis + 1)
+    if bottom[1].count() != outer * inner:
+        raise ShapeError(f"layer '{layer.name}' ({layer.type_name}): {outer * inner} labels expected for the "
+                         f"predictions {layer.bottom_name(0)} of shape {bottom[0].shape}, but the label blob "
+                         f"{layer.bottom_name(1)} has shape {bottom[1].shape}")
+    return outer, inner, bottom[0].shape[axis]
+
+
 class LabelLossLayer(Layer):
     """Caffe's LossLayer over (predictions, labels): a loss top, and no gradient into
     the labels (bottom 1) even under ``force_backward``."""
@@ -110,3 +121,16 @@ class LabelLossLayer(Layer):
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return bottom_index != 1
+
+
+class SampleLabelLossLayer(LabelLossLayer):
+    """A LabelLossLayer with one label per sample (HingeLoss, MultinomialLogisticLoss):
+    predictions N x dim (the axes after the first flattened), labels N."""
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes < 1 or bottom[1].count() != bottom[0].shape[0]:
+            raise ShapeError(f"layer '{self.name}' ({self.type_name}): one label per sample of "
+                             f"{self.bottom_name(0)} {bottom[0].shape} expected, label blob "
+                             f"{self.bottom_name(1)} has shape {bottom[1].shape}")
+        self.num, self.dim = bottom[0].shape[0], bottom[0].count(1)
+        top[0].reshape(())

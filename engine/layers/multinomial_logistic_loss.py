@@ -3,21 +3,20 @@ label per sample, ``loss = -sum log(max(p[label], kLOG_THRESHOLD)) / N`` (kLOG_T
 = 1e-20); backward ``dx[label] = -w / (N * max(p[label], kLOG_THRESHOLD))``, 0 elsewhere."""
 from __future__ import annotations
 
-from ..errors import ShapeError
 from ..layer import register
-from .loss_common import BATCH_SIZE, KLOG_THRESHOLD, LabelLossLayer, label_indices, loss_scale, normalizer, set_loss
+from .loss_common import (
+    BATCH_SIZE,
+    KLOG_THRESHOLD,
+    SampleLabelLossLayer,
+    label_indices,
+    loss_scale,
+    normalizer,
+    set_loss,
+)
 
 
 @register("MultinomialLogisticLoss")
-class MultinomialLogisticLossLayer(LabelLossLayer):
-    def reshape(self, bottom, top):
-        if bottom[0].num_axes < 1 or bottom[1].count() != bottom[0].shape[0]:
-            raise ShapeError(f"layer '{self.name}' (MultinomialLogisticLoss): one label per sample of "
-                             f"{self.bottom_name(0)} {bottom[0].shape} expected, label blob "
-                             f"{self.bottom_name(1)} has shape {bottom[1].shape}")
-        self.num, self.dim = bottom[0].shape[0], bottom[0].count(1)
-        top[0].reshape(())
-
+class MultinomialLogisticLossLayer(SampleLabelLossLayer):
     def _picked(self, bottom):
         """(row indices, label indices, max(p[label], kLOG_THRESHOLD))."""
         xp = bottom[0].xp

@@ -8,7 +8,7 @@ normalizer``, zero at ignored positions, nothing to the labels.
 """
 from __future__ import annotations
 
-from ..errors import NetDefinitionError, ShapeError
+from ..errors import NetDefinitionError
 from ..layer import register
 from .loss_common import (
     FLT_MIN,
@@ -16,6 +16,7 @@ from .loss_common import (
     check_labels,
     ignore_label_of,
     label_indices,
+    label_positions,
     loss_scale,
     normalization_mode,
     normalizer,
@@ -41,14 +42,7 @@ class SoftmaxWithLossLayer(LabelLossLayer):
         self.valid_count = None
 
     def reshape(self, bottom, top):
-        self.outer = bottom[0].count(0, self.axis)
-        self.inner = bottom[0].count(self.axis + 1)
-        self.num_classes = bottom[0].shape[self.axis]
-        if bottom[1].count() != self.outer * self.inner:
-            raise ShapeError(
-                f"layer '{self.name}': {self.outer * self.inner} labels expected for predictions of "
-                f"shape {bottom[0].shape} ({self.bottom_name(0)}), but the label blob {self.bottom_name(1)} "
-                f"has shape {bottom[1].shape}")
+        self.outer, self.inner, self.num_classes = label_positions(self, bottom, self.axis)
         top[0].reshape(())
         if len(top) > 1:
             top[1].reshape_like(bottom[0])
