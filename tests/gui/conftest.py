@@ -59,3 +59,21 @@ def transposed_solver():
     frames.prepare_for_inspection(solver)
     return solver
 
+
+
+@pytest.fixture
+def debugger_window(qtbot):
+    """A shown 1280x860 main window on the spiral example with the debugger installed
+    (errors recorded, not modal); shut down afterwards."""
+    import gui.debug
+    from engine import resources
+    from gui.main_window import MainWindow
+    window = MainWindow(settings=None, modal_errors=False)
+    qtbot.addWidget(window)
+    window.resize(1280, 860)
+    window.show()
+    assert window.open_path(resources.examples()["spiral_mlp"])
+    gui.debug.install(window)
+    yield window
+    window.debug.slow_motion.stop()
+    window.shutdown()

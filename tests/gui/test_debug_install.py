@@ -16,16 +16,8 @@ SPIRAL = resources.examples()["spiral_mlp"]
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(settings=None, modal_errors=False)
-    qtbot.addWidget(w)
-    w.resize(1280, 860)
-    w.show()
-    assert w.open_path(SPIRAL)
-    gui.debug.install(w)
-    yield w
-    w.debug.slow_motion.stop()
-    w.shutdown()
+def window(debugger_window):
+    return debugger_window
 
 
 def run(window, count):

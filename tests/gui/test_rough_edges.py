@@ -10,7 +10,6 @@ import time
 import pytest
 from PySide6.QtWidgets import QApplication, QLabel
 
-import gui.debug
 from engine import resources
 from gui.main_window import MainWindow
 from gui.qt_platform import debian_package, missing_libraries, problem_line, will_use_xcb
@@ -68,16 +67,8 @@ def test_the_app_prints_one_line_and_exits_1_when_a_library_is_missing(tmp_path)
 
 # -- the window -----------------------------------------------------------------------------
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(settings=None, modal_errors=False)
-    qtbot.addWidget(w)
-    w.resize(1280, 860)
-    w.show()
-    assert w.open_path(SPIRAL)
-    gui.debug.install(w)
-    yield w
-    w.debug.slow_motion.stop()
-    w.shutdown()
+def window(debugger_window):
+    return debugger_window
 
 
 def _status(window) -> str:

@@ -8,24 +8,15 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 import engine
-import gui.debug
 from engine import resources
-from gui.main_window import MainWindow
 from gui.model.tiles import image_layers
 
 EXAMPLES = resources.examples()
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(settings=None, modal_errors=False)
-    qtbot.addWidget(w)
-    w.resize(1280, 860)
-    w.show()
-    assert w.open_path(EXAMPLES["spiral_mlp"])
-    gui.debug.install(w)
-    yield w
-    w.shutdown()
+def window(debugger_window):
+    return debugger_window
 
 
 def settle(window, qtbot) -> None:
