@@ -74,10 +74,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None,
+                 newline: str | None = None) -> Iterator[IO]:
     """Yield an open file object whose contents replace ``path`` on a clean exit.
 
-    ``mode`` is "wb" (default) or "w" (text, ``encoding`` default utf-8).
+    ``mode`` is "wb" (default) or "w" (text, ``encoding`` default utf-8, ``newline`` as
+    for ``open``: "" for the csv module).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', not {mode!r}")
@@ -86,7 +88,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     try:
         handle: IO
         if mode == "w":
-            handle = os.fdopen(fd, "w", encoding=encoding or "utf-8")
+            handle = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
         else:
             handle = os.fdopen(fd, "wb")
         with handle:

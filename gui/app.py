@@ -218,11 +218,12 @@ def _screenshot(app, window, args) -> int:
     pixmap = _fit(window.grab(), args.width, args.height)
     folder = os.path.dirname(os.path.abspath(args.screenshot))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(args.screenshot)}")
-    if not pixmap.save(tmp, "PNG", PNG_QUALITY):
+    from engine.atomic import atomic_path
+    with atomic_path(args.screenshot) as tmp:
+        saved = pixmap.save(tmp, "PNG", PNG_QUALITY)
+    if not saved:
         print(f"backprop-studio: could not write {args.screenshot}", file=sys.stderr)
         return 1
-    os.replace(tmp, args.screenshot)
     failure = _run_failure(window, args)
     window.shutdown()
     print(f"wrote {args.screenshot} ({pixmap.width()}x{pixmap.height()}) at iteration {window.session.iteration}")

@@ -21,6 +21,8 @@ from typing import TextIO
 
 import numpy
 
+from engine.atomic import atomic_write
+
 #: The training series, in CSV column order.
 TRAIN_SERIES = ("loss", "smoothed_loss", "lr")
 #: Points each training series keeps in memory (twice this at most between two decimations).
@@ -264,20 +266,11 @@ class Metrics:
             rows.setdefault(iteration, {}).update(loss=loss, smoothed_loss=smoothed, lr=lr)
         for iteration, scores in tests:
             rows.setdefault(iteration, {}).update({f"test_{k}": v for k, v in scores.items()})
-        folder = os.path.dirname(os.path.abspath(path))
-        handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
-        try:
-            with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerow(["iteration"] + names)
-                for iteration in sorted(rows):
-                    writer.writerow([iteration] + [_csv_value(rows[iteration].get(n)) for n in names])
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["iteration"] + names)
+            for iteration in sorted(rows):
+                writer.writerow([iteration] + [_csv_value(rows[iteration].get(n)) for n in names])
 
 
 def _text(value: float) -> str:

@@ -124,9 +124,10 @@ def render_window(path: str, steps: int = 300, size=(1600, 1000)) -> str:
     window.wait_until_idle(120)
     app.processEvents()
     from PySide6.QtCore import Qt
-    tmp = path + ".tmp.png"
-    window.grab().scaledToWidth(1100, Qt.TransformationMode.SmoothTransformation).save(tmp)
-    os.replace(tmp, path)
+
+    from engine.atomic import atomic_path
+    with atomic_path(path) as tmp:
+        window.grab().scaledToWidth(1100, Qt.TransformationMode.SmoothTransformation).save(tmp, "PNG")
     window.shutdown()
     window.close()
     return path
@@ -136,6 +137,7 @@ def render(outdir: str, steps: int = 300) -> list[str]:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
+    from engine.atomic import atomic_path
     from gui.views import theme  # noqa: F401  (pyqtgraph options)
     os.makedirs(outdir, exist_ok=True)
     paths = []
@@ -144,9 +146,8 @@ def render(outdir: str, steps: int = 300) -> list[str]:
         widget.show()
         app.processEvents()
         path = os.path.join(outdir, f"debug_{name}.png")
-        tmp = path + ".tmp.png"
-        widget.grab().save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            widget.grab().save(tmp, "PNG")
         paths.append(path)
         widget.close()
     paths.append(render_window(os.path.join(outdir, "debug_window.png"), steps))

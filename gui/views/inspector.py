@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import html
 import os
-import tempfile
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.atomic import atomic_path
 from gui.model.frames import InnerProductView, SolverInfo, l2_norm
 from gui.views import theme
 from gui.views.heatmap import HeatmapView
@@ -176,18 +176,9 @@ def _formula_label() -> QLabel:
 
 def grab_to_png(widget: QWidget, path: str) -> None:
     """Render ``widget`` to a PNG at ``path`` via a temp file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    os.close(handle)
-    try:
+    with atomic_path(path) as tmp:
         if not widget.grab().save(tmp, "PNG"):
             raise OSError(f"could not write PNG {path}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------- panel
