@@ -236,3 +236,23 @@ def read_results(path: str) -> list[Result]:
     import json
     with open(path, encoding="utf-8") as handle:
         return [Result(**row) for row in json.load(handle)]
+
+
+def layer_times(net, backward: bool, repeats: int = 5) -> list[tuple[str, float, float]]:
+    """(layer, forward ms, backward ms) of an engine net, medians over ``repeats`` runs of
+    each layer (after one whole pass, so every layer has its inputs)."""
+    rows = []
+    net.forward_backward() if backward else net.forward()
+    for i, layer in enumerate(net.layers):
+        forward, backward_times = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            net.forward_layer(i)
+            forward.append(time.perf_counter() - start)
+            if backward:
+                start = time.perf_counter()
+                net.backward_layer(i)
+                backward_times.append(time.perf_counter() - start)
+        rows.append((layer.name, 1e3 * statistics.median(forward),
+                     1e3 * statistics.median(backward_times) if backward_times else 0.0))
+    return rows

@@ -138,25 +138,6 @@ def round_robin(contenders: dict, rounds: int, iters: int) -> dict[str, list[flo
     return times
 
 
-def layer_times(solver, repeats: int = 20) -> list[tuple[str, float, float]]:
-    """(layer, forward ms, backward ms) of the engine's net, medians over ``repeats``."""
-    net = solver.net
-    rows = []
-    for i, layer in enumerate(net.layers):
-        fwd, bwd = [], []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            net.forward_layer(i)
-            fwd.append(time.perf_counter() - start)
-        net.forward()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            net.backward_layer(i)
-            bwd.append(time.perf_counter() - start)
-        rows.append((layer.name, 1e3 * statistics.median(fwd), 1e3 * statistics.median(bwd)))
-    return rows
-
-
 def report_row(medians: dict[str, float], json_path: str | None) -> None:
     """The table row (engine / PyTorch per iteration, target <= 1.5x) for ``python -m benchmarks``."""
     from benchmarks import common
@@ -217,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     report_row(medians, args.json)
     if args.layers:
         print("  engine per layer (ms): forward / backward")
-        for name, fwd, bwd in layer_times(solver):
+        from benchmarks import common
+        for name, fwd, bwd in common.layer_times(solver.net, backward=True, repeats=20):
             print(f"    {name:8s} {fwd:7.2f} / {bwd:7.2f}")
     return 0
 

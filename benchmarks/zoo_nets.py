@@ -19,9 +19,7 @@ Run: ``python -m benchmarks.zoo_nets`` (``--quick``, ``--json FILE``, ``--layers
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 
 import numpy
 
@@ -224,24 +222,6 @@ def resnet50_torch(torch):
 
 
 # -- timing -----------------------------------------------------------------------------------
-def layer_times(net, backward: bool, repeats: int = 5) -> list[tuple[str, float, float]]:
-    """(layer, forward ms, backward ms) medians of the engine's net."""
-    rows = []
-    net.forward_backward() if backward else net.forward()
-    for i, layer in enumerate(net.layers):
-        fwd, bwd = [], []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            net.forward_layer(i)
-            fwd.append(time.perf_counter() - start)
-            if backward:
-                start = time.perf_counter()
-                net.backward_layer(i)
-                bwd.append(time.perf_counter() - start)
-        rows.append((layer.name, 1e3 * statistics.median(fwd), 1e3 * statistics.median(bwd) if bwd else 0.0))
-    return rows
-
-
 def print_layer_times(title: str, rows) -> None:
     print(f"  engine per layer, {title} (ms forward / backward)")
     for name, fwd, bwd in sorted(rows, key=lambda r: -(r[1] + r[2]))[:15]:
@@ -275,14 +255,14 @@ def run(quick: bool = False, layers: bool = False) -> list[common.Result]:
     results.append(measure("CaffeNet b10 227x227", "engine fwd+bwd / PyTorch fwd+bwd (medians)", 1.25,
                            engine_step, torch_step, rounds))
     if layers:
-        print_layer_times("CaffeNet", layer_times(net, backward=True))
+        print_layer_times("CaffeNet", common.layer_times(net, backward=True))
     del net, engine_step, torch_step
     resnet, resnet_forward = resnet50_engine()
     torch_forward = resnet50_torch(torch) if torch is not None else None
     results.append(measure("ResNet-50 b1 224x224 TEST", "engine forward / PyTorch forward (medians)", 1.5,
                            resnet_forward, torch_forward, rounds))
     if layers:
-        print_layer_times("ResNet-50", layer_times(resnet, backward=False))
+        print_layer_times("ResNet-50", common.layer_times(resnet, backward=False))
     return results
 
 
