@@ -160,3 +160,27 @@ def assert_layer_same_on_device(gpu_kind: str, kind: str, body: str, bottoms, gr
             numpy.testing.assert_array_equal(mine, theirs, err_msg=f"{kind}: {name}")
         else:
             numpy.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6, err_msg=f"{kind}: {name}")
+
+
+def check_caffe_iteration(solver, recorded: dict, used: dict, param_layers, k: int, *,
+                          weights: float, tensors: float) -> None:
+    """One recorded Caffe iteration against the engine's: the weights it used (``used``,
+    {(layer, i): array}), each raw parameter gradient, and every blob's data and diff
+    (``recorded``: the run's tensors/iter_k.h5 as {name: array}), within the relative
+    tolerances ``weights`` and ``tensors``. The nets have no in-place layers, so the
+    engine's blob names are Caffe's."""
+    net = solver.net
+    for (layer, i), values in used.items():
+        assert relative_error(values, recorded[f"param_data/{layer}/{i}"]) <= weights, (k, layer, i)
+    order = net.param_display_names
+    for layer in param_layers:
+        for i in (0, 1):
+            raw = solver.raw_gradients[order.index(f"{layer}.{i}")]
+            error = relative_error(raw, recorded[f"param_diff/{layer}/{i}"])
+            assert error <= tensors, (k, "param_diff", layer, i, error)
+    names = {name.split("/", 2)[2] for name in recorded if name.startswith("sub0/data/")}
+    assert names == set(net.blobs)
+    for name in names:
+        for kind in ("data", "diff"):
+            error = relative_error(getattr(net.blobs[name], kind), recorded[f"sub0/{kind}/{name}"])
+            assert error <= tensors, (k, kind, name, error)

@@ -8,7 +8,7 @@ import numpy
 import pytest
 
 import engine
-from tests.engine.helpers import relative_error
+from tests.engine.helpers import check_caffe_iteration, relative_error
 
 TOLERANCE = 1e-5
 PARAM_LAYERS = ("ip1", "ip2", "ip3")
@@ -49,21 +49,7 @@ def _tensors(path):
 
 def _check_iteration_tensors(solver, tensors, before, k):
     net = solver.net
-    for (layer, i), used in before.items():
-        assert relative_error(used, tensors[f"param_data/{layer}/{i}"]) <= TOLERANCE, (k, layer, i)
-    order = net.param_display_names
-    for layer in PARAM_LAYERS:
-        for i in (0, 1):
-            raw = solver.raw_gradients[order.index(f"{layer}.{i}")]
-            error = relative_error(raw, tensors[f"param_diff/{layer}/{i}"])
-            assert error <= TOLERANCE, (k, "param_diff", layer, i, error)
-    blobs = [name.split("/", 2)[2] for name in tensors if name.startswith("sub0/data/")]
-    assert set(blobs) == set(net.blobs)   # no in-place layers here: blob names match Caffe's
-    for name in blobs:
-        error = relative_error(net.blobs[name].data, tensors[f"sub0/data/{name}"])
-        assert error <= TOLERANCE, (k, "data", name, error)
-        error = relative_error(net.blobs[name].diff, tensors[f"sub0/diff/{name}"])
-        assert error <= TOLERANCE, (k, "diff", name, error)
+    check_caffe_iteration(solver, tensors, before, PARAM_LAYERS, k, weights=TOLERANCE, tensors=TOLERANCE)
     # the captured per-layer views are the same matrices: δ arriving and δ sent down
     for layer, bottom in (("ip1", "data"), ("ip2", "relu1"), ("ip3", "relu2")):
         assert relative_error(net.captured[layer]["top_diff"], tensors[f"sub0/diff/{layer}"]) <= TOLERANCE

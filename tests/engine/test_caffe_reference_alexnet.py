@@ -24,7 +24,7 @@ import pytest
 
 import engine
 from engine.proto import caffe_pb2
-from tests.engine.helpers import relative_error
+from tests.engine.helpers import check_caffe_iteration, relative_error
 
 TENSORS = 4e-6
 WEIGHTS = 2e-6
@@ -79,20 +79,7 @@ def check_weights(net, expected, k) -> float:
 
 def check_iteration(solver, recorded, used, k) -> None:
     net = solver.net
-    for (layer, i), values in used.items():
-        assert relative_error(values, recorded[f"param_data/{layer}/{i}"]) <= WEIGHTS, (k, layer, i)
-    order = net.param_display_names
-    for layer in PARAM_LAYERS:
-        for i in (0, 1):
-            raw = solver.raw_gradients[order.index(f"{layer}.{i}")]
-            error = relative_error(raw, recorded[f"param_diff/{layer}/{i}"])
-            assert error <= TENSORS, (k, "param_diff", layer, i, error)
-    names = {name.split("/", 2)[2] for name in recorded if name.startswith("sub0/data/")}
-    assert names == set(net.blobs)  # no in-place layers: the engine's blob names are Caffe's
-    for name in names:
-        for kind in ("data", "diff"):
-            error = relative_error(getattr(net.blobs[name], kind), recorded[f"sub0/{kind}/{name}"])
-            assert error <= TENSORS, (k, kind, name, error)
+    check_caffe_iteration(solver, recorded, used, PARAM_LAYERS, k, weights=WEIGHTS, tensors=TENSORS)
     assert float(net.loss) == pytest.approx(float(recorded["loss"]), rel=LOSS)
 
 
