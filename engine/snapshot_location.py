@@ -47,7 +47,8 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _existing_ancestor(path: str) -> str:
+def existing_ancestor(path: str) -> str:
+    """``path`` itself, or its nearest folder above that exists."""
     while path and not os.path.exists(path):
         parent = os.path.dirname(path)
         if parent == path:
@@ -59,7 +60,7 @@ def _existing_ancestor(path: str) -> str:
 def is_read_only(folder: str) -> bool:
     """No write permission for us, or no write bit at all (a folder made read-only
     reads as such even for root, who could write anyway)."""
-    existing = _existing_ancestor(folder)
+    existing = existing_ancestor(folder)
     if not existing or not os.path.isdir(existing):
         return False
     mode = os.stat(existing).st_mode

@@ -213,15 +213,6 @@ def _check_lr_policy(param, where: str) -> None:
 # ---------------------------------------------------------------------------
 # snapshots
 # ---------------------------------------------------------------------------
-def _first_existing(folder: str) -> str:
-    while folder and not os.path.exists(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    return folder
-
-
 def check_prefix_place(prefix: str, solver_path: str | None = None) -> None:
     """SnapshotError for a ``snapshot_prefix`` (as written in the solver, relative to
     its folder) that no snapshot can ever go to: a NUL in it, a kernel folder (/proc ...)."""
@@ -239,7 +230,8 @@ def check_snapshot_prefix(prefix: str) -> None:
     exists or can be created and a probe file can be written in it."""
     check_prefix_place(prefix)
     folder = os.path.dirname(os.path.abspath(prefix))
-    existing = _first_existing(folder)
+    from .snapshot_location import existing_ancestor
+    existing = existing_ancestor(folder)
     if not os.path.isdir(existing):
         raise SnapshotError(f"cannot write snapshots to snapshot_prefix '{prefix}': '{existing}' is not a folder")
     try:
