@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -26,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from gui.model import net_builder as nb
 from gui.model.events import NetLoaded
+from gui.views.docks import add_tabbed_dock
 
 
 class NetBuilderPanel(QWidget):
@@ -143,15 +142,7 @@ class NetBuilderPanel(QWidget):
 def install(window) -> NetBuilderPanel:
     """The Net builder dock (View menu): its edits rebuild the window's net while paused."""
     panel = NetBuilderPanel()
-    dock = QDockWidget("Net builder", window)
-    dock.setObjectName("netBuilderDock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    window.tabifyDockWidget(window.graph_dock, dock)
-    window.graph_dock.raise_()
-    dock.hide()
-    window.view_menu.addAction(dock.toggleViewAction())
-    dock.toggleViewAction().triggered.connect(lambda on: dock.raise_() if on else None)  # a tab: bring it up
+    dock = add_tabbed_dock(window, "Net builder", "netBuilderDock", panel, beside=window.graph_dock)
     window.net_builder_dock, window.net_builder = dock, panel
     session = window.session
     rebuilding = [False]
